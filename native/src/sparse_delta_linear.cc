@@ -1,0 +1,158 @@
+// The Random Masking kernel: y = x·(W + S)ᵀ + b, where S is a sparse delta
+// given by flat indices into W and a values vector. W (and usually b) are
+// frozen; the gradient of the values is a sampled dense-dense product (SDDMM)
+// dValues[k] = Σ_t dY[t,row_k]·X[t,col_k], never a dense gradient of W's size.
+//
+// Two layouts, picked by cost: when nnz·T is below W's size the sparse part is
+// applied as gathered columns (no W-sized temporary at all); otherwise W + S is
+// formed once per call (a copy of W, not a gradient) and used in one matmul.
+// The backward is written in differentiable ops, so double backward works.
+#include "common.h"
+
+namespace randmask {
+namespace {
+
+// Bounds the gathered [T, chunk] temporaries to ~16 MiB of fp32.
+constexpr int64_t kChunkElements = int64_t{1} << 22;
+
+int64_t ChunkFor(int64_t tokens) { return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(tokens, 1)); }
+
+// out[k] = Σ_t a[t, rows[k]] · b[t, cols[k]]
+torch::Tensor Sddmm(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& rows,
+                    const torch::Tensor& cols) {
+  int64_t nnz = rows.numel();
+  if (nnz == 0) return torch::zeros({0}, a.options());
+  int64_t chunk = ChunkFor(a.size(0));
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < nnz; s += chunk) {
+    int64_t n = std::min(chunk, nnz - s);
+    auto r = rows.narrow(0, s, n);
+    auto c = cols.narrow(0, s, n);
+    parts.push_back((a.index_select(1, r) * b.index_select(1, c)).sum(0));
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts);
+}
+
+// y[:, to[k]] += x[:, from[k]] · v[k]
+void AddGatheredColumns(torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& to,
+                        const torch::Tensor& from, const torch::Tensor& v) {
+  int64_t nnz = to.numel();
+  int64_t chunk = ChunkFor(x.size(0));
+  for (int64_t s = 0; s < nnz; s += chunk) {
+    int64_t n = std::min(chunk, nnz - s);
+    y.index_add_(1, to.narrow(0, s, n), x.index_select(1, from.narrow(0, s, n)) * v.narrow(0, s, n));
+  }
+}
+
+bool UseSparseLayout(int64_t nnz, int64_t tokens, const torch::Tensor& w) { return nnz * tokens <= w.numel(); }
+
+torch::Tensor MergedWeight(const torch::Tensor& w, const torch::Tensor& indices, const torch::Tensor& values) {
+  return w.reshape({-1}).index_add(0, indices, values).view_as(w);
+}
+
+class SparseDeltaLinearFn : public torch::autograd::Function<SparseDeltaLinearFn> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& values, const torch::Tensor& w, const torch::Tensor& b,
+                               const torch::Tensor& indices) {
+    int64_t in = w.size(1);
+    auto rows = indices.div(in, "floor");
+    auto cols = indices.remainder(in);
+    auto x2 = x.reshape({-1, in});
+    // An absent bias arrives as a 0-element tensor: autograd cannot carry undefined inputs.
+    bool hasBias = b.numel() > 0;
+    torch::Tensor y;
+    if (UseSparseLayout(indices.numel(), x2.size(0), w)) {
+      y = hasBias ? torch::linear(x2, w, b) : torch::linear(x2, w);
+      AddGatheredColumns(y, x2, rows, cols, values);
+    } else {
+      auto merged = MergedWeight(w, indices, values);
+      y = hasBias ? torch::linear(x2, merged, b) : torch::linear(x2, merged);
+    }
+    ctx->save_for_backward({x, values});
+    ctx->saved_data["w"] = w;
+    ctx->saved_data["indices"] = indices;
+    ctx->saved_data["rows"] = rows;
+    ctx->saved_data["cols"] = cols;
+    ctx->saved_data["has_bias"] = hasBias;
+    auto outShape = x.sizes().vec();
+    outShape.back() = w.size(0);
+    return y.view(outShape);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list gradOutputs) {
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0];
+    auto values = saved[1];
+    auto w = ctx->saved_data["w"].toTensor();
+    auto indices = ctx->saved_data["indices"].toTensor();
+    auto rows = ctx->saved_data["rows"].toTensor();
+    auto cols = ctx->saved_data["cols"].toTensor();
+    int64_t in = w.size(1);
+    int64_t out = w.size(0);
+    auto g2 = gradOutputs[0].reshape({-1, out});
+    auto x2 = x.reshape({-1, in});
+
+    torch::Tensor dx, dvalues, db;
+    if (ctx->needs_input_grad(0)) {
+      if (UseSparseLayout(indices.numel(), g2.size(0), w)) {
+        dx = torch::matmul(g2, w);
+        AddGatheredColumns(dx, g2, cols, rows, values);
+      } else {
+        dx = torch::matmul(g2, MergedWeight(w, indices, values));
+      }
+      dx = dx.view(x.sizes());
+    }
+    if (ctx->needs_input_grad(1)) dvalues = Sddmm(g2, x2, rows, cols);
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(3)) db = g2.sum(0);
+    return {dx, dvalues, torch::Tensor(), db, torch::Tensor()};
+  }
+};
+
+void Check(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument("sparseDeltaLinear: " + msg);
+}
+
+}  // namespace
+
+// sparseDeltaLinear(x, weight, bias | null, indices, values)
+static Napi::Value SparseDeltaLinear(const Napi::CallbackInfo& info) {
+  auto& x = T(info, 0);
+  auto& w = T(info, 1);
+  torch::Tensor b;
+  if (!info[2].IsNull() && !info[2].IsUndefined()) b = T(info, 2);
+  auto& indices = T(info, 3);
+  auto& values = T(info, 4);
+  Check(w.dim() == 2, "weight must be 2-D [out, in]");
+  Check(!w.requires_grad(), "weight must be frozen (requires_grad false); the values carry the gradient");
+  Check(x.dim() >= 1 && x.size(-1) == w.size(1),
+        "input's last dimension " + std::to_string(x.size(-1)) + " != weight's in_features " +
+            std::to_string(w.size(1)));
+  Check(indices.dim() == 1 && indices.scalar_type() == torch::kInt64, "indices must be a 1-D int64 tensor");
+  Check(values.dim() == 1 && values.numel() == indices.numel(),
+        "values must be 1-D with one value per index (" + std::to_string(indices.numel()) + ")");
+  Check(values.scalar_type() == w.scalar_type() && x.scalar_type() == w.scalar_type(),
+        "input, weight and values must share a dtype");
+  Check(!b.defined() || (b.dim() == 1 && b.size(0) == w.size(0)), "bias must be 1-D [out]");
+  if (indices.numel() > 0) {
+    auto lo = indices.min().item<int64_t>();
+    auto hi = indices.max().item<int64_t>();
+    Check(lo >= 0 && hi < w.numel(), "indices must lie in [0, " + std::to_string(w.numel()) + "), got [" +
+                                         std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  if (!b.defined()) b = torch::empty({0}, w.options());
+  return TensorHandle::Wrap(info.Env(), SparseDeltaLinearFn::apply(x, values, w, b, indices));
+}
+
+// sddmm(a[T,out], b[T,in], rows, cols): the bare kernel, for benchmarks.
+static Napi::Value SddmmOp(const Napi::CallbackInfo& info) {
+  return TensorHandle::Wrap(info.Env(), Sddmm(T(info, 0), T(info, 1), T(info, 2), T(info, 3)));
+}
+
+void RegisterSparseDeltaLinear(Registry& r) {
+  r.add<SparseDeltaLinear>("sparseDeltaLinear");
+  r.add<SddmmOp>("sddmm");
+}
+
+}  // namespace randmask

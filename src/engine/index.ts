@@ -1,0 +1,7 @@
+// The engine: libtorch tensors, autograd and optimizers, from TypeScript.
+export * from "./tensor.js";
+export * from "./scope.js";
+export * from "./autograd.js";
+export * from "./nn.js";
+export * from "./optim.js";
+export { buildInfo, getNumThreads, setNumThreads, manualSeed, liveHandles } from "./native.js";

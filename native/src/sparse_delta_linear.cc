@@ -17,18 +17,98 @@ constexpr int64_t kChunkElements = int64_t{1} << 22;
 
 int64_t ChunkFor(int64_t tokens) { return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(tokens, 1)); }
 
+template <typename T>
+using Acc = std::conditional_t<std::is_same<T, double>::value, double, float>;
+
+// CPU kernels for the common case (no double backward): no [T, nnz]
+// temporaries, one pass over the data, parallel over independent outputs.
+
+// out[k] = Σ_t a[t, rows[k]] · b[t, cols[k]]. Streams the rows of a and b
+// once (one row of each sits in L1 while all nnz terms are accumulated);
+// each thread keeps its own partial sums over its share of the tokens.
+torch::Tensor SddmmCpu(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& rows,
+                       const torch::Tensor& cols) {
+  auto ac = a.contiguous();
+  auto bc = b.contiguous();
+  auto r = rows.contiguous();
+  auto c = cols.contiguous();
+  int64_t nnz = r.numel();
+  int64_t tokens = ac.size(0);
+  int64_t aCols = ac.size(1);
+  int64_t bCols = bc.size(1);
+  int threads = at::get_num_threads();
+  auto accType = a.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto partial = torch::zeros({threads, nnz}, a.options().dtype(accType));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::BFloat16, at::ScalarType::Half, a.scalar_type(), "sddmm_cpu", [&] {
+    using acc_t = Acc<scalar_t>;
+    const scalar_t* pa = ac.data_ptr<scalar_t>();
+    const scalar_t* pb = bc.data_ptr<scalar_t>();
+    const int64_t* pr = r.data_ptr<int64_t>();
+    const int64_t* pc = c.data_ptr<int64_t>();
+    acc_t* pp = partial.data_ptr<acc_t>();
+    int64_t grain = std::max<int64_t>(1, (tokens + threads - 1) / threads);
+    at::parallel_for(0, tokens, grain, [&](int64_t begin, int64_t end) {
+      acc_t* acc = pp + at::get_thread_num() * nnz;
+      for (int64_t t = begin; t < end; ++t) {
+        const scalar_t* ar = pa + t * aCols;
+        const scalar_t* br = pb + t * bCols;
+        for (int64_t k = 0; k < nnz; ++k) acc[k] += static_cast<acc_t>(ar[pr[k]]) * static_cast<acc_t>(br[pc[k]]);
+      }
+    });
+  });
+  return partial.sum(0).to(a.scalar_type());
+}
+
+// y[t, to[k]] += x[t, from[k]] · v[k] for every row t; rows are independent.
+void AddColumnsCpu(torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& to, const torch::Tensor& from,
+                   const torch::Tensor& v) {
+  auto xc = x.contiguous();
+  auto tc = to.contiguous();
+  auto fc = from.contiguous();
+  auto vc = v.contiguous();
+  int64_t nnz = tc.numel();
+  int64_t tokens = xc.size(0);
+  int64_t yCols = y.size(1);
+  int64_t xCols = xc.size(1);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::BFloat16, at::ScalarType::Half, y.scalar_type(), "add_columns_cpu", [&] {
+    scalar_t* py = y.data_ptr<scalar_t>();
+    const scalar_t* px = xc.data_ptr<scalar_t>();
+    const int64_t* pt = tc.data_ptr<int64_t>();
+    const int64_t* pf = fc.data_ptr<int64_t>();
+    const scalar_t* pv = vc.data_ptr<scalar_t>();
+    at::parallel_for(0, tokens, std::max<int64_t>(1, 32768 / std::max<int64_t>(nnz, 1)), [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        scalar_t* yr = py + t * yCols;
+        const scalar_t* xr = px + t * xCols;
+        for (int64_t k = 0; k < nnz; ++k)
+          yr[pt[k]] = static_cast<scalar_t>(static_cast<Acc<scalar_t>>(yr[pt[k]]) +
+                                            static_cast<Acc<scalar_t>>(xr[pf[k]]) * static_cast<Acc<scalar_t>>(pv[k]));
+      }
+    });
+  });
+}
+
+// The raw kernels are not differentiable: use them only when no graph is being
+// recorded (always in forward; in backward unless create_graph).
+bool UseCpuKernels(const torch::Tensor& t) { return t.device().is_cpu() && !c10::GradMode::is_enabled(); }
+
 // out[k] = Σ_t a[t, rows[k]] · b[t, cols[k]]
 torch::Tensor Sddmm(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& rows,
                     const torch::Tensor& cols) {
   int64_t nnz = rows.numel();
   if (nnz == 0) return torch::zeros({0}, a.options());
+  if (UseCpuKernels(a)) return SddmmCpu(a, b, rows, cols);
+  // Differentiable path (double backward, or CUDA): gather whole rows of the
+  // transposes, which is far faster than gathering columns.
+  auto at = a.t().contiguous();
+  auto bt = b.t().contiguous();
   int64_t chunk = ChunkFor(a.size(0));
   std::vector<torch::Tensor> parts;
   for (int64_t s = 0; s < nnz; s += chunk) {
     int64_t n = std::min(chunk, nnz - s);
     auto r = rows.narrow(0, s, n);
     auto c = cols.narrow(0, s, n);
-    parts.push_back((a.index_select(1, r) * b.index_select(1, c)).sum(0));
+    parts.push_back((at.index_select(0, r) * bt.index_select(0, c)).sum(1));
   }
   return parts.size() == 1 ? parts[0] : torch::cat(parts);
 }
@@ -37,6 +117,8 @@ torch::Tensor Sddmm(const torch::Tensor& a, const torch::Tensor& b, const torch:
 void AddGatheredColumns(torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& to,
                         const torch::Tensor& from, const torch::Tensor& v) {
   int64_t nnz = to.numel();
+  if (nnz == 0) return;
+  if (UseCpuKernels(y) && y.is_contiguous()) return AddColumnsCpu(y, x, to, from, v);
   int64_t chunk = ChunkFor(x.size(0));
   for (int64_t s = 0; s < nnz; s += chunk) {
     int64_t n = std::min(chunk, nnz - s);

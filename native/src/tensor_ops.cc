@@ -13,14 +13,22 @@ static torch::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtypeArg
   return o;
 }
 
+// A JS number as a Scalar: integral values stay integral so that int64
+// tensors are not promoted to float by arithmetic with a literal.
+static c10::Scalar S(const Napi::CallbackInfo& info, size_t i) {
+  double v = D(info, i);
+  if (std::nearbyint(v) == v && std::abs(v) < 9.0e15) return c10::Scalar(static_cast<int64_t>(v));
+  return c10::Scalar(v);
+}
+
 static std::vector<int64_t> Dims(const Napi::CallbackInfo& info, size_t i) {
   if (info[i].IsNumber()) return {info[i].As<Napi::Number>().Int64Value()};
   return ToShape(info[i], "dims");
 }
 
 // ------------------------------------------------------------ creation
-OP(Full) { WRAP(torch::full(ToShape(info[0], "full shape"), D(info, 1), Opts(info, 2, 3))); }
-OP(Arange) { WRAP(torch::arange(D(info, 0), D(info, 1), D(info, 2), Opts(info, 3, 4))); }
+OP(Full) { WRAP(torch::full(ToShape(info[0], "full shape"), S(info, 1), Opts(info, 2, 3))); }
+OP(Arange) { WRAP(torch::arange(S(info, 0), S(info, 1), S(info, 2), Opts(info, 3, 4))); }
 OP(Randn) { WRAP(torch::randn(ToShape(info[0], "randn shape"), Opts(info, 1, 2))); }
 OP(Rand) { WRAP(torch::rand(ToShape(info[0], "rand shape"), Opts(info, 1, 2))); }
 
@@ -51,28 +59,28 @@ OP(Triu) { WRAP(T(info, 0).triu(I(info, 1))); }
 // ------------------------------------------------------------ elementwise
 OP(Add) {
   auto& a = T(info, 0);
-  double alpha = info[2].IsNumber() ? D(info, 2) : 1.0;
-  if (info[1].IsNumber()) WRAP(torch::add(a, D(info, 1), alpha));
+  c10::Scalar alpha = info[2].IsNumber() ? S(info, 2) : c10::Scalar(int64_t{1});
+  if (info[1].IsNumber()) WRAP(torch::add(a, S(info, 1), alpha));
   WRAP(torch::add(a, T(info, 1), alpha));
 }
 OP(Sub) {
   auto& a = T(info, 0);
-  if (info[1].IsNumber()) WRAP(torch::sub(a, D(info, 1)));
+  if (info[1].IsNumber()) WRAP(torch::sub(a, S(info, 1)));
   WRAP(torch::sub(a, T(info, 1)));
 }
 OP(Mul) {
   auto& a = T(info, 0);
-  if (info[1].IsNumber()) WRAP(torch::mul(a, D(info, 1)));
+  if (info[1].IsNumber()) WRAP(torch::mul(a, S(info, 1)));
   WRAP(torch::mul(a, T(info, 1)));
 }
 OP(Div) {
   auto& a = T(info, 0);
-  if (info[1].IsNumber()) WRAP(torch::div(a, D(info, 1)));
+  if (info[1].IsNumber()) WRAP(torch::div(a, S(info, 1)));
   WRAP(torch::div(a, T(info, 1)));
 }
 OP(Pow) {
   auto& a = T(info, 0);
-  if (info[1].IsNumber()) WRAP(torch::pow(a, D(info, 1)));
+  if (info[1].IsNumber()) WRAP(torch::pow(a, S(info, 1)));
   WRAP(torch::pow(a, T(info, 1)));
 }
 OP(Maximum) { WRAP(torch::maximum(T(info, 0), ScalarOrTensor(info[1], T(info, 0)))); }
@@ -100,7 +108,7 @@ OP(IsFinite) { WRAP(torch::isfinite(T(info, 0))); }
 #define CMP(name, fn)                                           \
   OP(name) {                                                    \
     auto& a = T(info, 0);                                       \
-    if (info[1].IsNumber()) WRAP(torch::fn(a, D(info, 1)));     \
+    if (info[1].IsNumber()) WRAP(torch::fn(a, S(info, 1)));     \
     WRAP(torch::fn(a, T(info, 1)));                             \
   }
 CMP(Eq, eq)
@@ -125,7 +133,7 @@ OP(Where) {
   }
   WRAP(torch::where(cond, a, b));
 }
-OP(MaskedFill) { WRAP(T(info, 0).masked_fill(T(info, 1), D(info, 2))); }
+OP(MaskedFill) { WRAP(T(info, 0).masked_fill(T(info, 1), S(info, 2))); }
 
 // ------------------------------------------------------------ reductions
 OP(Sum) {

@@ -1,0 +1,74 @@
+// Greedy decoding, batched with left padding, with or without a KV cache.
+import { Tensor, tensor, cat, ones, tidy, noGrad, disposeAll } from "../engine/index.js";
+import type { LayerKV, OPTForCausalLM } from "./opt.js";
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Generation of a row ends after it emits one of these (it is not returned). */
+  stopTokenIds?: number[];
+  /** Recompute the whole sequence each step instead of caching keys/values (for checking). */
+  noCache?: boolean;
+}
+
+/** Left-pads token rows to one length; returns ids and the attention mask. */
+export function leftPad(rows: number[][], padId: number): { ids: Tensor; mask: Tensor } {
+  const len = Math.max(...rows.map((r) => r.length));
+  const ids: number[] = [];
+  const mask: number[] = [];
+  for (const r of rows) {
+    for (let i = r.length; i < len; i++) { ids.push(padId); mask.push(0); }
+    for (const t of r) { ids.push(t); mask.push(1); }
+  }
+  return { ids: tensor(ids, [rows.length, len], "int64"), mask: tensor(mask, [rows.length, len], "int64") };
+}
+
+/** Greedy continuation of each prompt (token ids, BOS included by the caller). */
+export function greedyGenerate(model: OPTForCausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
+  const stop = new Set(opts.stopTokenIds ?? []);
+  const batch = prompts.length;
+  const out: number[][] = prompts.map(() => []);
+  const done = new Array<boolean>(batch).fill(false);
+  const pad = model.config.padTokenId;
+  let { ids, mask } = leftPad(prompts, pad);
+  let cache: LayerKV[] | undefined;
+  let input = ids;
+
+  return noGrad(() => {
+    try {
+      for (let step = 0; step < opts.maxNewTokens && done.includes(false); step++) {
+        const last = tensor(new Array(batch).fill(input.size(1) - 1), [batch, 1], "int64");
+        const res = tidy(() => {
+          const r = model.forward(input, { attentionMask: mask, past: cache, useCache: !opts.noCache, logitsAt: last });
+          return { next: r.logits.argmax(-1).reshape([batch]), cache: r.cache };
+        });
+        last.dispose();
+        const next = res.next.toNumbers();
+        res.next.dispose();
+        next.forEach((t, b) => {
+          if (done[b]) return;
+          if (stop.has(t)) done[b] = true;
+          else out[b].push(t);
+        });
+        const fed = next.map((t, b) => (done[b] ? pad : t));
+        const nextIds = tensor(fed, [batch, 1], "int64");
+        const newMask = tidy(() => cat([mask, ones([batch, 1], "int64")], 1));
+        mask.dispose();
+        mask = newMask;
+        if (opts.noCache) {
+          const grown = cat([ids, nextIds], 1);
+          ids.dispose(); nextIds.dispose();
+          ids = grown;
+          input = ids;
+        } else {
+          if (input !== ids) input.dispose();
+          disposeAll(cache);
+          cache = res.cache;
+          input = nextIds;
+        }
+      }
+    } finally {
+      disposeAll([ids, mask, cache, input]);
+    }
+    return out;
+  });
+}

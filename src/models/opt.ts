@@ -1,0 +1,304 @@
+// OPT causal language model (Zhang et al. 2022), matching Hugging Face's
+// OPTForCausalLM exactly, readable top to bottom. Parameter names are Hugging
+// Face's state_dict keys, so loading, PEFT targeting and saving speak one naming.
+//
+// Hooks for PEFT methods: every Linear lives in `linears` and can be replaced
+// by any module with the same forward; `hooks` lets a method transform each
+// sublayer's output (adapters); a prefix of past keys/values (prefix-tuning)
+// enters through the same path as the generation KV cache.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type DType, Tensor, arange, cat, embedding, layerNorm, linear, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
+} from "../engine/index.js";
+import { loadCheckpoint } from "../io/safetensors.js";
+import { type OPTConfig, readConfig } from "./config.js";
+
+export interface LinearModule {
+  forward(x: Tensor): Tensor;
+}
+
+/** y = x·Wᵀ + b over base weights held by the model. */
+export class Linear implements LinearModule {
+  constructor(readonly weight: Tensor, readonly bias: Tensor | null) {}
+  forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
+}
+
+/** One layer's keys and values, [batch, heads, positions, headDim]. */
+export interface LayerKV { key: Tensor; value: Tensor }
+
+export interface ForwardOptions {
+  /** [batch, seq] of 1 (real token) and 0 (padding); covers past + current positions. */
+  attentionMask?: Tensor;
+  /** Keys/values of earlier positions (generation cache or a trainable prefix). */
+  past?: LayerKV[];
+  /** Return the updated cache. */
+  useCache?: boolean;
+  /** [batch, k] int64 positions whose logits are wanted; all positions when absent. */
+  logitsAt?: Tensor;
+}
+
+export interface ForwardResult {
+  /** [batch, seq or k, vocab] */
+  logits: Tensor;
+  cache?: LayerKV[];
+}
+
+export interface SublayerHooks {
+  /** Transforms the attention block's output before the residual add. */
+  afterAttention?: (layer: number, h: Tensor) => Tensor;
+  /** Transforms the feed-forward block's output before the residual add. */
+  afterFeedForward?: (layer: number, h: Tensor) => Tensor;
+}
+
+const MASKED = -1e9;
+
+export class OPTForCausalLM {
+  readonly config: OPTConfig;
+  /** Base weights by Hugging Face name; lm_head.weight is tied to embed_tokens. */
+  readonly params: Map<string, Tensor>;
+  /** Every linear layer by module name (e.g. model.decoder.layers.0.self_attn.q_proj). */
+  readonly linears = new Map<string, LinearModule>();
+  hooks: SublayerHooks = {};
+  training = false;
+
+  constructor(config: OPTConfig, params: Map<string, Tensor>) {
+    this.config = config;
+    this.params = params;
+    for (const name of linearNames(config)) {
+      this.linears.set(name, new Linear(params.get(`${name}.weight`)!, params.get(`${name}.bias`) ?? null));
+    }
+  }
+
+  get dtype(): DType { return this.p("model.decoder.embed_tokens.weight").dtype; }
+
+  private p(name: string): Tensor { return this.params.get(name)!; }
+  private lin(name: string, x: Tensor): Tensor { return this.linears.get(name)!.forward(x); }
+
+  private layerNorm(prefix: string, x: Tensor): Tensor {
+    return layerNorm(x, [this.config.hiddenSize], this.params.get(`${prefix}.weight`) ?? null, this.params.get(`${prefix}.bias`) ?? null, 1e-5);
+  }
+
+  private activation(x: Tensor): Tensor {
+    const act = this.config.activationFunction;
+    return act === "relu" ? x.relu() : x.gelu(act === "gelu_new");
+  }
+
+  forward(inputIds: Tensor, opts: ForwardOptions = {}): ForwardResult {
+    const c = this.config;
+    const [batch, seq] = inputIds.shape;
+    const pastLen = opts.past?.[0]?.key.size(2) ?? 0;
+    const mask = opts.attentionMask ?? ones([batch, pastLen + seq], "int64");
+    if (mask.size(1) !== pastLen + seq) {
+      throw new Error(`attention mask covers ${mask.size(1)} positions, expected ${pastLen + seq} (past ${pastLen} + input ${seq})`);
+    }
+
+    // Learned positions from the mask, so left padding works: cumsum(mask)·mask − 1,
+    // offset by 2 (OPT's embedding rows 0 and 1 are reserved; padding lands on row 1).
+    const positions = mask.cumsum(1).mul(mask).sub(1).narrow(1, pastLen, seq).add(2);
+    let h = embedding(this.p("model.decoder.embed_tokens.weight"), inputIds);
+    if (this.linears.has("model.decoder.project_in")) h = this.lin("model.decoder.project_in", h);
+    h = h.add(embedding(this.p("model.decoder.embed_positions.weight"), positions));
+    h = dropout(h, c.dropout, this.training);
+
+    const additiveMask = this.attentionBias(mask, seq, pastLen, h.dtype);
+    const cache: LayerKV[] = [];
+    for (let i = 0; i < c.numHiddenLayers; i++) {
+      h = this.decoderLayer(i, h, additiveMask, opts.past?.[i], opts.useCache ? cache : undefined);
+    }
+
+    if (c.doLayerNormBefore && !c.removeFinalLayerNorm) h = this.layerNorm("model.decoder.final_layer_norm", h);
+    if (opts.logitsAt) {
+      const d = h.size(2);
+      const k = opts.logitsAt.size(1);
+      h = h.gather(1, opts.logitsAt.unsqueeze(2).expand([batch, k, d]));
+    }
+    if (this.linears.has("model.decoder.project_out")) h = this.lin("model.decoder.project_out", h);
+    const logits = linear(h, this.p("lm_head.weight"));
+    return opts.useCache ? { logits, cache } : { logits };
+  }
+
+  /** [batch, 1, seq, past+seq]: 0 where a query may attend, a large negative number elsewhere. */
+  private attentionBias(mask: Tensor, seq: number, pastLen: number, dtype: DType): Tensor {
+    const total = pastLen + seq;
+    const query = arange(pastLen, total).reshape([seq, 1]);
+    const key = arange(0, total).reshape([1, total]);
+    const future = key.gt(query).to(dtype);                                   // [seq, total]
+    const padding = mask.eq(0).to(dtype).reshape([mask.size(0), 1, 1, total]); // [batch, 1, 1, total]
+    return padding.add(future).mul(MASKED);
+  }
+
+  private decoderLayer(i: number, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+    const c = this.config;
+    const prefix = `model.decoder.layers.${i}`;
+    // 125m, 1.3b, 13b normalise before each block; 350m after.
+    let residual = h;
+    if (c.doLayerNormBefore) h = this.layerNorm(`${prefix}.self_attn_layer_norm`, h);
+    h = this.attention(prefix, h, bias, past, cache);
+    if (this.hooks.afterAttention) h = this.hooks.afterAttention(i, h);
+    h = residual.add(dropout(h, c.dropout, this.training));
+    if (!c.doLayerNormBefore) h = this.layerNorm(`${prefix}.self_attn_layer_norm`, h);
+
+    residual = h;
+    if (c.doLayerNormBefore) h = this.layerNorm(`${prefix}.final_layer_norm`, h);
+    h = this.lin(`${prefix}.fc2`, this.activation(this.lin(`${prefix}.fc1`, h)));
+    if (this.hooks.afterFeedForward) h = this.hooks.afterFeedForward(i, h);
+    h = residual.add(dropout(h, c.dropout, this.training));
+    if (!c.doLayerNormBefore) h = this.layerNorm(`${prefix}.final_layer_norm`, h);
+    return h;
+  }
+
+  private attention(prefix: string, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+    const c = this.config;
+    const [batch, seq, d] = h.shape;
+    const heads = c.numAttentionHeads;
+    const headDim = d / heads;
+    const split = (x: Tensor) => x.reshape([batch, seq, heads, headDim]).transpose(1, 2); // [b, h, t, hd]
+
+    const q = split(this.lin(`${prefix}.self_attn.q_proj`, h).mul(headDim ** -0.5));
+    let k = split(this.lin(`${prefix}.self_attn.k_proj`, h));
+    let v = split(this.lin(`${prefix}.self_attn.v_proj`, h));
+    if (past) {
+      k = cat([past.key.size(0) === batch ? past.key : past.key.expand([batch, heads, -1, headDim]), k], 2);
+      v = cat([past.value.size(0) === batch ? past.value : past.value.expand([batch, heads, -1, headDim]), v], 2);
+    }
+    if (cache) cache.push({ key: k, value: v });
+
+    let scores = q.matmul(k.transpose(2, 3)).add(bias);                   // [b, h, t, past+t]
+    // Softmax in fp32 for half-precision models, as Hugging Face does.
+    const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
+    let probs = lowPrecision ? scores.to("float32").softmax(-1).to(scores.dtype) : scores.softmax(-1);
+    probs = dropout(probs, c.attentionDropout, this.training);
+    scores = probs.matmul(v);                                               // [b, h, t, hd]
+    const merged = scores.transpose(1, 2).reshape([batch, seq, d]);
+    return this.lin(`${prefix}.self_attn.out_proj`, merged);
+  }
+
+  /** Parameter count of the base model (tied weights once). */
+  numParameters(): number {
+    const seen = new Set<Tensor>();
+    let n = 0;
+    for (const t of this.params.values()) if (!seen.has(t)) { seen.add(t); n += t.numel; }
+    return n;
+  }
+
+  /** The base state dict as Hugging Face saves it (tied lm_head omitted). */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map(this.params);
+    if (this.config.tieWordEmbeddings) out.delete("lm_head.weight");
+    return out;
+  }
+
+  /** Frees every base weight. */
+  dispose(): void {
+    for (const t of new Set(this.params.values())) t.dispose();
+  }
+
+  // ------------------------------------------------------------ construction
+
+  /** Loads a Hugging Face OPT folder (config.json + safetensors), converting to `dtype`. */
+  static load(dir: string, opts: { dtype?: DType } = {}): OPTForCausalLM {
+    const configFile = join(dir, "config.json");
+    if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (expected a Hugging Face model folder)`);
+    const config = readConfig(configFile);
+    const raw = loadCheckpoint(dir);
+    const dtype = opts.dtype ?? "float32";
+    const params = new Map<string, Tensor>();
+    try {
+      for (const [key, t] of raw) {
+        const name = key.startsWith("decoder.") ? `model.${key}` : key;
+        params.set(name, t.dtype === dtype ? t : convert(t, dtype));
+      }
+      checkParams(config, params, dir);
+    } catch (e) {
+      for (const t of new Set([...raw.values(), ...params.values()])) t.dispose();
+      throw e;
+    }
+    return new OPTForCausalLM(config, params);
+  }
+
+  /** Random weights in `config`'s shapes (for tests and benchmarks). */
+  static random(config: OPTConfig, opts: { seed?: number; dtype?: DType; std?: number } = {}): OPTForCausalLM {
+    manualSeed(opts.seed ?? 0);
+    const dtype = opts.dtype ?? "float32";
+    const std = opts.std ?? 0.02;
+    const params = new Map<string, Tensor>();
+    noGrad(() => tidy(() => {
+      for (const [name, shape] of expectedShapes(config)) {
+        if (name === "lm_head.weight") continue;
+        let t: Tensor;
+        if (/layer_norm\.weight$/.test(name)) t = ones(shape, dtype);
+        else if (name.endsWith(".bias")) t = zeros(shape, dtype);
+        else t = randn(shape).mul(std).to(dtype);
+        params.set(name, keep(t));
+      }
+    }));
+    params.set("lm_head.weight", params.get("model.decoder.embed_tokens.weight")!);
+    return new OPTForCausalLM(config, params);
+  }
+}
+
+function convert(t: Tensor, dtype: DType): Tensor {
+  const out = noGrad(() => t.to(dtype));
+  t.dispose();
+  return keep(out);
+}
+
+export function linearNames(c: OPTConfig): string[] {
+  const names: string[] = [];
+  if (c.wordEmbedProjDim !== c.hiddenSize) names.push("model.decoder.project_in", "model.decoder.project_out");
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    for (const p of ["q_proj", "k_proj", "v_proj", "out_proj"]) names.push(`model.decoder.layers.${i}.self_attn.${p}`);
+    names.push(`model.decoder.layers.${i}.fc1`, `model.decoder.layers.${i}.fc2`);
+  }
+  return names;
+}
+
+/** Every parameter name and shape an OPT of this config has. */
+export function expectedShapes(c: OPTConfig): Map<string, number[]> {
+  const d = c.hiddenSize;
+  const m = new Map<string, number[]>();
+  m.set("model.decoder.embed_tokens.weight", [c.vocabSize, c.wordEmbedProjDim]);
+  m.set("model.decoder.embed_positions.weight", [c.maxPositionEmbeddings + 2, d]);
+  if (c.wordEmbedProjDim !== d) {
+    m.set("model.decoder.project_in.weight", [d, c.wordEmbedProjDim]);
+    m.set("model.decoder.project_out.weight", [c.wordEmbedProjDim, d]);
+  }
+  const ln = (prefix: string) => {
+    if (!c.layerNormElementwiseAffine) return;
+    m.set(`${prefix}.weight`, [d]);
+    m.set(`${prefix}.bias`, [d]);
+  };
+  const lin = (prefix: string, out: number, inF: number) => {
+    m.set(`${prefix}.weight`, [out, inF]);
+    if (c.enableBias) m.set(`${prefix}.bias`, [out]);
+  };
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const p = `model.decoder.layers.${i}`;
+    for (const proj of ["k_proj", "v_proj", "q_proj", "out_proj"]) lin(`${p}.self_attn.${proj}`, d, d);
+    ln(`${p}.self_attn_layer_norm`);
+    lin(`${p}.fc1`, c.ffnDim, d);
+    lin(`${p}.fc2`, d, c.ffnDim);
+    ln(`${p}.final_layer_norm`);
+  }
+  if (c.doLayerNormBefore && !c.removeFinalLayerNorm) ln("model.decoder.final_layer_norm");
+  m.set("lm_head.weight", [c.vocabSize, c.wordEmbedProjDim]);
+  return m;
+}
+
+function checkParams(c: OPTConfig, params: Map<string, Tensor>, dir: string): void {
+  const expected = expectedShapes(c);
+  if (!params.has("lm_head.weight") || c.tieWordEmbeddings) {
+    params.get("lm_head.weight")?.dispose();
+    const embed = params.get("model.decoder.embed_tokens.weight");
+    if (embed) params.set("lm_head.weight", embed);
+  }
+  const missing = [...expected.keys()].filter((k) => !params.has(k));
+  if (missing.length) throw new Error(`${dir}: checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}`);
+  const unexpected = [...params.keys()].filter((k) => !expected.has(k));
+  if (unexpected.length) throw new Error(`${dir}: checkpoint has tensor(s) an OPT with this config does not: ${unexpected.slice(0, 5).join(", ")}`);
+  for (const [k, shape] of expected) {
+    const got = params.get(k)!.shape;
+    if (got.join() !== shape.join()) throw new Error(`${dir}: tensor '${k}' has shape [${got}] but config.json implies [${shape}]`);
+  }
+}

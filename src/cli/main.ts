@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// randmask command-line entry: one subcommand per job; errors print one line.
+import { UsageError } from "./args.js";
+import { infoCommand, logitsCommand } from "./model-commands.js";
+
+type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
+
+const commands: Record<string, Command> = {
+  info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
+  logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
+};
+
+function usage(): string {
+  return "usage: randmask <command> [flags]\n\ncommands:\n" + Object.values(commands).map((c) => `  ${c.help}`).join("\n") + "\n";
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage());
+    return 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`randmask: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    await cmd.run(rest);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`randmask ${name}: ${err.message}\n`);
+    if (process.env.RANDMASK_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

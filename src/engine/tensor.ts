@@ -269,3 +269,11 @@ export function rand(shape: number[], dtype: DType = "float32", device?: string)
 export function cat(tensors: Tensor[], dim = 0): Tensor { return new Tensor(native.cat(tensors.map((t) => t.handle), dim)); }
 export function stack(tensors: Tensor[], dim = 0): Tensor { return new Tensor(native.stack(tensors.map((t) => t.handle), dim)); }
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor { return new Tensor(native.where(cond.handle, h(a), h(b))); }
+
+/** The n×n identity matrix. */
+export function eye(n: number, dtype: DType = "float32"): Tensor {
+  const o = ones([n, n], dtype);
+  const lower = o.tril();
+  o.dispose();
+  try { return lower.triu(); } finally { lower.dispose(); }
+}

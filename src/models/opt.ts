@@ -49,6 +49,12 @@ export interface SublayerHooks {
   afterAttention?: (layer: number, h: Tensor) => Tensor;
   /** Transforms the feed-forward block's output before the residual add. */
   afterFeedForward?: (layer: number, h: Tensor) => Tensor;
+  /**
+   * Keys/values of virtual tokens placed before every sequence (prefix-tuning).
+   * Attention masks passed to forward cover real tokens only; the model
+   * prepends the prefix's positions, as Hugging Face PEFT does.
+   */
+  prefix?: { length: number; keyValues: (batch: number) => LayerKV[] };
 }
 
 const MASKED = -1e9;
@@ -87,10 +93,14 @@ export class OPTForCausalLM {
   forward(inputIds: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const c = this.config;
     const [batch, seq] = inputIds.shape;
-    const pastLen = opts.past?.[0]?.key.size(2) ?? 0;
-    const mask = opts.attentionMask ?? ones([batch, pastLen + seq], "int64");
+    const prefix = this.hooks.prefix;
+    const past = opts.past ?? prefix?.keyValues(batch);
+    const pastLen = past?.[0]?.key.size(2) ?? 0;
+    const prefixLen = prefix?.length ?? 0;
+    let mask = opts.attentionMask ?? ones([batch, pastLen + seq - prefixLen], "int64");
+    if (prefixLen) mask = cat([ones([batch, prefixLen], "int64"), mask], 1);
     if (mask.size(1) !== pastLen + seq) {
-      throw new Error(`attention mask covers ${mask.size(1)} positions, expected ${pastLen + seq} (past ${pastLen} + input ${seq})`);
+      throw new Error(`attention mask covers ${mask.size(1) - prefixLen} positions, expected ${pastLen + seq - prefixLen} (past ${pastLen - prefixLen} + input ${seq})`);
     }
 
     // Learned positions from the mask, so left padding works: cumsum(mask)·mask − 1,
@@ -104,7 +114,7 @@ export class OPTForCausalLM {
     const additiveMask = this.attentionBias(mask, seq, pastLen, h.dtype);
     const cache: LayerKV[] = [];
     for (let i = 0; i < c.numHiddenLayers; i++) {
-      h = this.decoderLayer(i, h, additiveMask, opts.past?.[i], opts.useCache ? cache : undefined);
+      h = this.decoderLayer(i, h, additiveMask, past?.[i], opts.useCache ? cache : undefined);
     }
 
     if (c.doLayerNormBefore && !c.removeFinalLayerNorm) h = this.layerNorm("model.decoder.final_layer_norm", h);
@@ -172,6 +182,22 @@ export class OPTForCausalLM {
     scores = probs.matmul(v);                                               // [b, h, t, hd]
     const merged = scores.transpose(1, 2).reshape([batch, seq, d]);
     return this.lin(`${prefix}.self_attn.out_proj`, merged);
+  }
+
+  /**
+   * Replaces a base weight (same shape), keeping the Linear modules that use it
+   * in step. PEFT methods that train base tensors in place do not need this.
+   */
+  setParam(name: string, t: Tensor): void {
+    const old = this.params.get(name);
+    if (!old) throw new Error(`no parameter named '${name}'`);
+    if (old.shape.join() !== t.shape.join()) throw new Error(`'${name}' has shape [${old.shape}], got [${t.shape}]`);
+    for (const [k, v] of this.params) if (v === old) this.params.set(k, t);
+    const module = name.replace(/\.(weight|bias)$/, "");
+    const lin = this.linears.get(module);
+    if (lin instanceof Linear) {
+      this.linears.set(module, new Linear(this.params.get(`${module}.weight`)!, this.params.get(`${module}.bias`) ?? null));
+    }
   }
 
   /** Parameter count of the base model (tied weights once). */

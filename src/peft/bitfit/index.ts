@@ -1,0 +1,23 @@
+// BitFit (Ben Zaken et al. 2022): only bias vectors train — every linear's
+// bias (q, k, v, out, fc1, fc2) and every layer norm's bias.
+import type { MethodDefinition } from "../method.js";
+import type { ModelShapes } from "../shapes.js";
+import { InPlaceInstance } from "../in-place.js";
+
+const NAME = "bitfit";
+
+function biasNames(shapes: ModelShapes): string[] {
+  return [...shapes.params.keys()].filter((n) => n.endsWith(".bias"));
+}
+
+export const bitfit: MethodDefinition = {
+  name: NAME,
+  summary: "all bias vectors (linears and layer norms) train",
+  resolveConfig(_raw, shapes) {
+    if (biasNames(shapes).length === 0) throw new Error(`${NAME}: this model has no bias vectors (enable_bias and layer-norm affine are off)`);
+    return {};
+  },
+  count: (_c, shapes) => biasNames(shapes).reduce((n, b) => n + shapes.params.get(b)![0], 0),
+  apply: (model, config) => new InPlaceInstance(NAME, config, model, [...model.params.keys()].filter((n) => n.endsWith(".bias")), true),
+  load: (model, config, tensors) => new InPlaceInstance(NAME, config, model, [...model.params.keys()].filter((n) => n.endsWith(".bias")), true, tensors),
+};

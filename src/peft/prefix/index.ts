@@ -1,0 +1,82 @@
+// Prefix-tuning (Li & Liang 2021): trainable keys and values of virtual tokens
+// before every sequence, in every layer. They start as the model's own keys and
+// values for real vocabulary tokens (drawn with the seed), which trains more
+// stably than random init. Attention masks and positions account for them.
+import { Tensor, tensor, tidy, noGrad, keep } from "../../engine/index.js";
+import type { LayerKV, OPTForCausalLM } from "../../models/opt.js";
+import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
+import { intOption, seedOption } from "../options.js";
+import { Xoshiro128 } from "../rng.js";
+
+const NAME = "prefix";
+
+class PrefixInstance implements PeftInstance {
+  readonly method = NAME;
+  private readonly kv: LayerKV[] = [];
+
+  constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, saved?: Map<string, Tensor>) {
+    const c = model.config;
+    const p = config.numVirtualTokens as number;
+    const shape = [1, c.numAttentionHeads, p, c.hiddenSize / c.numAttentionHeads];
+    const init = saved ? null : this.activationsOf(config.initTokenIds as number[]);
+    for (let i = 0; i < c.numHiddenLayers; i++) {
+      const pick = (which: "key" | "value") => {
+        if (!saved) return init![i][which];
+        const t = saved.get(`prefix.${i}.${which}`);
+        if (!t) throw new Error(`${NAME}: adapter file has no tensor 'prefix.${i}.${which}'`);
+        if (t.shape.join() !== shape.join()) throw new Error(`${NAME}: 'prefix.${i}.${which}' has shape [${t.shape}], expected [${shape}]`);
+        return t.to("float32");
+      };
+      const layer = { key: pick("key"), value: pick("value") };
+      layer.key.setRequiresGrad(true);
+      layer.value.setRequiresGrad(true);
+      this.kv.push(layer);
+    }
+    model.hooks.prefix = {
+      length: p,
+      keyValues: () => {
+        const dt = model.dtype;
+        return this.kv.map((l) => ({ key: l.key.dtype === dt ? l.key : l.key.to(dt), value: l.value.dtype === dt ? l.value : l.value.to(dt) }));
+      },
+    };
+  }
+
+  /** Each layer's keys/values for the given tokens, as fp32 leaves [1, heads, p, headDim]. */
+  private activationsOf(ids: number[]): LayerKV[] {
+    return noGrad(() => tidy(() => {
+      const { cache } = this.model.forward(tensor(ids, [1, ids.length], "int64"), { useCache: true });
+      return cache!.map((l) => ({ key: keep(l.key.to("float32").contiguous()), value: keep(l.value.to("float32").contiguous()) }));
+    }));
+  }
+
+  trainableParams(): Tensor[] { return this.kv.flatMap((l) => [l.key, l.value]); }
+  trainableCount(): number { return this.trainableParams().reduce((n, t) => n + t.numel, 0); }
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.kv.forEach((l, i) => { out.set(`prefix.${i}.key`, l.key); out.set(`prefix.${i}.value`, l.value); });
+    return out;
+  }
+  stateMeta(): Record<string, unknown> { return {}; }
+  baseTensorNames(): string[] { return []; }
+  remove(): void {
+    delete this.model.hooks.prefix;
+    for (const t of this.trainableParams()) t.dispose();
+    this.kv.length = 0;
+  }
+}
+
+export const prefix: MethodDefinition = {
+  name: NAME,
+  summary: "trainable key/value prefixes in every layer (paper: 5 virtual tokens)",
+  resolveConfig(raw, shapes) {
+    const n = intOption(NAME, raw, "numVirtualTokens", 5);
+    const seed = seedOption(NAME, raw);
+    const rng = new Xoshiro128(seed, "prefix-init-tokens");
+    // real vocabulary tokens, skipping the 4 special ids
+    const initTokenIds = Array.from({ length: n }, () => 4 + rng.below(Math.min(shapes.config.vocabSize, 50261) - 4));
+    return { numVirtualTokens: n, seed, initTokenIds };
+  },
+  count: (config, shapes) => shapes.config.numHiddenLayers * 2 * (config.numVirtualTokens as number) * shapes.config.hiddenSize,
+  apply: (model, config) => new PrefixInstance(config, model),
+  load: (model, config, tensors) => new PrefixInstance(config, model, tensors),
+};

@@ -1,0 +1,70 @@
+// Random Masking (Xu & Zhang, ICML 2024): a fixed random sparse subset of each
+// target matrix trains; everything else is frozen.
+import type { Tensor } from "../../engine/index.js";
+import type { OPTForCausalLM } from "../../models/opt.js";
+import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
+import { densityFor, parseDensitySpec } from "../ratio.js";
+import { shapesOf, type ModelShapes } from "../shapes.js";
+import { SparseDeltaInstance } from "../sparse-delta.js";
+import { matchTargets, parseTargets } from "../targets.js";
+import { Xoshiro128 } from "../rng.js";
+import { apportion, bernoulliIndices, exactIndices, indexChecksum, type MaskKind } from "./mask.js";
+
+const NAME = "random-mask";
+
+function drawMasks(config: MethodConfig, shapes: ModelShapes): Map<string, number[]> {
+  const targets = config.targets as string[];
+  const { p, total } = densityFor(NAME, config as { trainableRatio?: number; density?: number }, shapes, targets);
+  const sizes = targets.map((t) => shapes.linears.get(t)![0] * shapes.linears.get(t)![1]);
+  const counts = config.maskKind === "exact" ? apportion(total, sizes) : [];
+  const out = new Map<string, number[]>();
+  targets.forEach((t, i) => {
+    const rng = new Xoshiro128(config.seed as number, t);
+    out.set(t, config.maskKind === "exact" ? exactIndices(sizes[i], counts[i], rng) : bernoulliIndices(sizes[i], p, rng));
+  });
+  return out;
+}
+
+export const randomMask: MethodDefinition = {
+  name: NAME,
+  summary: "a fixed random subset of each target matrix trains (sparse delta, SDDMM gradient)",
+
+  resolveConfig(raw: MethodConfig, shapes: ModelShapes): MethodConfig {
+    const maskKind = (raw.maskKind ?? "bernoulli") as MaskKind;
+    if (maskKind !== "bernoulli" && maskKind !== "exact") throw new PeftConfigError(NAME, `maskKind must be bernoulli or exact, got ${JSON.stringify(raw.maskKind)}`);
+    const seed = raw.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || (seed as number) < 0) throw new PeftConfigError(NAME, `seed must be a non-negative integer, got ${JSON.stringify(seed)}`);
+    const patterns = parseTargets(NAME, raw.targetModules);
+    const targets = matchTargets(NAME, patterns, shapes.linears.keys());
+    const spec = parseDensitySpec(NAME, raw);
+    const { p } = densityFor(NAME, spec, shapes, targets);
+    return { targetModules: patterns, targets, ...spec, densityPerMatrix: p, maskKind, seed };
+  },
+
+  count(config: MethodConfig, shapes: ModelShapes): number {
+    return [...drawMasks(config, shapes).values()].reduce((n, l) => n + l.length, 0);
+  },
+
+  apply(model: OPTForCausalLM, config: MethodConfig) {
+    const masks = drawMasks(config, shapesOf(model.config));
+    return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) });
+  },
+
+  load(model: OPTForCausalLM, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>) {
+    const masks = drawMasks(config, shapesOf(model.config));
+    const checksum = indexChecksum(masks);
+    if (meta.maskChecksum !== undefined && meta.maskChecksum !== checksum) {
+      throw new Error(`${NAME}: regenerated mask checksum ${checksum} differs from the adapter's ${String(meta.maskChecksum)} ` +
+        "(different seed, shapes or generator version?)");
+    }
+    const values = new Map<string, Tensor>();
+    for (const t of config.targets as string[]) {
+      const v = tensors.get(`${t}.values`);
+      if (!v) throw new Error(`${NAME}: adapter has no values for '${t}'`);
+      values.set(t, v.to("float32"));
+      const stored = tensors.get(`${t}.indices`);
+      if (stored && stored.toNumbers().join() !== masks.get(t)!.join()) throw new Error(`${NAME}: stored indices for '${t}' differ from the regenerated mask`);
+    }
+    return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: checksum }, values);
+  },
+};

@@ -1,0 +1,72 @@
+// Structured Masking (the paper's ablation): the trainable entries of each
+// target matrix are whole columns — a contiguous block of ⌈k/out⌉ columns at
+// a seeded random start, the last column partly masked when k is not a
+// multiple of the column height. Same ratio semantics as random-mask (exact counts).
+import type { Tensor } from "../../engine/index.js";
+import type { OPTForCausalLM } from "../../models/opt.js";
+import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
+import { densityFor, parseDensitySpec } from "../ratio.js";
+import { shapesOf, type ModelShapes } from "../shapes.js";
+import { SparseDeltaInstance } from "../sparse-delta.js";
+import { matchTargets, parseTargets } from "../targets.js";
+import { Xoshiro128 } from "../rng.js";
+import { apportion, indexChecksum } from "../random-mask/mask.js";
+
+const NAME = "structured-mask";
+
+function columnBlocks(config: MethodConfig, shapes: ModelShapes): Map<string, number[]> {
+  const targets = config.targets as string[];
+  const { total } = densityFor(NAME, config as { trainableRatio?: number; density?: number }, shapes, targets);
+  const counts = apportion(total, targets.map((t) => shapes.linears.get(t)![0] * shapes.linears.get(t)![1]));
+  const out = new Map<string, number[]>();
+  targets.forEach((t, i) => {
+    const [rows, cols] = shapes.linears.get(t)!;
+    const k = counts[i];
+    const width = Math.ceil(k / rows);
+    const start = width >= cols ? 0 : new Xoshiro128(config.seed as number, t).below(cols - width + 1);
+    const idx: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < width; c++) {
+        // column c of the block is full, except the last one, which holds the first k - (width-1)·rows rows
+        if (c < width - 1 || r < k - (width - 1) * rows) idx.push(r * cols + start + c);
+      }
+    }
+    out.set(t, idx);
+  });
+  return out;
+}
+
+export const structuredMask: MethodDefinition = {
+  name: NAME,
+  summary: "whole columns of each target matrix train (a contiguous block per matrix)",
+
+  resolveConfig(raw: MethodConfig, shapes: ModelShapes): MethodConfig {
+    const seed = raw.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || (seed as number) < 0) throw new PeftConfigError(NAME, `seed must be a non-negative integer, got ${JSON.stringify(seed)}`);
+    const patterns = parseTargets(NAME, raw.targetModules);
+    const targets = matchTargets(NAME, patterns, shapes.linears.keys());
+    const spec = parseDensitySpec(NAME, raw);
+    const { p } = densityFor(NAME, spec, shapes, targets);
+    return { targetModules: patterns, targets, ...spec, densityPerMatrix: p, seed };
+  },
+
+  count(config: MethodConfig, shapes: ModelShapes): number {
+    return [...columnBlocks(config, shapes).values()].reduce((n, l) => n + l.length, 0);
+  },
+
+  apply(model: OPTForCausalLM, config: MethodConfig) {
+    const masks = columnBlocks(config, shapesOf(model.config));
+    return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) });
+  },
+
+  load(model: OPTForCausalLM, config: MethodConfig, tensors: Map<string, Tensor>) {
+    const masks = columnBlocks(config, shapesOf(model.config));
+    const values = new Map<string, Tensor>();
+    for (const t of config.targets as string[]) {
+      const v = tensors.get(`${t}.values`);
+      if (!v) throw new Error(`${NAME}: adapter has no values for '${t}'`);
+      values.set(t, v.to("float32"));
+    }
+    return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) }, values);
+  },
+};

@@ -2,12 +2,15 @@
 // randmask command-line entry: one subcommand per job; errors print one line.
 import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
+import { countCommand, mergeCommand } from "./peft-commands.js";
 
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
 
 const commands: Record<string, Command> = {
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
+  count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
+  merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 
 function usage(): string {

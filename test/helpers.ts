@@ -1,9 +1,12 @@
 // Shared test utilities: finite-difference gradient checks and paths.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tensor, tensor, tidy, noGrad } from "../src/engine/index.js";
+import { OPTForCausalLM } from "../src/models/opt.js";
+import { parseConfig, toHfConfig } from "../src/models/config.js";
+import { saveFile, writeJsonAtomic } from "../src/io/safetensors.js";
 
 export const repoRoot = (() => {
   let d = dirname(fileURLToPath(import.meta.url));
@@ -65,4 +68,36 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/**
+ * A small random-weight OPT folder with the real OPT tokenizer (vocab 50272,
+ * hidden 64, 2 layers), for end-to-end runs on text.
+ */
+export function tinyTextModel(dir: string): string {
+  const cfg = parseConfig({ model_type: "opt", vocab_size: 50272, hidden_size: 64, num_hidden_layers: 2, ffn_dim: 128,
+    num_attention_heads: 4, max_position_embeddings: 64, dropout: 0 });
+  const m = OPTForCausalLM.random(cfg, { seed: 0, std: 0.1 });
+  mkdirSync(dir, { recursive: true });
+  saveFile(join(dir, "model.safetensors"), m.stateDict());
+  writeJsonAtomic(join(dir, "config.json"), toHfConfig(cfg));
+  for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join(sharedDir, "tokenizers", "opt", f), join(dir, f));
+  m.dispose();
+  return dir;
+}
+
+/** A learnable classification task in the generic JSONL format: the label is the word's index parity. */
+export function parityTask(dir: string): string {
+  const words = ("apple river house green table music stone light paper window garden silver orange planet winter " +
+    "summer yellow forest bridge candle doctor engine finger hammer island jacket kitten ladder mirror needle").split(" ");
+  let s = 1;
+  const rnd = () => { s = (s * 16807) % 2147483647; return s / 2147483647; };
+  const row = () => {
+    const i = Math.floor(rnd() * words.length);
+    return JSON.stringify({ prompt: `The word is ${words[i]}. Answer:`, options: [" no", " yes"], label: i % 2 });
+  };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "train.jsonl"), Array.from({ length: 400 }, row).join("\n") + "\n");
+  writeFileSync(join(dir, "validation.jsonl"), Array.from({ length: 200 }, row).join("\n") + "\n");
+  return dir;
 }

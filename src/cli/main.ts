@@ -3,10 +3,13 @@
 import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
+import { evalCommand, finetuneCommand } from "./task-commands.js";
 
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
 
 const commands: Record<string, Command> = {
+  finetune: { run: finetuneCommand, help: "finetune --model DIR --task T --data-dir DIR --method M [--lr 1e-3 --epochs 5 --batch-size 8 --seed 0 --dtype fp32] [method flags] --out DIR" },
+  eval: { run: evalCommand, help: "eval --model DIR [--adapter DIR] --task T --data-dir DIR [--split test|dev|train] [--seed 0]   metrics as JSON" },
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },

@@ -104,4 +104,12 @@ export class BpeTokenizer {
   }
 
   tokenToId(token: string): number | undefined { return this.impl.token_to_id(token); }
+
+  /** Ids of every token whose text contains a newline (byte-level "Ċ"): where generation stops. */
+  newlineTokenIds(): number[] {
+    const vocab = (this.impl.model as unknown as { vocab: string[] }).vocab;
+    const out: number[] = [];
+    vocab.forEach((t, id) => { if (typeof t === "string" && t.includes("Ċ")) out.push(id); });
+    return out;
+  }
 }

@@ -1,0 +1,83 @@
+// Task metrics: accuracy by the highest mean log-probability option, or
+// greedy generation scored by SQuAD token F1 / exact match.
+import { tidy, noGrad } from "../engine/index.js";
+import type { OPTForCausalLM } from "../models/opt.js";
+import { greedyGenerate } from "../models/generate.js";
+import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
+import type { Example, TaskKind } from "../tasks/types.js";
+import { encodeOptions, encodePrompt } from "./encode.js";
+import { continuationLogProbs } from "./scoring.js";
+import { bestOver, exactMatch, tokenF1 } from "./squad-metrics.js";
+
+export interface Metrics { accuracy?: number; f1?: number; em?: number; n: number }
+
+export interface EvalOptions {
+  /** Sequences per forward pass. */
+  batchRows?: number;
+  maxNewTokens?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function maxLength(model: OPTForCausalLM): number { return model.config.maxPositionEmbeddings; }
+
+export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
+  const batchRows = opts.batchRows ?? 32;
+  const encoded = encodeOptions(tok, examples, maxLength(model));
+  const predictions: number[] = [];
+  let i = 0;
+  while (i < examples.length) {
+    // whole examples per batch, up to batchRows sequences (at least one example)
+    let j = i;
+    let rows = 0;
+    do { rows += encoded[j].length; j++; } while (j < examples.length && rows + encoded[j].length <= batchRows);
+    const flat = encoded.slice(i, j).flat();
+    const scores = noGrad(() => tidy(() => continuationLogProbs(model, flat).toNumbers()));
+    let r = 0;
+    for (let e = i; e < j; e++) {
+      const s = scores.slice(r, r + encoded[e].length);
+      r += encoded[e].length;
+      predictions.push(s.indexOf(Math.max(...s)));
+    }
+    i = j;
+    opts.onProgress?.(i, examples.length);
+  }
+  return predictions;
+}
+
+export function generateAnswers(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
+  const maxNew = opts.maxNewTokens ?? 50;
+  const batch = Math.max(1, Math.floor((opts.batchRows ?? 32) / 4));
+  const stop = [...tok.newlineTokenIds(), ...(tok.eosId !== null ? [tok.eosId] : [])];
+  const out: string[] = [];
+  for (let i = 0; i < examples.length; i += batch) {
+    const prompts = examples.slice(i, i + batch).map((e) => encodePrompt(tok, e.prompt, maxLength(model), maxNew));
+    for (const ids of greedyGenerate(model, prompts, { maxNewTokens: maxNew, stopTokenIds: stop })) out.push(tok.decode(ids).trim());
+    opts.onProgress?.(Math.min(i + batch, examples.length), examples.length);
+  }
+  return out;
+}
+
+export function evaluate(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
+  const wasTraining = model.training;
+  model.training = false;
+  try {
+    if (examples.length === 0) return { n: 0 };
+    if (kind === "classification") {
+      const pred = predictOptions(model, tok, examples, opts);
+      const right = pred.filter((p, i) => (examples[i].correct ?? [examples[i].label]).includes(p)).length;
+      return { accuracy: right / examples.length, n: examples.length };
+    }
+    const answers = generateAnswers(model, tok, examples, opts);
+    let f1 = 0, em = 0;
+    answers.forEach((a, i) => {
+      f1 += bestOver(examples[i].answers!, a, tokenF1);
+      em += bestOver(examples[i].answers!, a, exactMatch);
+    });
+    return { f1: f1 / examples.length, em: em / examples.length, n: examples.length };
+  } finally {
+    model.training = wasTraining;
+  }
+}
+
+/** The number a run selects its best epoch by. */
+export function headline(m: Metrics): number { return m.accuracy ?? m.f1 ?? 0; }

@@ -1,0 +1,50 @@
+// Reading dataset files with errors that name file:line.
+import { existsSync, readFileSync } from "node:fs";
+import { DataError } from "./types.js";
+
+export function requireFile(path: string): string {
+  if (!existsSync(path)) throw new DataError(path, "data file not found");
+  return readFileSync(path, "utf8");
+}
+
+/** Rows of a JSON-lines file, each passed to `row` with its file:line for errors. */
+export function readJsonl<T>(path: string, row: (obj: Record<string, unknown>, where: string) => T | T[]): T[] {
+  const out: T[] = [];
+  requireFile(path).split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === "") return;
+    const where = `${path}:${i + 1}`;
+    let obj: unknown;
+    try { obj = JSON.parse(line); } catch (e) {
+      throw new DataError(where, `not valid JSON (${(e as Error).message})`);
+    }
+    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new DataError(where, "expected a JSON object");
+    const r = row(obj as Record<string, unknown>, where);
+    if (Array.isArray(r)) out.push(...r); else out.push(r);
+  });
+  return out;
+}
+
+export function str(obj: Record<string, unknown>, key: string, where: string): string {
+  const v = obj[key];
+  if (typeof v !== "string") throw new DataError(where, `field "${key}" must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function field<T>(obj: Record<string, unknown>, key: string, where: string, ok: (v: unknown) => v is T, expected: string): T {
+  const v = obj[key];
+  if (!ok(v)) throw new DataError(where, `field "${key}" must be ${expected}, got ${JSON.stringify(v)?.slice(0, 80)}`);
+  return v;
+}
+
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+export const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
+export const isBool = (v: unknown): v is boolean => typeof v === "boolean";
+export const isInt = (v: unknown): v is number => Number.isInteger(v);
+
+/** A label from a fixed vocabulary of names (or booleans / integers in range). */
+export function labelOf(obj: Record<string, unknown>, where: string, names: (string | boolean | number)[]): number {
+  const v = obj.label;
+  const i = names.indexOf(v as string);
+  if (i < 0) throw new DataError(where, `label ${JSON.stringify(v)} is not one of ${JSON.stringify(names)}`);
+  return i;
+}

@@ -1,0 +1,119 @@
+// One fine-tuning run as the paper runs it: sample the task's data, attach a
+// PEFT method, train, evaluate the best epoch on test, and write the run
+// folder (adapter/, metrics.json, train.log, loss.svg) without touching
+// anything that was there.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { DType } from "../engine/index.js";
+import { OPTForCausalLM } from "../models/opt.js";
+import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
+import { PeftModel } from "../peft/peft-model.js";
+import type { MethodConfig } from "../peft/method.js";
+import { getTask } from "../tasks/registry.js";
+import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling.js";
+import { evaluate, type Metrics } from "../eval/evaluate.js";
+import { RANDMASK_VERSION } from "../version.js";
+import { train, stepsPerEpoch, type TrainOptions } from "./trainer.js";
+import { lineChartSvg } from "./plot.js";
+
+export interface FinetuneOptions {
+  modelDir: string;
+  tokenizerDir?: string;
+  task: string;
+  dataDir: string;
+  method: string;
+  methodOptions: MethodConfig;
+  dtype: DType;
+  out: string;
+  sizes?: SampleSizes;
+  train: Omit<TrainOptions, "log" | "quiet">;
+  quiet?: boolean;
+}
+
+export interface RunRecord {
+  status: "completed" | "diverged";
+  diverged: { step: number; epoch: number; reason: string } | null;
+  test: Metrics | null;
+  best_dev: Metrics | null;
+  best_epoch: number | null;
+  dev_per_epoch: { epoch: number; train_loss: number; dev: Metrics }[];
+  train_loss: { step: number; loss: number }[];
+  trainable_params: number;
+  trainable_ratio: number;
+  total_params: number;
+  wall_time_s: number;
+  data: { task: string; seed: number; train: number; dev: number; test: number; fallback_from_validation: boolean };
+  config: Record<string, unknown>;
+  randmask_version: string;
+}
+
+/** Refuses an output folder that holds anything, so nothing the user had is overwritten. */
+export function prepareOutDir(out: string): void {
+  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`--out ${out}: exists and is not empty; nothing was written`);
+  mkdirSync(out, { recursive: true });
+}
+
+export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
+  const started = Date.now();
+  const out = resolve(o.out);
+  prepareOutDir(out);
+  const logFile = join(out, "train.log");
+  const log = (line: string) => {
+    appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
+    if (!o.quiet) process.stderr.write(`${line}\n`);
+  };
+
+  const task = getTask(o.task, o.dataDir);
+  const sampled = loadTaskData(task, o.dataDir, o.train.seed, o.sizes ?? DEFAULT_SIZES);
+  log(`task ${task.name}: ${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test` +
+    `${sampled.fallback ? " (drawn from the validation split: the train split is missing or tiny)" : ""}`);
+  const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
+  const model = OPTForCausalLM.load(o.modelDir, { dtype: o.dtype });
+  const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
+  const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
+  const peft = PeftModel.create(model, o.method, methodOptions);
+  log(`method ${o.method}: ${peft.trainableCount()} trainable of ${peft.base.numParameters} (${(peft.trainableRatio() * 100).toPrecision(3)}%)`);
+
+  try {
+    const result = await train(peft, tok, task, sampled, { ...o.train, log, quiet: o.quiet ?? false });
+    // test metrics only for weights that are not diverged: the best completed epoch
+    const test = result.bestEpoch !== null ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
+    if (test) log(`test (epoch ${result.bestEpoch} weights): ${JSON.stringify(test)}`);
+    if (result.bestEpoch !== null) peft.save(join(out, "adapter"));
+
+    const record: RunRecord = {
+      status: result.status,
+      diverged: result.diverged ?? null,
+      test,
+      best_dev: result.bestDev,
+      best_epoch: result.bestEpoch,
+      dev_per_epoch: result.epochs.map((e) => ({ epoch: e.epoch, train_loss: e.trainLoss, dev: e.dev })),
+      train_loss: result.losses,
+      trainable_params: peft.trainableCount(),
+      trainable_ratio: peft.trainableRatio(),
+      total_params: peft.base.numParameters,
+      wall_time_s: (Date.now() - started) / 1000,
+      data: { task: task.name, seed: o.train.seed, ...sampled.sizes, fallback_from_validation: sampled.fallback },
+      config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, ...o.train },
+      randmask_version: RANDMASK_VERSION,
+    };
+    writeAtomic(join(out, "metrics.json"), JSON.stringify(record, null, 2) + "\n");
+    writeAtomic(join(out, "loss.svg"), lineChartSvg(`${task.name} · ${o.method} · lr ${o.train.lr}`, "optimizer step",
+      [{ name: "train loss", color: "#1f77b4", points: result.losses.map((l) => [l.step, l.loss]) }]));
+    return record;
+  } finally {
+    peft.remove();
+    model.dispose();
+  }
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,138 @@
+// The training loop: AdamW, LR schedule, gradient accumulation and clipping,
+// dev evaluation after each epoch keeping the best (load_best_model_at_end),
+// and divergence ending the run cleanly: a NaN/Inf loss or gradient, or a
+// loss that explodes past divergenceFactor × the first step's loss (in fp32 a
+// run at a far too large LR rarely reaches NaN; it blows up, then collapses).
+import { AdamW, clipGradNorm, manualSeed, noGrad, keep, settle, tidy, type Tensor } from "../engine/index.js";
+import type { PeftModel } from "../peft/peft-model.js";
+import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
+import type { Example, TaskKind, TrainObjective } from "../tasks/types.js";
+import { evaluate, headline, maxLength, type Metrics } from "../eval/evaluate.js";
+import { Xoshiro128 } from "../peft/rng.js";
+import { batchLoss, prepare } from "./objectives.js";
+import { lrAt, type ScheduleName } from "./schedule.js";
+import { Progress } from "./progress.js";
+
+export interface TrainOptions {
+  lr: number;
+  epochs: number;
+  /** Examples per optimizer step. */
+  batchSize: number;
+  /** Micro-batches per step (batchSize is split among them). */
+  gradAccum: number;
+  /** Global gradient-norm clip; 0 turns it off. */
+  maxGradNorm: number;
+  schedule: ScheduleName;
+  warmupRatio: number;
+  weightDecay: number;
+  /** A step loss above this multiple of the first step's marks divergence; 0 disables. */
+  divergenceFactor: number;
+  /** Data order and dropout. */
+  seed: number;
+  /** Sequences per forward pass when evaluating. */
+  evalBatchRows: number;
+  log: (line: string) => void;
+  quiet: boolean;
+}
+
+export interface EpochRecord { epoch: number; trainLoss: number; dev: Metrics }
+
+export interface TrainResult {
+  status: "completed" | "diverged";
+  diverged?: { step: number; epoch: number; reason: string };
+  /** Loss of every optimizer step. */
+  losses: { step: number; loss: number }[];
+  epochs: EpochRecord[];
+  /** The epoch whose weights the model holds at the end (best dev), or null. */
+  bestEpoch: number | null;
+  bestDev: Metrics | null;
+  steps: number;
+}
+
+export function stepsPerEpoch(trainSize: number, batchSize: number): number {
+  return Math.ceil(trainSize / batchSize);
+}
+
+export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: TaskKind; objective: TrainObjective },
+  data: { train: Example[]; dev: Example[] }, o: TrainOptions): Promise<TrainResult> {
+  if (data.train.length === 0) throw new Error("no training examples");
+  if (o.gradAccum < 1 || o.batchSize % o.gradAccum !== 0) throw new Error(`batch size ${o.batchSize} must be a multiple of gradient accumulation ${o.gradAccum}`);
+  const model = peft.model;
+  const prepared = prepare(tok, task.kind, task.objective, data.train, maxLength(model));
+  const params = peft.trainableParams();
+  const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay });
+  const perEpoch = stepsPerEpoch(prepared.length, o.batchSize);
+  const total = perEpoch * o.epochs;
+  const warmup = Math.round(o.warmupRatio * total);
+  const micro = o.batchSize / o.gradAccum;
+  const result: TrainResult = { status: "completed", losses: [], epochs: [], bestEpoch: null, bestDev: null, steps: 0 };
+  let best: Tensor[] | null = null;
+  manualSeed(o.seed);
+  const progress = new Progress("train", total, "steps", process.stderr, o.quiet);
+
+  try {
+    let step = 0;
+    for (let epoch = 1; epoch <= o.epochs && result.status === "completed"; epoch++) {
+      model.training = true;
+      const rng = new Xoshiro128(o.seed, `order:${epoch}`);
+      const order = prepared.map((_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) { const j = rng.below(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+      let epochLoss = 0;
+      for (let s = 0; s < perEpoch; s++) {
+        const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
+        const loss = tidy(() => {
+          let sum = 0;
+          for (let m = 0; m < idx.length; m += micro) {
+            const part = idx.slice(m, m + micro);
+            let l = batchLoss(model, part.map((i) => prepared[i])).mul(part.length / idx.length);
+            const reg = peft.instance.regularizationLoss?.();
+            if (reg) l = l.add(reg.mul(part.length / idx.length));
+            sum += l.item();
+            if (Number.isFinite(sum)) l.backward();
+          }
+          return sum;
+        });
+        step++;
+        if (!Number.isFinite(loss)) { result.status = "diverged"; result.diverged = { step, epoch, reason: `loss is ${loss}` }; break; }
+        const first = result.losses[0]?.loss ?? loss;
+        if (o.divergenceFactor > 0 && loss > o.divergenceFactor * first) {
+          result.status = "diverged";
+          result.diverged = { step, epoch, reason: `loss exploded: ${loss.toPrecision(4)} > ${o.divergenceFactor} × first step's ${first.toPrecision(4)}` };
+          break;
+        }
+        const gradNorm = clipGradNorm(params, o.maxGradNorm);
+        if (!Number.isFinite(gradNorm)) { result.status = "diverged"; result.diverged = { step, epoch, reason: `gradient norm is ${gradNorm}` }; break; }
+        opt.lr = lrAt(o.schedule, o.lr, step - 1, total, warmup);
+        opt.step();
+        peft.instance.afterOptimizerStep?.(step);
+        opt.zeroGrad();
+        result.losses.push({ step, loss });
+        epochLoss += loss;
+        progress.update(step, `epoch ${epoch} loss ${loss.toFixed(4)}`);
+        await settle();
+      }
+      opt.zeroGrad();
+      if (result.status === "diverged") break;
+      const dev = evaluate(model, tok, task.kind, data.dev, { batchRows: o.evalBatchRows });
+      const record = { epoch, trainLoss: epochLoss / perEpoch, dev };
+      result.epochs.push(record);
+      o.log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}, dev ${JSON.stringify(dev)}`);
+      if (result.bestDev === null || headline(dev) > headline(result.bestDev)) {
+        best?.forEach((t) => t.dispose());
+        best = params.map((p) => keep(noGrad(() => p.detach().clone())));
+        result.bestDev = dev;
+        result.bestEpoch = epoch;
+      }
+    }
+    result.steps = result.losses.length;
+    if (result.diverged) o.log(`diverged at step ${result.diverged.step} (epoch ${result.diverged.epoch}): ${result.diverged.reason}`);
+  } finally {
+    opt.zeroGrad();
+    model.training = false;
+    if (best) {
+      noGrad(() => params.forEach((p, i) => p.copy_(best![i])));
+      best.forEach((t) => t.dispose());
+    }
+  }
+  return result;
+}

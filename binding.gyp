@@ -6,7 +6,9 @@
       "native/src/tensor_ops.cc",
       "native/src/autograd_ops.cc",
       "native/src/sparse_delta_linear.cc",
-      "native/src/optim.cc"
+      "native/src/optim.cc",
+      "native/src/cpu_allocator.cc",
+      "native/src/frozen_ops.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

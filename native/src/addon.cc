@@ -2,7 +2,6 @@
 // process-level settings (threads, seed, grad mode, build facts).
 #include <dlfcn.h>
 #include <link.h>
-#include <malloc.h>
 
 #include <cstdio>
 #include <cstring>
@@ -294,20 +293,8 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return obj;
 }
 
-// Tensors of a few MiB are the bread and butter of a training step. glibc
-// serves them with fresh mmap()s here, so every step pays page faults on
-// every activation (measured: fp32 matmul at half speed). Keep blocks up to
-// 32 MiB in the heap for reuse, and return heap tops over 128 MiB to the OS.
-// RANDMASK_MALLOC_TUNING=0 leaves glibc's defaults.
-static void TuneMalloc() {
-  const char* env = std::getenv("RANDMASK_MALLOC_TUNING");
-  if (env && std::string(env) == "0") return;
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
-}
-
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  TuneMalloc();
+  InstallCpuAllocator();
   auto* data = new InstanceData();
   Napi::Function ctor = TensorHandle::Init(env);
   data->tensorCtor = Napi::Persistent(ctor);
@@ -331,6 +318,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensorOps(r);
   RegisterAutogradOps(r);
   RegisterSparseDeltaLinear(r);
+  RegisterCpuAllocator(r);
+  RegisterFrozenOps(r);
   return exports;
 }
 

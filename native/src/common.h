@@ -77,6 +77,9 @@ struct Registry {
 void RegisterTensorOps(Registry& r);
 void RegisterAutogradOps(Registry& r);
 void RegisterSparseDeltaLinear(Registry& r);
+void RegisterCpuAllocator(Registry& r);
+void RegisterFrozenOps(Registry& r);
+void InstallCpuAllocator();
 Napi::Function InitAdamW(Napi::Env env);
 
 // Argument access with messages that say which argument was wrong.

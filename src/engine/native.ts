@@ -85,3 +85,13 @@ export function manualSeed(seed: number): void {
 export function liveHandles(): { count: number; bytes: number } {
   return native.liveHandles();
 }
+
+/** Returns the allocator's cached free blocks to the OS; the bytes freed. */
+export function emptyCache(): number {
+  return native.emptyCache();
+}
+
+/** The caching CPU allocator's bytes: in tensors now, at most so far, cached free, and the cache cap. */
+export function cacheStats(): { liveBytes: number; peakLiveBytes: number; cachedBytes: number; capBytes: number } {
+  return native.cacheStats();
+}

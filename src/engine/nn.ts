@@ -6,6 +6,19 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return new Tensor(native.linear(x.handle, weight.handle, bias ? bias.handle : null));
 }
 
+/**
+ * linear() for a frozen weight: saves no activation for backward (dX = dY·W),
+ * which is most of a PEFT model's activation memory. The bias may train.
+ */
+export function frozenLinear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return new Tensor(native.frozenLinear(x.handle, weight.handle, bias ? bias.handle : null));
+}
+
+/** ReLU that keeps a 1-byte mask for backward instead of its output. */
+export function reluMask(x: Tensor): Tensor {
+  return new Tensor(native.reluMask(x.handle));
+}
+
 /** out = beta·input + alpha·(a @ b), batched. */
 export function baddbmm(input: Tensor, a: Tensor, b: Tensor, beta = 1, alpha = 1): Tensor {
   return new Tensor(native.baddbmm(input.handle, a.handle, b.handle, beta, alpha));

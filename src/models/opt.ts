@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  type DType, Tensor, arange, cat, embedding, layerNorm, linear, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
+  type DType, Tensor, arange, cat, embedding, layerNorm, linear, frozenLinear, reluMask, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
 } from "../engine/index.js";
 import { loadCheckpoint } from "../io/safetensors.js";
 import { type OPTConfig, readConfig } from "./config.js";
@@ -21,7 +21,10 @@ export interface LinearModule {
 /** y = x·Wᵀ + b over base weights held by the model. */
 export class Linear implements LinearModule {
   constructor(readonly weight: Tensor, readonly bias: Tensor | null) {}
-  forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
+  forward(x: Tensor): Tensor {
+    // a frozen weight needs no saved input for backward
+    return this.weight.requiresGrad ? linear(x, this.weight, this.bias) : frozenLinear(x, this.weight, this.bias);
+  }
 }
 
 /** One layer's keys and values, [batch, heads, positions, headDim]. */
@@ -87,7 +90,7 @@ export class OPTForCausalLM {
 
   private activation(x: Tensor): Tensor {
     const act = this.config.activationFunction;
-    return act === "relu" ? x.relu() : x.gelu(act === "gelu_new");
+    return act === "relu" ? reluMask(x) : x.gelu(act === "gelu_new");
   }
 
   forward(inputIds: Tensor, opts: ForwardOptions = {}): ForwardResult {
@@ -114,7 +117,17 @@ export class OPTForCausalLM {
     const additiveMask = this.attentionBias(mask, seq, pastLen, h.dtype);
     const cache: LayerKV[] = [];
     for (let i = 0; i < c.numHiddenLayers; i++) {
-      h = this.decoderLayer(i, h, additiveMask, past?.[i], opts.useCache ? cache : undefined);
+      // Each layer in its own scope: its intermediates are freed as soon as it
+      // returns (autograd keeps what backward needs), so inference holds one
+      // layer's activations at a time.
+      const input = h;
+      const out = tidy(() => {
+        const kv: LayerKV[] = [];
+        return { h: this.decoderLayer(i, input, additiveMask, past?.[i], opts.useCache ? kv : undefined), kv: kv[0] };
+      });
+      input.dispose();
+      h = out.h;
+      if (out.kv) cache.push(out.kv);
     }
 
     if (c.doLayerNormBefore && !c.removeFinalLayerNorm) h = this.layerNorm("model.decoder.final_layer_norm", h);
@@ -255,7 +268,10 @@ export class OPTForCausalLM {
         let t: Tensor;
         if (/layer_norm\.weight$/.test(name)) t = ones(shape, dtype);
         else if (name.endsWith(".bias")) t = zeros(shape, dtype);
-        else t = randn(shape).mul(std).to(dtype);
+        else {
+          t = randn(shape).mul_(std);
+          if (dtype !== "float32") t = t.to(dtype);
+        }
         params.set(name, keep(t));
       }
     }));

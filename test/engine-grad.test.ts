@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   Tensor, tensor, cat, stack, where, tidy, grad, noGrad,
-  linear, baddbmm, layerNorm, embedding, crossEntropy, dropout,
+  linear, baddbmm, layerNorm, embedding, crossEntropy, dropout, frozenLinear, reluMask, cacheStats, emptyCache, zeros,
 } from "../src/engine/index.js";
 import { det, gradCheck } from "./helpers.js";
 
@@ -51,6 +51,8 @@ const cases: Case[] = [
   ["bmm", ([a, b]) => a.bmm(b), [inp([2, 3, 4], 1), inp([2, 4, 2], 2)]],
   ["baddbmm", ([c, a, b]) => baddbmm(c, a, b, 0.5, 2), [inp([2, 3, 2], 3), inp([2, 3, 4], 1), inp([2, 4, 2], 2)]],
   ["linear", ([x, w, b]) => linear(x, w, b), [inp([2, 3, 4], 1), inp([5, 4], 2), inp([5], 3)]],
+  ["frozenLinear (x and bias)", ([x, b]) => frozenLinear(x, tensor(det(20, 7), [5, 4], "float64"), b), [inp([2, 3, 4], 1), inp([5], 3)]],
+  ["reluMask", ([a]) => reluMask(a).mul(reluMask(a)), [inp([8], 5)]],
   ["layerNorm", ([x, w, b]) => layerNorm(x, [4], w, b, 1e-5), [inp([3, 4], 1), inp([4], 2, 1), inp([4], 3)]],
   ["embedding", ([w]) => embedding(w, idx([2, 0, 2, 1], [2, 2])), [inp([3, 4], 1)]],
   ["indexSelect", ([a]) => a.indexSelect(1, idx([3, 0, 3])), [inp([2, 4], 1)]],
@@ -103,3 +105,20 @@ test("noGrad stops recording and restores the mode", () => tidy(() => {
   assert.equal(y.requiresGrad, false);
   assert.equal(x.mul(2).requiresGrad, true);
 }));
+
+test("frozenLinear refuses a trainable weight; reluMask matches relu", () => tidy(() => {
+  const w = tensor([1, 2, 3, 4], [2, 2], "float64").setRequiresGrad(true);
+  assert.throws(() => frozenLinear(tensor([1, 1], [1, 2], "float64"), w), /weight must be frozen/);
+  const x = tensor(det(16, 3), [16], "float64");
+  assert.ok(reluMask(x).equal(x.relu()));
+}));
+
+test("the caching allocator reuses freed blocks and can be emptied", () => {
+  tidy(() => { zeros([1 << 20]); });
+  const before = cacheStats();
+  assert.ok(before.cachedBytes >= 4 << 20, "a freed 4 MiB tensor should stay cached");
+  tidy(() => { zeros([1 << 20]); });
+  assert.equal(cacheStats().cachedBytes, before.cachedBytes, "the same size should be served from the cache");
+  assert.ok(emptyCache() >= 4 << 20);
+  assert.equal(cacheStats().cachedBytes, 0);
+});

@@ -19,6 +19,7 @@ interface ProbeArgs {
   layers?: number;
   steps: number;
   warmup: number;
+  lr?: number;
 }
 
 const args = JSON.parse(process.argv[2]) as ProbeArgs;
@@ -61,7 +62,7 @@ if (args.mode === "inference") {
 } else {
   const peft = PeftModel.create(model, args.method, args.options);
   trainable = peft.trainableCount();
-  const opt = new AdamW(peft.trainableParams(), { lr: 1e-4 });
+  const opt = new AdamW(peft.trainableParams(), { lr: args.lr ?? 1e-4 });
   resetPeak();
   for (let i = 0; i < args.warmup + args.steps; i++) {
     const t0 = performance.now();

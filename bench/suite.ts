@@ -98,6 +98,17 @@ for (const dtype of dtypes) {
   record("full", null, dtype, "needed", ours({ method: "full", dtype }), "pytorch-full", peer({ method: "full", dtype }), true);
 }
 
+// ---------------------------------------------------------------- bf16 vs fp32 loss trajectory
+// Random Masking 1e-4 at LR 1e-2 for a short run: the same trajectory within bf16 noise?
+let trajectory: { fp32: number[]; bf16: number[]; maxRelDiff: number } | null = null;
+if (!quick) {
+  const run = (dtype: Dtype) => ours({ method: "random-mask", options: { trainableRatio: 1e-4 }, dtype, lr: 1e-2, steps: 12, warmup: 0 }).losses;
+  const fp32 = run("float32");
+  const bf16 = run("bfloat16");
+  trajectory = { fp32, bf16, maxRelDiff: Math.max(...fp32.map((l, i) => Math.abs(l - bf16[i]) / Math.abs(l))) };
+  if (json) console.log(JSON.stringify({ bench: "bf16_trajectory", method: "random-mask", ratio: 1e-4, lr: 1e-2, ...trajectory }));
+}
+
 // ---------------------------------------------------------------- 3: evaluation throughput
 const evalOut = JSON.parse(execFileSync(process.execPath, [join(here, "eval-probe.js"), JSON.stringify({ quick })],
   { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!);
@@ -135,6 +146,11 @@ if (!json) {
   }
   console.log(`\nUseful work per step: ${stepGflop(false).toFixed(0)} GFLOP (logits where needed), ${stepGflop(true).toFixed(0)} GFLOP for full fine-tuning; ` +
     `fp32 peak ${PEAK_FP32} GFLOP/s.`);
+  if (trajectory) {
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(3)).join(", ");
+    console.log(`\n## bf16 vs fp32 loss trajectory (random-mask 1e-4, LR 1e-2, 12 steps)\n\n- fp32: ${fmt(trajectory.fp32)}\n- bf16: ${fmt(trajectory.bf16)}` +
+      `\n- largest relative difference: ${(100 * trajectory.maxRelDiff).toFixed(2)}%`);
+  }
   console.log(`\n## Evaluation throughput\n\n- option scoring, SST-2-shaped prompts (2 options): ${evalOut.score_examples_per_s.toFixed(1)} examples/s` +
     `\n- greedy generation with KV cache, batch ${evalOut.gen_batch}: ${evalOut.gen_tokens_per_s.toFixed(1)} tokens/s`);
   if (scaling.length) {

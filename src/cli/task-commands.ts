@@ -34,10 +34,14 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     epochs: { type: "string" }, "batch-size": { type: "string" }, "grad-accum": { type: "string" },
     "max-grad-norm": { type: "string" }, schedule: { type: "string" }, "warmup-ratio": { type: "string" },
     "weight-decay": { type: "string" }, "divergence-factor": { type: "string" }, quiet: { type: "boolean" },
+    "store-indices": { type: "boolean" }, "adapter-format": { type: "string" },
   });
   const schedule = (flags.schedule as string | undefined) ?? "constant";
   if (!SCHEDULES.includes(schedule as ScheduleName)) throw new UsageError(`--schedule ${JSON.stringify(schedule)}: expected ${SCHEDULES.join(", ")}`);
   const seed = numberFlag(flags, "seed", 0, nonNegInt, "a non-negative integer");
+  const format = (flags["adapter-format"] as string | undefined) ?? "randmask";
+  if (format !== "randmask" && format !== "peft") throw new UsageError(`--adapter-format ${JSON.stringify(format)}: expected randmask or peft (LoRA only)`);
+  if (format === "peft" && flags.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
   const options = methodOptions(flags);
   if (options.seed === undefined) options.seed = seed; // the mask follows the run's seed unless --mask-seed says otherwise
   const record = await finetune({
@@ -51,6 +55,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     out: requireString(flags, "out"),
     sizes: sizes(flags),
     quiet: Boolean(flags.quiet),
+    save: { storeIndices: Boolean(flags["store-indices"]), format },
     train: {
       lr: numberFlag(flags, "lr", 1e-3, (v) => v > 0 && Number.isFinite(v), "a positive number"),
       epochs: numberFlag(flags, "epochs", 5, positiveInt, "a positive integer"),

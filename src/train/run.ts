@@ -28,6 +28,8 @@ export interface FinetuneOptions {
   sizes?: SampleSizes;
   train: Omit<TrainOptions, "log" | "quiet">;
   quiet?: boolean;
+  /** How the adapter is written (see PeftModel.save). */
+  save?: { storeIndices?: boolean; format?: "randmask" | "peft" };
 }
 
 export interface RunRecord {
@@ -79,7 +81,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
     // test metrics only for weights that are not diverged: the best completed epoch
     const test = result.bestEpoch !== null ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
     if (test) log(`test (epoch ${result.bestEpoch} weights): ${JSON.stringify(test)}`);
-    if (result.bestEpoch !== null) peft.save(join(out, "adapter"));
+    if (result.bestEpoch !== null) peft.save(join(out, "adapter"), o.save);
 
     const record: RunRecord = {
       status: result.status,

@@ -1,12 +1,18 @@
 // The module shared by the masking methods: a frozen base Linear plus a sparse
 // delta S (sorted flat indices + trainable fp32 values, zero at start), run
 // through the engine's sparse-delta kernel so the gradient is an SDDMM.
-import { Tensor, tensor, zeros, sparseDeltaLinear, noGrad, keep, tidy } from "../engine/index.js";
-import { Linear, type LinearModule, type OPTForCausalLM } from "../models/opt.js";
+import { Tensor, tensor, zeros, sparseDeltaLinear } from "../engine/index.js";
+import { Linear, type OPTForCausalLM } from "../models/opt.js";
+import { DeltaMerger, type DeltaModule } from "./merge.js";
 import type { PeftInstance, MethodConfig } from "./method.js";
 
-export class SparseDeltaModule implements LinearModule {
+export class SparseDeltaModule implements DeltaModule {
   constructor(readonly base: Linear, readonly indices: Tensor, readonly values: Tensor) {}
+  /** W + S, the sum formed in float32. */
+  mergedWeight(): Tensor {
+    const w = this.base.weight;
+    return w.reshape([-1]).to("float32").indexAdd(0, this.indices, this.values).reshape(w.shape).to(w.dtype);
+  }
   forward(x: Tensor): Tensor {
     const w = this.base.weight;
     const v = this.values.dtype === w.dtype ? this.values : this.values.to(w.dtype);
@@ -17,8 +23,7 @@ export class SparseDeltaModule implements LinearModule {
 /** Attaches sparse deltas to the named linears; `indexLists` are sorted flat indices per module. */
 export class SparseDeltaInstance implements PeftInstance {
   private readonly modules = new Map<string, SparseDeltaModule>();
-  private originals = new Map<string, Tensor>();
-  private merged = false;
+  private readonly merger: DeltaMerger;
 
   constructor(readonly method: string, readonly config: MethodConfig, private readonly model: OPTForCausalLM,
     indexLists: Map<string, number[]>, private readonly meta: Record<string, unknown>, values?: Map<string, Tensor>) {
@@ -32,6 +37,7 @@ export class SparseDeltaInstance implements PeftInstance {
       this.modules.set(name, module);
       model.linears.set(name, module);
     }
+    this.merger = new DeltaMerger(model, this.modules);
   }
 
   trainableParams(): Tensor[] { return [...this.modules.values()].map((m) => m.values); }
@@ -50,31 +56,8 @@ export class SparseDeltaInstance implements PeftInstance {
   stateMeta(): Record<string, unknown> { return this.meta; }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
 
-  merge(): void {
-    if (this.merged) return;
-    noGrad(() => {
-      for (const [name, m] of this.modules) {
-        const w = m.base.weight;
-        const mergedW = keep(tidy(() => w.reshape([-1]).to("float32").indexAdd(0, m.indices, m.values).reshape(w.shape).to(w.dtype)));
-        this.originals.set(name, w);
-        this.model.linears.set(name, m.base);
-        this.model.setParam(`${name}.weight`, mergedW);
-      }
-    });
-    this.merged = true;
-  }
-
-  unmerge(): void {
-    if (!this.merged) return;
-    for (const [name, m] of this.modules) {
-      const mergedW = this.model.params.get(`${name}.weight`)!;
-      this.model.setParam(`${name}.weight`, this.originals.get(name)!);
-      mergedW.dispose();
-      this.model.linears.set(name, m);
-    }
-    this.originals = new Map();
-    this.merged = false;
-  }
+  merge(): void { this.merger.merge(); }
+  unmerge(): void { this.merger.unmerge(); }
 
   remove(): void {
     this.unmerge();

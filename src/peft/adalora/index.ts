@@ -5,7 +5,8 @@
 // A, entries of E, columns of B) with the highest smoothed sensitivity
 // |w·∂L/∂w| × its uncertainty.
 import { Tensor, linear, dropout, tidy, noGrad, keep, zeros, randn, cat, eye, manualSeed } from "../../engine/index.js";
-import { Linear, type LinearModule, type OPTForCausalLM } from "../../models/opt.js";
+import { Linear, type OPTForCausalLM } from "../../models/opt.js";
+import { DeltaMerger, type DeltaModule } from "../merge.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets } from "../targets.js";
@@ -14,16 +15,18 @@ import { PeftConfigError } from "../method.js";
 
 const NAME = "adalora";
 
-class AdaLoraModule implements LinearModule {
+class AdaLoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly e: Tensor, readonly b: Tensor,
     readonly scaling: number, readonly dropoutP: number, private readonly model: OPTForCausalLM) {}
+  private get factor(): number { return this.scaling / (this.a.size(0) + 1e-5); }
   forward(x: Tensor): Tensor {
     const dt = this.base.weight.dtype;
     const c = (t: Tensor) => (t.dtype === dt ? t : t.to(dt));
     const h = dropout(x, this.dropoutP, this.model.training);
-    const r = this.a.size(0);
-    return this.base.forward(x).add(linear(linear(h, c(this.a.mul(this.e))), c(this.b)), this.scaling / (r + 1e-5));
+    return this.base.forward(x).add(linear(linear(h, c(this.a.mul(this.e))), c(this.b)), this.factor);
   }
+  /** W + B·diag(E)·A·α/(r+1e-5) in the base weight's dtype. */
+  mergedWeight(): Tensor { return this.base.weight.add(this.b.matmul(this.a.mul(this.e)).mul(this.factor).to(this.base.weight.dtype)); }
 }
 
 interface Sensitivity { ipt: Tensor; unc: Tensor }
@@ -32,6 +35,7 @@ class AdaLoraInstance implements PeftInstance {
   readonly method = NAME;
   readonly modules = new Map<string, AdaLoraModule>();
   private readonly scores = new Map<Tensor, Sensitivity>();
+  private readonly merger: DeltaMerger;
 
   constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, saved?: Map<string, Tensor>) {
     const r = config.initR as number;
@@ -54,6 +58,7 @@ class AdaLoraInstance implements PeftInstance {
       this.modules.set(name, m);
       model.linears.set(name, m);
     }
+    this.merger = new DeltaMerger(model, this.modules);
   }
 
   trainableParams(): Tensor[] { return [...this.modules.values()].flatMap((m) => [m.a, m.e, m.b]); }
@@ -144,7 +149,11 @@ class AdaLoraInstance implements PeftInstance {
     });
   }
 
+  merge(): void { this.merger.merge(); }
+  unmerge(): void { this.merger.unmerge(); }
+
   remove(): void {
+    this.unmerge();
     for (const [name, m] of this.modules) { this.model.linears.set(name, m.base); [m.a, m.e, m.b].forEach((t) => t.dispose()); }
     for (const s of this.scores.values()) { s.ipt.dispose(); s.unc.dispose(); }
     this.modules.clear();

@@ -1,7 +1,8 @@
 // LoRA (Hu et al. 2021): ΔW = (α/r)·B·A on target linears; A Kaiming-uniform,
 // B zero (Hugging Face PEFT's init), so the model starts unchanged.
-import { Tensor, linear, dropout, noGrad, tidy, keep, zeros } from "../../engine/index.js";
-import { Linear, type LinearModule, type OPTForCausalLM } from "../../models/opt.js";
+import { Tensor, linear, dropout, zeros } from "../../engine/index.js";
+import { Linear, type OPTForCausalLM } from "../../models/opt.js";
+import { DeltaMerger, type DeltaModule } from "../merge.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets } from "../targets.js";
@@ -10,7 +11,7 @@ import { intOption, numberOption, seedOption } from "../options.js";
 
 const NAME = "lora";
 
-export class LoraModule implements LinearModule {
+export class LoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly b: Tensor, readonly scaling: number,
     readonly dropoutP: number, private readonly model: OPTForCausalLM) {}
   forward(x: Tensor): Tensor {
@@ -20,14 +21,14 @@ export class LoraModule implements LinearModule {
     const b = this.b.dtype === dt ? this.b : this.b.to(dt);
     return this.base.forward(x).add(linear(linear(h, a), b), this.scaling);
   }
-  /** (α/r)·B·A in the base weight's dtype. */
-  delta(): Tensor { return this.b.matmul(this.a).mul(this.scaling).to(this.base.weight.dtype); }
+  /** W + (α/r)·B·A in the base weight's dtype. */
+  mergedWeight(): Tensor { return this.base.weight.add(this.b.matmul(this.a).mul(this.scaling).to(this.base.weight.dtype)); }
 }
 
 export class LoraInstance implements PeftInstance {
   readonly method = NAME;
   readonly modules = new Map<string, LoraModule>();
-  private originals = new Map<string, Tensor>();
+  private readonly merger: DeltaMerger;
 
   constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, weights?: Map<string, Tensor>) {
     const r = config.r as number;
@@ -47,6 +48,7 @@ export class LoraInstance implements PeftInstance {
       this.modules.set(name, m);
       model.linears.set(name, m);
     }
+    this.merger = new DeltaMerger(model, this.modules);
   }
 
   trainableParams(): Tensor[] { return [...this.modules.values()].flatMap((m) => [m.a, m.b]); }
@@ -59,28 +61,8 @@ export class LoraInstance implements PeftInstance {
   stateMeta(): Record<string, unknown> { return {}; }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
 
-  merge(): void {
-    if (this.originals.size) return;
-    noGrad(() => {
-      for (const [name, m] of this.modules) {
-        const w = m.base.weight;
-        this.originals.set(name, w);
-        this.model.linears.set(name, m.base);
-        this.model.setParam(`${name}.weight`, keep(tidy(() => w.add(m.delta()))));
-      }
-    });
-  }
-  unmerge(): void {
-    for (const [name, m] of this.modules) {
-      const orig = this.originals.get(name);
-      if (!orig) continue;
-      const mergedW = this.model.params.get(`${name}.weight`)!;
-      this.model.setParam(`${name}.weight`, orig);
-      mergedW.dispose();
-      this.model.linears.set(name, m);
-    }
-    this.originals = new Map();
-  }
+  merge(): void { this.merger.merge(); }
+  unmerge(): void { this.merger.unmerge(); }
   remove(): void {
     this.unmerge();
     for (const [name, m] of this.modules) { this.model.linears.set(name, m.base); m.a.dispose(); m.b.dispose(); }

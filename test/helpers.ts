@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { Tensor, tensor, tidy, noGrad } from "../src/engine/index.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { parseConfig, toHfConfig } from "../src/models/config.js";
-import { saveFile, writeJsonAtomic } from "../src/io/safetensors.js";
+import { saveFile } from "../src/io/safetensors.js";
+import { writeJsonAtomic } from "../src/io/atomic.js";
 
 export const repoRoot = (() => {
   let d = dirname(fileURLToPath(import.meta.url));

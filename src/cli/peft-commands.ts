@@ -1,9 +1,10 @@
 // `randmask count` (the paper's Params column for any method config) and
 // `randmask merge` (a standalone checkpoint with an adapter folded in).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
-import { checkpointFiles, readHeader, saveFile, writeJsonAtomic } from "../io/safetensors.js";
+import { checkpointFiles, readHeader, saveFile } from "../io/safetensors.js";
 import { readConfig, toHfConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { presetConfig } from "../models/presets.js";
@@ -40,7 +41,7 @@ export function mergeCommand(argv: string[]): void {
   const saveDtype = embed?.dtype ?? "float32";
   const model = OPTForCausalLM.load(modelDir);
   const peft = PeftModel.load(model, requireString(flags, "adapter"));
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
+  const tmp = tempPathFor(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {

@@ -2,8 +2,9 @@
 // validated completely before any tensor is allocated; tensors are then read
 // one at a time straight into native memory, so loading never holds a second
 // copy of the model. Writes go to a temp file renamed into place.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { replaceAtomically, writeJsonAtomic } from "./atomic.js";
 import { type DType, DTYPE_BYTES, Tensor, fromFile } from "../engine/index.js";
 import { native } from "../engine/native.js";
 
@@ -171,15 +172,10 @@ export function saveFile(file: string, tensors: Map<string, Tensor>, metadata: R
   const headerBuf = Buffer.from(json, "utf8");
   const lenBuf = Buffer.alloc(8);
   lenBuf.writeBigUInt64LE(BigInt(headerBuf.length));
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
-  try {
+  replaceAtomically(file, (tmp) => {
     writeFileSync(tmp, Buffer.concat([lenBuf, headerBuf]));
     for (const name of names) native.writeToFile(tensors.get(name)!.handle, tmp);
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }
 
 /** Writes a folder's weights as shards of at most maxShardBytes, with model.safetensors.index.json. */
@@ -205,10 +201,4 @@ export function saveSharded(dir: string, tensors: Map<string, Tensor>, maxShardB
     }
   });
   writeJsonAtomic(join(dir, "model.safetensors.index.json"), { metadata: { total_size: total }, weight_map: weightMap });
-}
-
-export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-  renameSync(tmp, file);
 }

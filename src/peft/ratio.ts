@@ -1,7 +1,9 @@
 // The paper's "trainable ratio": trainable values ÷ ALL parameters of the base
 // model, spread over the target matrices in proportion to their sizes.
-import { PeftConfigError } from "./method.js";
+import { PeftConfigError, type MethodConfig } from "./method.js";
 import type { ModelShapes } from "./shapes.js";
+import { matchTargets, parseTargets } from "./targets.js";
+import { seedOption } from "./options.js";
 
 export interface DensitySpec { trainableRatio?: number; density?: number }
 
@@ -26,4 +28,14 @@ export function densityFor(method: string, spec: DensitySpec, shapes: ModelShape
     throw new PeftConfigError(method, `trainableRatio ${spec.trainableRatio} asks for ${Math.round(total)} values but the targets hold only ${targetSize}`);
   }
   return { p, total: Math.round(total) };
+}
+
+/** The options both masking methods share: targets, ratio or density, seed. */
+export function resolveMaskOptions(method: string, raw: MethodConfig, shapes: ModelShapes): MethodConfig {
+  const seed = seedOption(method, raw);
+  const patterns = parseTargets(method, raw.targetModules);
+  const targets = matchTargets(method, patterns, shapes.linears.keys());
+  const spec = parseDensitySpec(method, raw);
+  const { p } = densityFor(method, spec, shapes, targets);
+  return { targetModules: patterns, targets, ...spec, densityPerMatrix: p, seed };
 }

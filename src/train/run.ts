@@ -2,8 +2,9 @@
 // PEFT method, train, evaluate the best epoch on test, and write the run
 // folder (adapter/, metrics.json, train.log, loss.svg) without touching
 // anything that was there.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, appendFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import type { DType } from "../engine/index.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
@@ -99,23 +100,12 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, ...o.train },
       randmask_version: RANDMASK_VERSION,
     };
-    writeAtomic(join(out, "metrics.json"), JSON.stringify(record, null, 2) + "\n");
-    writeAtomic(join(out, "loss.svg"), lineChartSvg(`${task.name} · ${o.method} · lr ${o.train.lr}`, "optimizer step",
+    writeJsonAtomic(join(out, "metrics.json"), record);
+    writeFileAtomic(join(out, "loss.svg"), lineChartSvg(`${task.name} · ${o.method} · lr ${o.train.lr}`, "optimizer step",
       [{ name: "train loss", color: "#1f77b4", points: result.losses.map((l) => [l.step, l.loss]) }]));
     return record;
   } finally {
     peft.remove();
     model.dispose();
-  }
-}
-
-function writeAtomic(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
   }
 }

@@ -3,10 +3,9 @@
 import type { Tensor } from "../../engine/index.js";
 import type { OPTForCausalLM } from "../../models/opt.js";
 import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
-import { densityFor, parseDensitySpec } from "../ratio.js";
+import { densityFor, resolveMaskOptions } from "../ratio.js";
 import { shapesOf, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
-import { matchTargets, parseTargets } from "../targets.js";
 import { Xoshiro128 } from "../rng.js";
 import { apportion, bernoulliIndices, exactIndices, indexChecksum, type MaskKind } from "./mask.js";
 
@@ -32,13 +31,7 @@ export const randomMask: MethodDefinition = {
   resolveConfig(raw: MethodConfig, shapes: ModelShapes): MethodConfig {
     const maskKind = (raw.maskKind ?? "bernoulli") as MaskKind;
     if (maskKind !== "bernoulli" && maskKind !== "exact") throw new PeftConfigError(NAME, `maskKind must be bernoulli or exact, got ${JSON.stringify(raw.maskKind)}`);
-    const seed = raw.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || (seed as number) < 0) throw new PeftConfigError(NAME, `seed must be a non-negative integer, got ${JSON.stringify(seed)}`);
-    const patterns = parseTargets(NAME, raw.targetModules);
-    const targets = matchTargets(NAME, patterns, shapes.linears.keys());
-    const spec = parseDensitySpec(NAME, raw);
-    const { p } = densityFor(NAME, spec, shapes, targets);
-    return { targetModules: patterns, targets, ...spec, densityPerMatrix: p, maskKind, seed };
+    return { ...resolveMaskOptions(NAME, raw, shapes), maskKind };
   },
 
   count(config: MethodConfig, shapes: ModelShapes): number {

@@ -4,11 +4,10 @@
 // multiple of the column height. Same ratio semantics as random-mask (exact counts).
 import type { Tensor } from "../../engine/index.js";
 import type { OPTForCausalLM } from "../../models/opt.js";
-import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
-import { densityFor, parseDensitySpec } from "../ratio.js";
+import type { MethodConfig, MethodDefinition } from "../method.js";
+import { densityFor, resolveMaskOptions } from "../ratio.js";
 import { shapesOf, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
-import { matchTargets, parseTargets } from "../targets.js";
 import { Xoshiro128 } from "../rng.js";
 import { apportion, indexChecksum } from "../random-mask/mask.js";
 
@@ -40,15 +39,7 @@ export const structuredMask: MethodDefinition = {
   name: NAME,
   summary: "whole columns of each target matrix train (a contiguous block per matrix)",
 
-  resolveConfig(raw: MethodConfig, shapes: ModelShapes): MethodConfig {
-    const seed = raw.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || (seed as number) < 0) throw new PeftConfigError(NAME, `seed must be a non-negative integer, got ${JSON.stringify(seed)}`);
-    const patterns = parseTargets(NAME, raw.targetModules);
-    const targets = matchTargets(NAME, patterns, shapes.linears.keys());
-    const spec = parseDensitySpec(NAME, raw);
-    const { p } = densityFor(NAME, spec, shapes, targets);
-    return { targetModules: patterns, targets, ...spec, densityPerMatrix: p, seed };
-  },
+  resolveConfig: (raw: MethodConfig, shapes: ModelShapes): MethodConfig => resolveMaskOptions(NAME, raw, shapes),
 
   count(config: MethodConfig, shapes: ModelShapes): number {
     return [...columnBlocks(config, shapes).values()].reduce((n, l) => n + l.length, 0);

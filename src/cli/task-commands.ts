@@ -6,6 +6,7 @@ import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes } from "../tasks/sampling.js";
 import { evaluate } from "../eval/evaluate.js";
 import { finetune } from "../train/run.js";
+import { Progress } from "../train/progress.js";
 import { SCHEDULES, type ScheduleName } from "../train/schedule.js";
 import { UsageError, numberFlag, parseFlags, requireString, type FlagSpec } from "./args.js";
 import { METHOD_FLAG_SPEC, methodOptions } from "./method-flags.js";
@@ -86,7 +87,11 @@ export function evalCommand(argv: string[]): void {
   const model = OPTForCausalLM.load(modelDir, { dtype: dtypeFlag(flags) });
   const peft = flags.adapter ? PeftModel.load(model, String(flags.adapter)) : null;
   const examples = split === "train" ? sampled.train : split === "dev" ? sampled.dev : sampled.test;
-  const metrics = evaluate(model, tok, task.kind, examples, { batchRows: numberFlag(flags, "eval-batch", 32, positiveInt, "a positive integer") });
+  const progress = new Progress(`eval ${task.name}/${split}`, examples.length, "examples");
+  const metrics = evaluate(model, tok, task.kind, examples, {
+    batchRows: numberFlag(flags, "eval-batch", 32, positiveInt, "a positive integer"),
+    onProgress: (done) => progress.update(done),
+  });
   process.stdout.write(JSON.stringify({ task: task.name, split, adapter: flags.adapter ?? null, ...metrics }) + "\n");
   peft?.remove();
   model.dispose();

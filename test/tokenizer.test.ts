@@ -31,6 +31,7 @@ test("OPT prepends </s> (id 2) as BOS and decodes back to the text", () => {
   const ids = opt.encode("Hello world, it was great.");
   assert.equal(ids[0], 2);
   assert.equal(opt.decode(ids), "Hello world, it was great.");
+  assert.equal(opt.decode([]), "", "an empty generation decodes to an empty answer");
   assert.deepEqual(opt.encode("\n", { addBos: false }), [50118]);
 });
 

@@ -33,7 +33,11 @@ function shuffled<T>(items: T[], seed: number, stream: string): T[] {
   return a;
 }
 
-/** Whole groups, in seeded order, until each side reaches its size. */
+/**
+ * Whole groups, in seeded order, until each side reaches its size; a side is
+ * then cut to its size (the rest of its last group goes unused, never to
+ * another side).
+ */
 function splitByGroup(pool: Example[], seed: number, stream: string, sides: number[]): Example[][] {
   const groups = new Map<string, Example[]>();
   pool.forEach((e, i) => {
@@ -48,7 +52,7 @@ function splitByGroup(pool: Example[], seed: number, stream: string, sides: numb
     if (side >= sides.length) break;
     out[side].push(...groups.get(key)!);
   }
-  return out;
+  return out.map((xs, i) => xs.slice(0, sides[i]));
 }
 
 /**

@@ -68,7 +68,7 @@ export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
   const result: TrainResult = { status: "completed", losses: [], epochs: [], bestEpoch: null, bestDev: null, steps: 0 };
   let best: Tensor[] | null = null;
   manualSeed(o.seed);
-  const progress = new Progress("train", total, "steps", process.stderr, o.quiet);
+  const progress = new Progress("train", total * o.batchSize, "ex", process.stderr, o.quiet);
 
   try {
     let step = 0;
@@ -108,7 +108,7 @@ export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
         opt.zeroGrad();
         result.losses.push({ step, loss });
         epochLoss += loss;
-        progress.update(step, `epoch ${epoch} loss ${loss.toFixed(4)}`);
+        progress.update(Math.min(step * o.batchSize, total * o.batchSize), `examples · step ${step}/${total} · epoch ${epoch} · loss ${loss.toFixed(4)} ·`);
         await settle();
       }
       opt.zeroGrad();

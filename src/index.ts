@@ -1,0 +1,21 @@
+// randmask's public API: the engine, OPT models, PEFT methods, tasks, evaluation and training.
+export * from "./engine/index.js";
+export { OPTForCausalLM, Linear, linearNames, expectedShapes } from "./models/opt.js";
+export type { LinearModule, LayerKV, ForwardOptions, ForwardResult, SublayerHooks } from "./models/opt.js";
+export { readConfig, parseConfig, toHfConfig, type OPTConfig } from "./models/config.js";
+export { presetConfig, PRESET_NAMES } from "./models/presets.js";
+export { greedyGenerate, leftPad } from "./models/generate.js";
+export { causalLmLoss, perSequenceLoss, tokenNll } from "./models/lm-loss.js";
+export { loadCheckpoint, loadFile, saveFile, saveSharded, readHeader, SafetensorsError } from "./io/safetensors.js";
+export { BpeTokenizer } from "./tokenizer/bpe-tokenizer.js";
+export { PeftModel, fingerprint } from "./peft/peft-model.js";
+export { METHODS, getMethod } from "./peft/registry.js";
+export type { MethodDefinition, PeftInstance, MethodConfig } from "./peft/method.js";
+export { shapesOf } from "./peft/shapes.js";
+export { TASKS, TASK_NAMES, getTask } from "./tasks/registry.js";
+export { loadTaskData, sampleSplits } from "./tasks/sampling.js";
+export type { Example, TaskDefinition } from "./tasks/types.js";
+export { evaluate, type Metrics } from "./eval/evaluate.js";
+export { train, type TrainOptions, type TrainResult } from "./train/trainer.js";
+export { finetune, type FinetuneOptions, type RunRecord } from "./train/run.js";
+export { RANDMASK_VERSION } from "./version.js";

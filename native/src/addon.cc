@@ -125,7 +125,6 @@ std::vector<int64_t> ToShape(const Napi::Value& v, const char* what) {
   return out;
 }
 
-bool IsNumber(const Napi::Value& v) { return v.IsNumber(); }
 
 torch::Tensor ScalarOrTensor(const Napi::Value& v, const torch::Tensor& like) {
   if (v.IsNumber()) return torch::scalar_tensor(v.As<Napi::Number>().DoubleValue(), like.options());

@@ -42,7 +42,6 @@ torch::ScalarType ParseDtype(const Napi::Value& v);
 std::string DtypeName(torch::ScalarType t);
 std::vector<int64_t> ToShape(const Napi::Value& v, const char* what);
 torch::Tensor ScalarOrTensor(const Napi::Value& v, const torch::Tensor& like);
-bool IsNumber(const Napi::Value& v);
 torch::Device ParseDevice(const Napi::Value& v);
 std::vector<torch::Tensor> ToTensorList(const Napi::Value& v, const char* what);
 Napi::Array FromTensorList(Napi::Env env, const std::vector<torch::Tensor>& list);

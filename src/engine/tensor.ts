@@ -8,18 +8,9 @@ export type DType = "float32" | "float64" | "bfloat16" | "float16" | "int64" | "
 export type Device = "cpu" | `cuda${string}`;
 export type Operand = Tensor | number;
 
-export type TypedArrayFor<D extends DType> = D extends "float32" ? Float32Array
-  : D extends "float64" ? Float64Array
-  : D extends "int64" ? BigInt64Array
-  : D extends "int32" ? Int32Array
-  : D extends "bfloat16" | "float16" ? Uint16Array
-  : Uint8Array;
-
 export const DTYPE_BYTES: Record<DType, number> = {
   float32: 4, float64: 8, bfloat16: 2, float16: 2, int64: 8, int32: 4, bool: 1, uint8: 1,
 };
-
-export const FLOAT_DTYPES: readonly DType[] = ["float32", "float64", "bfloat16", "float16"];
 
 function h(x: Operand): NativeHandle | number {
   return typeof x === "number" ? x : x.handle;

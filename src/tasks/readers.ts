@@ -38,7 +38,6 @@ export function field<T>(obj: Record<string, unknown>, key: string, where: strin
 
 export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 export const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
-export const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 export const isInt = (v: unknown): v is number => Number.isInteger(v);
 
 /** A label from a fixed vocabulary of names (or booleans / integers in range). */

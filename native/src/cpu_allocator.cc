@@ -3,7 +3,7 @@
 // hands large blocks out as fresh mmap()s (page faults on every activation,
 // measured: fp32 matmul at half speed) and, under Node, interleaves freed
 // blocks with the small native objects of handles awaiting finalisation, so
-// the heap fragments and RSS climbs. Here blocks of 64 KiB and more are
+// the heap fragments and RSS climbs. Here blocks of 16 KiB and more are
 // mapped separately, kept after free in size classes (≤ 12.5% rounding), and
 // reused; the cache is capped (RANDMASK_CPU_CACHE_MIB, default 2048; 0 turns
 // caching off) and can be emptied from TypeScript.
@@ -20,7 +20,7 @@
 namespace randmask {
 namespace {
 
-constexpr size_t kMinCached = size_t{64} << 10;
+constexpr size_t kMinCached = size_t{16} << 10;
 
 struct Cache {
   std::mutex mu;

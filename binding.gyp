@@ -8,7 +8,8 @@
       "native/src/sparse_delta_linear.cc",
       "native/src/optim.cc",
       "native/src/cpu_allocator.cc",
-      "native/src/frozen_ops.cc"
+      "native/src/frozen_ops.cc",
+      "native/src/checkpoint.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -20,6 +20,7 @@ interface ProbeArgs {
   steps: number;
   warmup: number;
   lr?: number;
+  gradientCheckpointing?: boolean;
 }
 
 const args = JSON.parse(process.argv[2]) as ProbeArgs;
@@ -38,6 +39,7 @@ const config = presetConfig("opt-125m", {
   num_hidden_layers: args.layers ?? 12,
 });
 const model = OPTForCausalLM.random(config, { dtype: args.dtype });
+model.gradientCheckpointing = args.gradientCheckpointing ?? false;
 const ids = tensor(Array.from({ length: B * T }, (_, i) => (i * 7919) % 50000 + 3), [B, T], "int64");
 const lastTwo = tensor(Array.from({ length: B * K }, (_, i) => T - K + (i % K)), [B, K], "int64");
 const targets = tensor(Array.from({ length: B * K }, (_, i) => (i * 31) % 50000), [B * K], "int64");

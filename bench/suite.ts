@@ -89,6 +89,10 @@ for (const dtype of dtypes) {
       record("random-mask", ratio, dtype, "all", all, "pytorch-lora", lora, false);
     }
   }
+  if (dtype === "float32") {
+    const ck = ours({ method: "random-mask", options: { trainableRatio: 1e-4 }, dtype, gradientCheckpointing: true });
+    record("random-mask+checkpointing", 1e-4, dtype, "needed", ck, "pytorch-lora", lora, false);
+  }
   if (quick) record("lora", null, dtype, "needed", ours({ method: "lora", dtype }), "pytorch-lora", lora, false);
   if (quick) continue;
   record("structured-mask", 1e-3, dtype, "needed", ours({ method: "structured-mask", options: { trainableRatio: 1e-3 }, dtype }),

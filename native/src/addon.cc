@@ -319,6 +319,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSparseDeltaLinear(r);
   RegisterCpuAllocator(r);
   RegisterFrozenOps(r);
+  RegisterCheckpoint(r);
   return exports;
 }
 

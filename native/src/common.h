@@ -78,6 +78,7 @@ void RegisterAutogradOps(Registry& r);
 void RegisterSparseDeltaLinear(Registry& r);
 void RegisterCpuAllocator(Registry& r);
 void RegisterFrozenOps(Registry& r);
+void RegisterCheckpoint(Registry& r);
 void InstallCpuAllocator();
 Napi::Function InitAdamW(Napi::Env env);
 

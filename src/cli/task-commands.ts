@@ -35,7 +35,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     epochs: { type: "string" }, "batch-size": { type: "string" }, "grad-accum": { type: "string" },
     "max-grad-norm": { type: "string" }, schedule: { type: "string" }, "warmup-ratio": { type: "string" },
     "weight-decay": { type: "string" }, "divergence-factor": { type: "string" }, quiet: { type: "boolean" },
-    "store-indices": { type: "boolean" }, "adapter-format": { type: "string" },
+    "store-indices": { type: "boolean" }, "adapter-format": { type: "string" }, "gradient-checkpointing": { type: "boolean" },
   });
   const schedule = (flags.schedule as string | undefined) ?? "constant";
   if (!SCHEDULES.includes(schedule as ScheduleName)) throw new UsageError(`--schedule ${JSON.stringify(schedule)}: expected ${SCHEDULES.join(", ")}`);
@@ -57,6 +57,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     sizes: sizes(flags),
     quiet: Boolean(flags.quiet),
     save: { storeIndices: Boolean(flags["store-indices"]), format },
+    gradientCheckpointing: Boolean(flags["gradient-checkpointing"]),
     train: {
       lr: numberFlag(flags, "lr", 1e-3, (v) => v > 0 && Number.isFinite(v), "a positive number"),
       epochs: numberFlag(flags, "epochs", 5, positiveInt, "a positive integer"),

@@ -1,6 +1,7 @@
 // Autograd helpers over libtorch's engine: grad-mode scopes and torch.autograd.grad.
 import { native } from "./native.js";
 import { Tensor } from "./tensor.js";
+import { tidy } from "./scope.js";
 
 /** Runs fn with gradient recording off (restored afterwards, even on throw). */
 export function noGrad<R>(fn: () => R): R {
@@ -34,4 +35,17 @@ export function grad(outputs: Tensor[], inputs: Tensor[], opts: GradOptions = {}
     opts.gradOutputs ? opts.gradOutputs.map((t) => t.handle) : null,
     opts.createGraph ?? false, opts.allowUnused ?? false);
   return res.map((r) => (r === null ? null : new Tensor(r as Tensor["handle"])));
+}
+
+/**
+ * Activation checkpointing: runs fn(input) now without keeping its
+ * intermediates, and again during backward to get its gradients (parameters
+ * used inside fn receive theirs there). `input` must require grad. Randomness
+ * inside fn (dropout) must repeat on the second run: reseed inside fn.
+ */
+export function checkpoint(fn: (x: Tensor) => Tensor, input: Tensor): Tensor {
+  return new Tensor(native.checkpoint((h: Tensor["handle"]) => {
+    const x = new Tensor(h);
+    return tidy(() => fn(x)).handle;
+  }, input.handle));
 }

@@ -9,7 +9,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  type DType, Tensor, arange, cat, embedding, layerNorm, linear, frozenLinear, reluMask, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
+  type DType, Tensor, arange, cat, embedding, layerNorm, linear, frozenLinear, reluMask, dropout, randn, rand, zeros, ones, tidy, noGrad, keep, manualSeed,
+  checkpoint, isGradEnabled,
 } from "../engine/index.js";
 import { loadCheckpoint } from "../io/safetensors.js";
 import { type OPTConfig, readConfig } from "./config.js";
@@ -70,6 +71,8 @@ export class OPTForCausalLM {
   readonly linears = new Map<string, LinearModule>();
   hooks: SublayerHooks = {};
   training = false;
+  /** Recompute each layer in backward instead of keeping its activations (less memory, one more forward). */
+  gradientCheckpointing = false;
 
   constructor(config: OPTConfig, params: Map<string, Tensor>) {
     this.config = config;
@@ -116,12 +119,25 @@ export class OPTForCausalLM {
 
     const additiveMask = this.attentionBias(mask, seq, pastLen, h.dtype);
     const cache: LayerKV[] = [];
+    const checkpointed = this.gradientCheckpointing && isGradEnabled() && !opts.useCache;
+    // Each layer draws its dropout masks from its own seed, so a checkpointed
+    // layer repeats them when recomputed, and checkpointing changes nothing.
+    const random = this.training && (c.dropout > 0 || c.attentionDropout > 0);
+    const seedBase = random ? Math.floor(rand([1]).item() * 2 ** 30) : 0;
     for (let i = 0; i < c.numHiddenLayers; i++) {
       // Each layer in its own scope: its intermediates are freed as soon as it
       // returns (autograd keeps what backward needs), so inference holds one
       // layer's activations at a time.
       const input = h;
       const out = tidy(() => {
+        if (random) manualSeed(seedBase + i);
+        if (checkpointed) {
+          const run = (x: Tensor) => {
+            if (random) manualSeed(seedBase + i);
+            return this.decoderLayer(i, x, additiveMask, past?.[i], undefined);
+          };
+          return { h: checkpoint(run, input.requiresGrad ? input : input.detach().setRequiresGrad(true)), kv: undefined };
+        }
         const kv: LayerKV[] = [];
         return { h: this.decoderLayer(i, input, additiveMask, past?.[i], opts.useCache ? kv : undefined), kv: kv[0] };
       });
@@ -154,21 +170,24 @@ export class OPTForCausalLM {
   private decoderLayer(i: number, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
     const c = this.config;
     const prefix = `model.decoder.layers.${i}`;
-    // 125m, 1.3b, 13b normalise before each block; 350m after.
-    let residual = h;
-    if (c.doLayerNormBefore) h = this.layerNorm(`${prefix}.self_attn_layer_norm`, h);
-    h = this.attention(prefix, h, bias, past, cache);
-    if (this.hooks.afterAttention) h = this.hooks.afterAttention(i, h);
-    h = residual.add(dropout(h, c.dropout, this.training));
-    if (!c.doLayerNormBefore) h = this.layerNorm(`${prefix}.self_attn_layer_norm`, h);
-
-    residual = h;
-    if (c.doLayerNormBefore) h = this.layerNorm(`${prefix}.final_layer_norm`, h);
-    h = this.lin(`${prefix}.fc2`, this.activation(this.lin(`${prefix}.fc1`, h)));
-    if (this.hooks.afterFeedForward) h = this.hooks.afterFeedForward(i, h);
-    h = residual.add(dropout(h, c.dropout, this.training));
-    if (!c.doLayerNormBefore) h = this.layerNorm(`${prefix}.final_layer_norm`, h);
-    return h;
+    const pre = c.doLayerNormBefore; // 125m, 1.3b, 13b normalise before each block; 350m after
+    // Each block in its own scope, so what autograd does not keep is freed at once.
+    const attn = tidy(() => {
+      const kv: LayerKV[] = [];
+      let a = this.attention(prefix, pre ? this.layerNorm(`${prefix}.self_attn_layer_norm`, h) : h, bias, past, cache ? kv : undefined);
+      if (this.hooks.afterAttention) a = this.hooks.afterAttention(i, a);
+      a = h.add(dropout(a, c.dropout, this.training));
+      return { out: pre ? a : this.layerNorm(`${prefix}.self_attn_layer_norm`, a), kv: kv[0] };
+    });
+    if (cache && attn.kv) cache.push(attn.kv);
+    const x = attn.out;
+    return tidy(() => {
+      const hidden = tidy(() => this.activation(this.lin(`${prefix}.fc1`, pre ? this.layerNorm(`${prefix}.final_layer_norm`, x) : x)));
+      let f = this.lin(`${prefix}.fc2`, hidden);
+      if (this.hooks.afterFeedForward) f = this.hooks.afterFeedForward(i, f);
+      f = x.add(dropout(f, c.dropout, this.training));
+      return pre ? f : this.layerNorm(`${prefix}.final_layer_norm`, f);
+    });
   }
 
   private attention(prefix: string, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {

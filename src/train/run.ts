@@ -29,6 +29,8 @@ export interface FinetuneOptions {
   sizes?: SampleSizes;
   train: Omit<TrainOptions, "log" | "quiet">;
   quiet?: boolean;
+  /** Recompute layers in backward instead of keeping activations (less memory, ~1.5× step time). */
+  gradientCheckpointing?: boolean;
   /** How the adapter is written (see PeftModel.save). */
   save?: { storeIndices?: boolean; format?: "randmask" | "peft" };
 }
@@ -72,6 +74,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
     `${sampled.fallback ? " (drawn from the validation split: the train split is missing or tiny)" : ""}`);
   const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
   const model = OPTForCausalLM.load(o.modelDir, { dtype: o.dtype });
+  model.gradientCheckpointing = o.gradientCheckpointing ?? false;
   const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
   const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
   const peft = PeftModel.create(model, o.method, methodOptions);

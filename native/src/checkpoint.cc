@@ -10,19 +10,22 @@
 namespace randmask {
 namespace {
 
+// Recompute functions by id, from forward until their backward has run. A graph
+// dropped without backward leaves its (small) closure here; the trainer only
+// checkpoints when a backward follows.
 struct Callbacks {
   Napi::Env env = nullptr;
   std::unordered_map<int64_t, Napi::FunctionReference> fns;
   int64_t next = 0;
 };
 
-Callbacks& Registry_() {
+Callbacks& Callbacks_() {
   static Callbacks* c = new Callbacks();
   return *c;
 }
 
 torch::Tensor CallJs(int64_t id, const torch::Tensor& input) {
-  auto& r = Registry_();
+  auto& r = Callbacks_();
   auto it = r.fns.find(id);
   if (it == r.fns.end()) throw std::runtime_error("checkpoint: the recompute function is gone");
   Napi::Object in = TensorHandle::Wrap(r.env, input);
@@ -53,7 +56,7 @@ class CheckpointFn : public torch::autograd::Function<CheckpointFn> {
       torch::AutoGradMode enable(true);
       out = CallJs(id, input);
     }
-    Registry_().fns.erase(id);
+    Callbacks_().fns.erase(id);
     torch::autograd::backward({out}, {gradOutputs[0]});
     return {input.grad(), torch::Tensor()};
   }
@@ -66,7 +69,7 @@ static Napi::Value Checkpoint(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "checkpoint: expected a function");
   auto& input = T(info, 1);
   if (!input.requires_grad()) throw std::invalid_argument("checkpoint: the input must require grad");
-  auto& r = Registry_();
+  auto& r = Callbacks_();
   r.env = info.Env();
   int64_t id = r.next++;
   r.fns[id] = Napi::Persistent(info[0].As<Napi::Function>());

@@ -201,19 +201,20 @@ export class OPTForCausalLM {
     let k = split(this.lin(`${prefix}.self_attn.k_proj`, h));
     let v = split(this.lin(`${prefix}.self_attn.v_proj`, h));
     if (past) {
-      k = cat([past.key.size(0) === batch ? past.key : past.key.expand([batch, heads, -1, headDim]), k], 2);
-      v = cat([past.value.size(0) === batch ? past.value : past.value.expand([batch, heads, -1, headDim]), v], 2);
+      // a prefix (prefix-tuning) has batch 1 and is shared by every row
+      const widen = (t: Tensor) => (t.size(0) === batch ? t : t.expand([batch, heads, -1, headDim]));
+      k = cat([widen(past.key), k], 2);
+      v = cat([widen(past.value), v], 2);
     }
     if (cache) cache.push({ key: k, value: v });
 
-    let scores = q.matmul(k.transpose(2, 3)).add(bias);                   // [b, h, t, past+t]
+    const scores = q.matmul(k.transpose(2, 3)).add(bias);                 // [b, h, t, past+t]
     // Softmax in fp32 for half-precision models, as Hugging Face does.
     const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
-    let probs = lowPrecision ? scores.to("float32").softmax(-1).to(scores.dtype) : scores.softmax(-1);
-    probs = dropout(probs, c.attentionDropout, this.training);
-    scores = probs.matmul(v);                                               // [b, h, t, hd]
-    const merged = scores.transpose(1, 2).reshape([batch, seq, d]);
-    return this.lin(`${prefix}.self_attn.out_proj`, merged);
+    const probs = dropout(lowPrecision ? scores.to("float32").softmax(-1).to(scores.dtype) : scores.softmax(-1),
+      c.attentionDropout, this.training);
+    const context = probs.matmul(v).transpose(1, 2).reshape([batch, seq, d]); // heads merged back
+    return this.lin(`${prefix}.self_attn.out_proj`, context);
   }
 
   /**

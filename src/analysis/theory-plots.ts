@@ -9,17 +9,20 @@ const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 /** λ_i(M XᵀX M) / (p λ_i(XᵀX)) for the largest and smallest i, with the bound t(δ) as 1 ± t/(pμ_i). */
 export function eigenRatioSpec(res: TheoryResult): TopLevelSpec {
   const n = res.options.n;
+  // the band for small eigenvalues is wide; clamp it to the plotted range [0, 2]
+  const band = (r: TheoryResult["rows"][number], i: number) =>
+    ({ lo: Math.max(0, 1 - r.bound / r.pMu[i]), hi: Math.min(2, 1 + r.bound / r.pMu[i]) });
   const values = res.rows.flatMap((r) => [
-    { p: r.p, which: "i = 1 (largest)", ratio: r.lambda[0] / r.pMu[0], lo: 1 - r.bound / r.pMu[0], hi: 1 + r.bound / r.pMu[0] },
-    { p: r.p, which: `i = n (smallest)`, ratio: r.lambda[n - 1] / r.pMu[n - 1], lo: 1 - r.bound / r.pMu[n - 1], hi: 1 + r.bound / r.pMu[n - 1] },
+    { p: r.p, which: "i = 1 (largest)", ratio: r.lambda[0] / r.pMu[0], ...band(r, 0) },
+    { p: r.p, which: "i = n (smallest)", ratio: r.lambda[n - 1] / r.pMu[n - 1], ...band(r, n - 1) },
   ]);
   const x = { field: "p", type: "quantitative" as const, scale: { type: "log" as const }, title: "mask density p" };
   return {
-    $schema: SCHEMA, title: "Masked spectrum vs p × full spectrum (band: Bernstein bound at δ)", width: 480, height: 300,
+    $schema: SCHEMA, title: "Masked spectrum vs p × full spectrum (band: Bernstein bound at δ, clamped to [0, 2])", width: 480, height: 300,
     data: { values },
     layer: [
       { mark: { type: "area", opacity: 0.15 }, encoding: { x, y: { field: "lo", type: "quantitative" }, y2: { field: "hi" }, color: { field: "which", type: "nominal" } } },
-      { mark: { type: "line", point: true }, encoding: { x, y: { field: "ratio", type: "quantitative", title: "λᵢ(MXᵀXM) / (p·λᵢ(XᵀX))" }, color: { field: "which", type: "nominal", title: "eigenvalue" } } },
+      { mark: { type: "line", point: true }, encoding: { x, y: { field: "ratio", type: "quantitative", title: "λᵢ(MXᵀXM) / (p·λᵢ(XᵀX))", scale: { domain: [0, 2] } }, color: { field: "which", type: "nominal", title: "eigenvalue" } } },
     ],
   } as TopLevelSpec;
 }
@@ -39,7 +42,7 @@ export function gdCurvesSpec(res: TheoryResult): TopLevelSpec {
       x: { field: "step", type: "quantitative", title: "GD step" },
       y: { field: "loss", type: "quantitative", scale: { type: "log" }, title: "L(w) = ‖y − XMw‖² / (2n)" },
       color: { field: "p", type: "nominal", title: "p" },
-      strokeDash: { field: "lr", type: "nominal", title: "learning rate" },
+      strokeDash: { field: "lr", type: "nominal", title: "learning rate", legend: { labelLimit: 300 } },
     },
   } as TopLevelSpec;
 }

@@ -13,7 +13,7 @@ import { batchLoss, prepare } from "../train/objectives.js";
 export interface PowerIterationOptions {
   /** Cap on Hessian-vector products. */
   maxIters: number;
-  /** Stop once |λ_k − λ_{k−1}| < tol · |λ_k|. */
+  /** Stop once |λ_k − λ_{k−1}| < tol · |λ_k|. Keep it above the parameters' rounding (~1e-6 for float32). */
   tol: number;
   /** Seeds the start vector (randmask's generator, stream "hessian:v0"). */
   seed: number;

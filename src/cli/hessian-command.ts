@@ -8,6 +8,7 @@ import { hessianNorm } from "../analysis/hessian.js";
 import { UsageError, numberFlag, parseFlags, requireString } from "./args.js";
 import { METHOD_FLAG_SPEC, methodOptions } from "./method-flags.js";
 import { dtypeFlag } from "./model-commands.js";
+import { sizes } from "./task-commands.js";
 
 const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
 
@@ -17,6 +18,7 @@ export function hessianCommand(argv: string[]): void {
     task: { type: "string" }, "data-dir": { type: "string" }, dtype: { type: "string" }, seed: { type: "string" },
     examples: { type: "string" }, "batch-size": { type: "string" }, "max-iters": { type: "string" }, tol: { type: "string" },
     json: { type: "boolean" }, quiet: { type: "boolean" },
+    "train-size": { type: "string" }, "dev-size": { type: "string" }, "test-size": { type: "string" },
   });
   const modelDir = requireString(flags, "model");
   const dataDir = requireString(flags, "data-dir");
@@ -33,7 +35,8 @@ export function hessianCommand(argv: string[]): void {
   const options = methodOptions(flags);
   if (options.seed === undefined) options.seed = seed; // as in finetune: the mask follows --seed unless --mask-seed says otherwise
   const task = getTask(requireString(flags, "task"), dataDir);
-  const sampled = loadTaskData(task, dataDir, seed);
+  // the same training sample as `finetune` with these sizes and seed; the examples are drawn from it
+  const sampled = loadTaskData(task, dataDir, seed, sizes(flags));
   const tok = BpeTokenizer.fromDir((flags.tokenizer as string | undefined) ?? modelDir);
   const model = OPTForCausalLM.load(modelDir, { dtype: dtypeFlag(flags) });
   try {

@@ -15,7 +15,7 @@ const commands: Record<string, Command> = {
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
-  hessian: { run: hessianCommand, help: "hessian --model DIR [--adapter DIR] --method M [method flags] --task T --data-dir DIR [--examples 64 --seed 0 --max-iters 100 --tol 1e-3 --json]   ‖Hessian‖₂ of the training loss" },
+  hessian: { run: hessianCommand, help: "hessian --model DIR [--adapter DIR] --method M [method flags] --task T --data-dir DIR [--examples 64 --seed 0 --train-size 1000 --max-iters 100 --tol 1e-3 --json]   ‖Hessian‖₂ of the training loss" },
   theory: { run: theoryCommand, help: "theory [--n 32 --d 4096 --r 1 --sigma 0.5 --p 1,0.5,0.1 --delta 0.05 --seed 0 --steps 1000 --draws 200] [--out DIR] [--json]   Section 5's linear-regression predictions" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };

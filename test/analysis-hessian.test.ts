@@ -138,6 +138,16 @@ for (const [method, options] of Object.entries({
   }));
 }
 
+test("a loss that does not reach the parameters (checkpointing hides them) is an error, not a zero Hessian", () => tidy(() => {
+  const model = tinyOpt();
+  const peft = PeftModel.create(model, "random-mask", { density: 0.1, seed: 1 });
+  model.gradientCheckpointing = true;
+  const ids = tensor([2, 5, 9, 13], [1, 4], "int64");
+  assert.throws(() => hessianTopEigenvalue(peft.trainableParams(), [() => causalLmLoss(model.forward(ids).logits, ids)], { maxIters: 3, tol: 1e-3, seed: 0 }),
+    /does not reach the parameters .*activation checkpointing/);
+  peft.remove();
+}));
+
 test("hessianNorm runs in eval mode on a seeded example set: deterministic with dropout configured, mode restored", () => {
   const dir = mkdtempSync(join(tmpdir(), "randmask-hessian-"));
   const data = parityTask(join(dir, "data"));
@@ -151,8 +161,11 @@ test("hessianNorm runs in eval mode on a seeded example set: deterministic with 
   model.training = true;
   const run = () => hessianNorm(peft, tok, task, train, { examples: 6, batchSize: 4, maxIters: 20, tol: 1e-3, seed: 0 });
   const a = run();
+  // with checkpointing on, parameter gradients would bypass autograd.grad (a zero Hessian): it is switched off inside
+  model.gradientCheckpointing = true;
   const b = run();
   assert.equal(model.training, true, "training mode restored");
+  assert.equal(model.gradientCheckpointing, true, "checkpointing restored");
   assert.equal(a.eigenvalue, b.eigenvalue);
   assert.equal(a.examples, 6);
   assert.equal(a.trainable, peft.trainableCount());

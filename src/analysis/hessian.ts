@@ -46,6 +46,7 @@ const dot = (a: Tensor[], b: Tensor[]): number => tidy(() => a.reduce((s, t, i) 
  */
 export function hessianVectorProduct(params: Tensor[], lossTerms: (() => Tensor | null)[], v: Tensor[]): Tensor[] {
   const acc = params.map((p, i) => keep(tidy(() => v[i].mul(0).to(p.dtype))));
+  let reached = false;
   for (const term of lossTerms) {
     tidy(() => {
       const loss = term();
@@ -53,10 +54,17 @@ export function hessianVectorProduct(params: Tensor[], lossTerms: (() => Tensor 
       const gs = grad([loss], params, { createGraph: true, allowUnused: true });
       const used = gs.flatMap((g, i) => (g ? [{ g, i }] : []));
       if (used.length === 0) return;
+      reached = true;
       const gv = used.map(({ g, i }) => g.mul(v[i]).sum()).reduce((s, t) => s.add(t));
       const hv = grad([gv], used.map(({ i }) => params[i]), { allowUnused: true });
       hv.forEach((h, k) => { if (h) acc[used[k].i].addScaled_(h, 1); });
     });
+  }
+  if (!reached) {
+    acc.forEach((t) => t.dispose());
+    // (reentrant activation checkpointing also hides parameters from grad(): turn it off first)
+    throw new Error("hessian: the loss does not reach the parameters through autograd.grad " +
+      "(not trainable, or hidden by activation checkpointing)");
   }
   return acc;
 }
@@ -114,7 +122,8 @@ export interface HessianNormOptions extends PowerIterationOptions {
  * ‖∇²L‖₂ for L the mean training loss (trainer's objective, src/train/objectives.ts,
  * plus the method's regulariser if it has one) over `o.examples` examples drawn
  * with `o.seed` from `examples`, with respect to the PEFT method's trainable
- * tensors. Runs in eval mode (no dropout) and restores the model's mode after.
+ * tensors. Runs in eval mode (no dropout) without activation checkpointing, and
+ * restores both settings after.
  * For sweeps: call it on a freshly created method (before training) and on the
  * trained one (after).
  */
@@ -137,12 +146,16 @@ export function hessianNorm(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
   const reg = peft.instance.regularizationLoss;
   if (reg) terms.push(() => reg.call(peft.instance));
   const wasTraining = model.training;
+  const wasCheckpointing = model.gradientCheckpointing;
   model.training = false;
+  // reentrant checkpointing sends parameter gradients to .grad, out of autograd.grad's reach
+  model.gradientCheckpointing = false;
   try {
     const est = hessianTopEigenvalue(peft.trainableParams(), terms, o);
     return { ...est, examples: prepared.length, trainable: peft.trainableCount() };
   } finally {
     model.training = wasTraining;
+    model.gradientCheckpointing = wasCheckpointing;
     noGrad(() => peft.trainableParams().forEach((p) => p.clearGrad()));
   }
 }

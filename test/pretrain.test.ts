@@ -82,6 +82,11 @@ test("bad input: one clear error each, nothing written or overwritten", () => {
   r = run([...common(f), "--config", other, "--init-from", a, "--out", join(f.dir, "o4")]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /contradicts the checkpoint in --init-from .*hidden_size 32 vs 16/);
+  // continuing from a checkpoint folder: its config and tokenizer by default
+  const cont = join(f.dir, "cont");
+  r = run([...common(f).filter((x, i, all) => x !== "--config" && all[i - 1] !== "--config" && x !== "--tokenizer" && all[i - 1] !== "--tokenizer"), "--init-from", a, "--max-steps", "1", "--out", cont]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(log(cont).filter((e) => e.type === "train").length, 1);
   r = run(["--resume", a, "--lr", "1e-2", "--max-steps", "2"]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /holds another run \(differs in --lr\)/);

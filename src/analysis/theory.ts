@@ -144,8 +144,17 @@ export function gradientDescent(a: Tensor, y: Tensor, lr: number, steps: number)
   return { losses, diverged: !(last < losses[0]), w };
 }
 
-/** Runs the three comparisons of Section 5 for every p. */
-export function runTheory(o: TheoryOptions): TheoryResult {
+/**
+ * Runs the three comparisons of Section 5 for every p (`log` gets a line per p).
+ *
+ * Proposition 5.2: the Hessian of L is M XᵀX M / n, so GD is stable iff
+ * lr < 2 / λ_max(Hessian) = 2n/λ₁. Proposition 5.3 as checked here (our
+ * derivation of the comparison): with A the kept columns, ŵ = A⁺y and
+ * y = Xw* + ε, E‖ŵ‖² = ‖A⁺Xw*‖² + σ² tr((AAᵀ)⁻¹) = ‖A⁺Xw*‖² + σ² Σᵢ 1/λᵢ ≥ σ² Σᵢ 1/λᵢ,
+ * with equality for w* = 0; λᵢ shrink roughly like p, so sparser masks give
+ * farther solutions.
+ */
+export function runTheory(o: TheoryOptions, log: (line: string) => void = () => {}): TheoryResult {
   validate(o);
   return tidy(() => {
     const { n, d } = o;
@@ -207,6 +216,8 @@ export function runTheory(o: TheoryOptions): TheoryResult {
       const variance = normsSq.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, normsSq.length - 1);
       const normBound = o.sigma ** 2 * lambda.reduce((s, l) => s + 1 / l, 0);
       const signalPart = minNorm(clean).pow(2).sum().item();
+      log(`theory: p=${p}: ${kept.length} kept, λ₁=${lambda[0].toPrecision(5)}, edge ${((lo + hi) / 2).toFixed(4)} × 2n/λ₁, ` +
+        `E‖ŵ‖²=${mean.toPrecision(4)} vs σ²Σ1/λᵢ=${normBound.toPrecision(4)}`);
       return {
         p, kept: kept.length, lambda, pMu, maxDeviation, bound, lrEdge, empiricalEdgeFactor: (lo + hi) / 2, curves, gdToMinNorm,
         normSqMean: mean, normSqStderr: Math.sqrt(variance / normsSq.length), normBound, normExpected: signalPart + normBound,

@@ -33,6 +33,10 @@ export function hessianCommand(argv: string[]): void {
     seed,
   };
   const options = methodOptions(flags);
+  if (adapter && Object.keys(options).length > 0) {
+    throw new UsageError(`--adapter ${adapter}: method flags (${Object.keys(METHOD_FLAG_SPEC).filter((f) => flags[f] !== undefined).map((f) => `--${f}`).join(", ")}) ` +
+      "apply to a fresh method; the adapter's own configuration is used");
+  }
   if (options.seed === undefined) options.seed = seed; // as in finetune: the mask follows --seed unless --mask-seed says otherwise
   const task = getTask(requireString(flags, "task"), dataDir);
   // the same training sample as `finetune` with these sizes and seed; the examples are drawn from it

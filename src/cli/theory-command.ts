@@ -22,7 +22,7 @@ export async function theoryCommand(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, {
     n: { type: "string" }, d: { type: "string" }, r: { type: "string" }, sigma: { type: "string" }, p: { type: "string" },
     delta: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, draws: { type: "string" }, signal: { type: "string" },
-    bisections: { type: "string" }, "curve-factors": { type: "string" }, out: { type: "string" }, json: { type: "boolean" },
+    bisections: { type: "string" }, "curve-factors": { type: "string" }, out: { type: "string" }, json: { type: "boolean" }, quiet: { type: "boolean" },
   });
   const D = THEORY_DEFAULTS;
   const o: TheoryOptions = {
@@ -44,7 +44,7 @@ export async function theoryCommand(argv: string[]): Promise<void> {
   if (out && existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
 
   const started = Date.now();
-  const res = runTheory(o);
+  const res = runTheory(o, (line) => { if (!flags.quiet) process.stderr.write(`${line}\n`); });
   const wall = (Date.now() - started) / 1000;
   const markdown = theoryMarkdown(res);
   const json = { ...res, wall_time_s: wall };

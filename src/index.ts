@@ -6,7 +6,11 @@ export { readConfig, parseConfig, toHfConfig, type OPTConfig } from "./models/co
 export { presetConfig, PRESET_NAMES } from "./models/presets.js";
 export { greedyGenerate, leftPad } from "./models/generate.js";
 export { causalLmLoss, perSequenceLoss, tokenNll } from "./models/lm-loss.js";
-export { loadCheckpoint, loadFile, saveFile, saveSharded, readHeader, SafetensorsError } from "./io/safetensors.js";
+export { loadFile, saveFile, saveSharded, readHeader, SafetensorsError } from "./io/safetensors.js";
+export { loadCheckpoint, checkpointFiles, checkpointTensors } from "./io/checkpoint.js";
+export { loadTorchFile, readTorchCheckpoint } from "./io/torch-checkpoint.js";
+export { CheckpointError } from "./io/checkpoint-error.js";
+export { alignKeyPrefix } from "./io/state-dict-keys.js";
 export { BpeTokenizer } from "./tokenizer/bpe-tokenizer.js";
 export { PeftModel, fingerprint } from "./peft/peft-model.js";
 export { METHODS, getMethod } from "./peft/registry.js";

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // randmask command-line entry: one subcommand per job; errors print one line.
 import { UsageError } from "./args.js";
+import { convertCommand } from "./convert-command.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
@@ -13,6 +14,7 @@ const commands: Record<string, Command> = {
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
+  convert: { run: convertCommand, help: "convert --model DIR --out DIR [--dtype fp32|bf16|fp16] [--max-shard-size 2GB]   .bin or safetensors → HF safetensors folder" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 

@@ -99,7 +99,7 @@ export function unpickle(buf: Uint8Array, start: number, file: string, persisten
       case 0x7d: stack.push(new PDict(false)); break; // EMPTY_DICT
       case 0x5d: stack.push(new PList()); break; // EMPTY_LIST
       case 0x29: stack.push(Object.freeze([])); break; // EMPTY_TUPLE
-      case 0x74: stack.push(Object.freeze(popMark())); break; // TUPLE
+      case 0x74: { const items = Object.freeze(popMark()); stack.push(items); break; } // TUPLE (popMark swaps `stack`)
       case 0x85: { const a = pop(); stack.push(Object.freeze([a])); break; } // TUPLE1
       case 0x86: { const b = pop(), a = pop(); stack.push(Object.freeze([a, b])); break; } // TUPLE2
       case 0x87: { const c = pop(), b = pop(), a = pop(); stack.push(Object.freeze([a, b, c])); break; } // TUPLE3

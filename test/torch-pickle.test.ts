@@ -143,6 +143,44 @@ test("structural faults each give their own clear error", () => {
   assert.throws(() => readTorchCheckpoint(write(size)), /tensor 'w': view .* reaches element 3 of a 3-element storage/);
 });
 
+/** The same archive with zip64 records: every size and offset moved into zip64 extra fields, a zip64 end record and locator. */
+function toZip64(zip: Buffer): Buffer {
+  const eocd = zip.length - 22;
+  const count = zip.readUInt16LE(eocd + 10), dirOffset = zip.readUInt32LE(eocd + 16);
+  const entries: Buffer[] = [];
+  for (let p = dirOffset, i = 0; i < count; i++) {
+    const nameLen = zip.readUInt16LE(p + 28), skip = 46 + nameLen + zip.readUInt16LE(p + 30) + zip.readUInt16LE(p + 32);
+    const head = Buffer.from(zip.subarray(p, p + 46));
+    const extra = Buffer.alloc(28);
+    extra.writeUInt16LE(1, 0); extra.writeUInt16LE(24, 2);
+    extra.writeBigUInt64LE(BigInt(head.readUInt32LE(24)), 4); extra.writeBigUInt64LE(BigInt(head.readUInt32LE(20)), 12);
+    extra.writeBigUInt64LE(BigInt(head.readUInt32LE(42)), 20);
+    head.writeUInt32LE(0xffffffff, 20); head.writeUInt32LE(0xffffffff, 24); head.writeUInt32LE(0xffffffff, 42);
+    head.writeUInt16LE(28, 30); head.writeUInt16LE(0, 32);
+    entries.push(head, zip.subarray(p + 46, p + 46 + nameLen), extra);
+    p += skip;
+  }
+  const dir = Buffer.concat(entries);
+  const rec = Buffer.alloc(56);
+  rec.writeUInt32LE(0x06064b50, 0); rec.writeBigUInt64LE(44n, 4); rec.writeUInt16LE(45, 12); rec.writeUInt16LE(45, 14);
+  rec.writeBigUInt64LE(BigInt(count), 24); rec.writeBigUInt64LE(BigInt(count), 32);
+  rec.writeBigUInt64LE(BigInt(dir.length), 40); rec.writeBigUInt64LE(BigInt(dirOffset), 48);
+  const loc = Buffer.alloc(20);
+  loc.writeUInt32LE(0x07064b50, 0); loc.writeBigUInt64LE(BigInt(dirOffset + dir.length), 8); loc.writeUInt32LE(1, 16);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(0xffff, 8); end.writeUInt16LE(0xffff, 10);
+  end.writeUInt32LE(0xffffffff, 12); end.writeUInt32LE(0xffffffff, 16);
+  return Buffer.concat([zip.subarray(0, dirOffset), dir, rec, loc, end]);
+}
+
+test("zip64 archives (as torch writes for files over 4 GB) read the same", () => tidy(() => {
+  const file = join(tmp(), "zip64.bin");
+  writeFileSync(file, toZip64(readFileSync(join(fixtures, "zip.bin"))));
+  const a = loadTorchFile(join(fixtures, "zip.bin")), b = loadTorchFile(file);
+  assert.deepEqual([...b.keys()], [...a.keys()]);
+  for (const [k, t] of a) assert.ok(t.equal(b.get(k)!), k);
+}));
+
 test("fuzz: mutated and random files never crash, hang or allocate hugely", () => {
   const sources = [readFileSync(join(fixtures, "zip.bin")), readFileSync(join(fixtures, "legacy.bin"))];
   let seed = 4242;

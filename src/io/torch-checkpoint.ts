@@ -124,6 +124,8 @@ function parseLegacy(fd: number, file: string, size: number, buf: Buffer, comple
   const notTorch = "not a PyTorch checkpoint: neither a zip archive nor the legacy format's magic number";
   let magic: { value: Value; end: number };
   try { magic = unpickle(buf, 0, file, noStorages, complete); } catch (e) {
+    // the magic number's pickle is 15 bytes: one that does not end within the first chunk is none
+    if (e instanceof NeedMoreBytes) throw new CheckpointError(file, notTorch);
     throw e instanceof CheckpointError ? new CheckpointError(file, `${notTorch} (${e.message.slice(file.length + 2)})`) : e;
   }
   if (magic.value !== LEGACY_MAGIC) throw new CheckpointError(file, notTorch);
@@ -179,8 +181,7 @@ function storageId(file: string, pid: Value, length: number): [string, DType, st
   const bad = (msg: string) => new CheckpointError(file, `persistent id: ${msg}`);
   if (!Array.isArray(pid) || pid.length !== length) throw bad(`expected a ${length}-tuple ('storage', type, key, location, numel${length === 6 ? ", view" : ""})`);
   const [tag, type, key, location, numel, view] = pid as Value[];
-  const tagText = tag instanceof Uint8Array ? Buffer.from(tag).toString("latin1") : tag;
-  if (tagText !== "storage") throw bad(`only storages can be loaded, not ${JSON.stringify(String(tagText))}`);
+  if (tag !== "storage") throw bad(`only storages can be loaded, not ${JSON.stringify(String(tag))}`);
   if (!(type instanceof Global) || !(type.name in STORAGE_DTYPES)) throw bad("storage type is not a supported torch storage class");
   if (typeof key !== "string" || typeof location !== "string") throw bad("storage key and location must be strings");
   if (typeof numel !== "number" || !Number.isSafeInteger(numel) || numel < 0) throw bad(`storage '${key}' has element count ${String(numel)}`);

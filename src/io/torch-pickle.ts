@@ -39,7 +39,7 @@ export class StorageRef {
 export class TensorRef {
   constructor(readonly storage: StorageRef, readonly offset: number, readonly shape: number[], readonly stride: number[]) {}
 }
-export type Value = null | boolean | number | bigint | string | Uint8Array | readonly Value[] | PList | PDict | Global | StorageRef | TensorRef;
+export type Value = null | boolean | number | bigint | string | readonly Value[] | PList | PDict | Global | StorageRef | TensorRef;
 
 /** Thrown when a pickle runs past the bytes given but more of the file exists (the caller reads more and retries). */
 export class NeedMoreBytes extends Error {}
@@ -142,10 +142,10 @@ export function unpickle(buf: Uint8Array, start: number, file: string, persisten
         pos += n;
         break;
       }
-      case 0x55: { // SHORT_BINSTRING (Python 2 str): kept as bytes
+      case 0x55: { // SHORT_BINSTRING (a Python 2 str): decoded as UTF-8, as torch.load's default encoding does
         const n = u8();
         need(n);
-        stack.push(buf.slice(pos, pos + n));
+        stack.push(Buffer.from(buf.buffer, buf.byteOffset + pos, n).toString("utf8"));
         pos += n;
         break;
       }
@@ -194,7 +194,6 @@ function describe(v: Value): string {
   if (v === null) return "None";
   if (v instanceof Global) return `'${v.name}'`;
   if (Array.isArray(v)) return "tuple";
-  if (v instanceof Uint8Array) return "bytes";
   if (typeof v === "object") return (v as object).constructor.name;
   return typeof v;
 }

@@ -118,6 +118,27 @@ test("code-running pickles are refused and nothing runs", () => {
   assert.ok(!existsSync(marker), "a refused pickle ran code");
 });
 
+test("legacy storage views and the pre-0.4 _rebuild_tensor are honoured", () => tidy(() => {
+  const magic = Buffer.alloc(10);
+  let m = 0x1950a86a20f9469cfc6cn;
+  for (let i = 0; i < 10; i++) { magic[i] = Number(m & 0xffn); m >>= 8n; }
+  const pickles = [
+    Buffer.concat([Buffer.from([0x80, 2, 0x8a, 10]), magic, Buffer.from([0x2e])]),
+    Buffer.from([0x80, 2, 0x4d, 0xe9, 0x03, 0x2e]),
+    Buffer.concat([Buffer.from([0x80, 2, 0x7d]), str("little_endian"), Buffer.from([0x88, 0x73, 0x2e])]),
+    // {"w": _rebuild_tensor(<elements 2..4 of root storage 'r'>, 1, (2,), (1,))}
+    Buffer.concat([Buffer.from([0x80, 2, 0x7d]), str("w"), glob("torch._utils", "_rebuild_tensor"), Buffer.from([0x28, 0x28]), str("storage"),
+      glob("torch", "FloatStorage"), str("r"), str("cpu"), Buffer.from([0x4b, 6, 0x28]), str("v"), Buffer.from([0x4b, 2, 0x4b, 3, 0x74, 0x74, 0x51,
+        0x4b, 1, 0x4b, 2, 0x85, 0x4b, 1, 0x85, 0x74, 0x52, 0x73, 0x2e])]),
+    Buffer.concat([Buffer.from([0x80, 2, 0x5d, 0x28]), str("r"), Buffer.from([0x65, 0x2e])]),
+  ];
+  const count = Buffer.alloc(8);
+  count.writeBigInt64LE(6n);
+  const file = join(tmp(), "old.bin");
+  writeFileSync(file, Buffer.concat([...pickles, count, Buffer.from(new Float32Array([0, 1, 2, 3, 4, 5]).buffer)]));
+  assert.deepEqual(loadTorchFile(file).get("w")!.toNumbers(), [3, 4]);
+}));
+
 test("structural faults each give their own clear error", () => {
   const good = readFileSync(join(fixtures, "zip.bin"));
   const write = (buf: Buffer) => { const f = join(tmp(), "bad.bin"); writeFileSync(f, buf); return f; };

@@ -208,6 +208,7 @@ test("fuzz: mutated and random files never crash, hang or allocate hugely", () =
   const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
   const dir = tmp();
   let loaded = 0;
+  const peakBefore = process.resourceUsage().maxRSS;
   for (let i = 0; i < 600; i++) {
     let buf: Buffer;
     const src = sources[i % 2];
@@ -236,4 +237,6 @@ test("fuzz: mutated and random files never crash, hang or allocate hugely", () =
     }
   }
   assert.ok(loaded > 10 && loaded < 500, `${loaded} of 600 mutated files loaded: the fuzz did not exercise both outcomes`);
+  const grownMiB = (process.resourceUsage().maxRSS - peakBefore) / 1024;
+  assert.ok(grownMiB < 64, `peak memory grew by ${grownMiB.toFixed(0)} MiB on files of at most 5 KB`);
 });

@@ -30,6 +30,8 @@ test("load → save → load is bitwise equal, and all dtypes survive", () => ti
   a.set("extra.bf16", tensor([1.5, -2], [2], "bfloat16"));
   a.set("extra.f16", tensor([0.25], [1], "float16"));
   a.set("extra.i32", tensor([7], [1], "int32"));
+  a.set("extra.i16", tensor([-32768, 32767], [2], "int16"));
+  a.set("extra.i8", tensor([-128, 127], [2], "int8"));
   a.set("extra.bool", tensor([1, 0], [2], "bool"));
   const file = join(tmp(), "model.safetensors");
   saveFile(file, a, { format: "pt" });

@@ -42,8 +42,8 @@ export interface SafetensorsHeader {
 /** Reads and validates a safetensors header; throws one SafetensorsError naming the file and tensor. */
 export function readHeader(file: string): SafetensorsHeader {
   if (/\.(bin|pt|pth|pkl)$/.test(file)) {
-    throw new SafetensorsError(file, "is a PyTorch pickle checkpoint, not safetensors: load its folder with loadCheckpoint() " +
-      "(src/io/checkpoint.ts), or convert it with `randmask convert`");
+    throw new SafetensorsError(file, "is a PyTorch pickle checkpoint, not safetensors: load its folder with loadCheckpoint(), " +
+      "or convert it with `randmask convert`");
   }
   let fd: number;
   try { fd = openSync(file, "r"); } catch (e) {

@@ -3,13 +3,14 @@
 // run in which every broken file ends in a CheckpointError naming it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tensor, tidy } from "../src/engine/index.js";
+import { randn, tensor, tidy } from "../src/engine/index.js";
 import { CheckpointError } from "../src/io/checkpoint-error.js";
 import { loadTorchFile, readTorchCheckpoint } from "../src/io/torch-checkpoint.js";
-import { sharedDir } from "./helpers.js";
+import { repoRoot, sharedDir } from "./helpers.js";
 import { writeTorchZip } from "./torch-writer.js";
 
 const fixtures = join(sharedDir, "fixtures", "torch-pickle");
@@ -100,7 +101,7 @@ test("code-running pickles are refused and nothing runs", () => {
       /refused pickle global 'builtins\.exec'/],
     ["REDUCE on a storage class", Buffer.concat([Buffer.from([0x80, 2]), glob("torch", "FloatStorage"), Buffer.from([0x29, 0x52, 0x2e])]),
       /REDUCE calls 'torch\.FloatStorage', which is not callable here/],
-    ["BUILD on a dict", Buffer.concat([Buffer.from([0x80, 2, 0x7d, 0x7d, 0x62, 0x2e])]), /BUILD on PDict \(only an OrderedDict's attributes/],
+    ["BUILD on a dict", Buffer.concat([Buffer.from([0x80, 2, 0x7d, 0x7d, 0x62, 0x2e])]), /BUILD on dict \(only an OrderedDict's attributes/],
     ["NEWOBJ", Buffer.concat([Buffer.from([0x80, 2]), glob("collections", "OrderedDict"), Buffer.from([0x29, 0x81, 0x2e])]),
       /opcode 0x81 is not one a state dict uses/],
     ["STACK_GLOBAL (protocol 4)", Buffer.concat([Buffer.from([0x80, 4]), str("os"), str("system"), Buffer.from([0x93, 0x2e])]),
@@ -151,6 +152,8 @@ test("structural faults each give their own clear error", () => {
   const missing = zipWithPickle(Buffer.concat([Buffer.from([0x80, 2, 0x7d]), str("w"), glob("torch._utils", "_rebuild_tensor_v2"),
     Buffer.from([0x28, 0x28]), str("storage"), glob("torch", "FloatStorage"), str("0"), str("cpu"), Buffer.from([0x4b, 100, 0x74, 0x51]),
     Buffer.from([0x4b, 0, 0x4b, 100, 0x85, 0x4b, 1, 0x85, 0x89]), glob("collections", "OrderedDict"), Buffer.from([0x29, 0x52, 0x74, 0x52, 0x73, 0x2e])]));
+  const nested = zipWithPickle(Buffer.concat([Buffer.from([0x80, 2, 0x7d]), str("model"), Buffer.from([0x7d, 0x73, 0x2e])]));
+  assert.throws(() => readTorchCheckpoint(nested), /tensor 'model': is a dict \(a training checkpoint rather than a state dict\?\), not a tensor/);
   assert.throws(() => readTorchCheckpoint(missing), /storage '0' has no zip entry 'archive\/data\/0'/);
   const tiny = join(tmp(), "t.bin");
   tidy(() => writeTorchZip(tiny, new Map([["w", tensor([1, 2, 3], [3])]])));
@@ -201,6 +204,19 @@ test("zip64 archives (as torch writes for files over 4 GB) read the same", () =>
   assert.deepEqual([...b.keys()], [...a.keys()]);
   for (const [k, t] of a) assert.ok(t.equal(b.get(k)!), k);
 }));
+
+test("loading a 96 MiB .bin raises peak RSS by its size, not twice it", () => {
+  const file = join(tmp(), "big.bin");
+  tidy(() => writeTorchZip(file, new Map(Array.from({ length: 6 }, (_, i) => [`layers.${i}.weight`, randn([2048, 2048])]))));
+  const size = statSync(file).size;
+  const out = execFileSync(process.execPath, [join(repoRoot, "dist", "bench", "bin-load-memory.js"), "load", file], { encoding: "utf8" });
+  const { peakMinusBeforeMiB, tensors } = JSON.parse(out.trim().split("\n").pop()!);
+  assert.equal(tensors, 6);
+  const fileMiB = size / 2 ** 20;
+  // the bound: the file plus one 16 MiB tensor plus allocator slack; the control: the data is really in memory
+  assert.ok(peakMinusBeforeMiB <= fileMiB + 16 + 8, `peak RSS grew ${peakMinusBeforeMiB} MiB for a ${fileMiB.toFixed(0)} MiB file`);
+  assert.ok(peakMinusBeforeMiB >= fileMiB * 0.9, `peak RSS grew only ${peakMinusBeforeMiB} MiB: the measurement missed the tensors`);
+});
 
 test("fuzz: mutated and random files never crash, hang or allocate hugely", () => {
   const sources = [readFileSync(join(fixtures, "zip.bin")), readFileSync(join(fixtures, "legacy.bin"))];

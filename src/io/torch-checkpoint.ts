@@ -13,7 +13,7 @@ import { closeSync, fstatSync, openSync } from "node:fs";
 import { type DType, DTYPE_BYTES, Tensor, fromFile, zeros } from "../engine/index.js";
 import { CheckpointError } from "./checkpoint-error.js";
 import { entryDataRange, readExact, readZipDirectory } from "./zip.js";
-import { NeedMoreBytes, PDict, PList, STORAGE_DTYPES, Global, StorageRef, TensorRef, type Value, unpickle } from "./torch-pickle.js";
+import { NeedMoreBytes, PDict, PList, STORAGE_DTYPES, Global, StorageRef, TensorRef, type Value, describe, unpickle } from "./torch-pickle.js";
 
 /** torch/serialization.py MAGIC_NUMBER and PROTOCOL_VERSION of the legacy format. */
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -196,8 +196,7 @@ function stateDictTensors(file: string, value: Value): TorchTensorInfo[] {
     const bad = (msg: string) => new CheckpointError(file, `tensor '${name}': ${msg}`);
     if (typeof name !== "string") throw new CheckpointError(file, `state dict key ${name} is not a string`);
     if (!(t instanceof TensorRef)) {
-      const kind = t instanceof PDict ? "a dict (a training checkpoint rather than a state dict?)" : t === null ? "None" : typeof t === "object" ? t.constructor.name : typeof t;
-      throw bad(`is ${kind}, not a tensor`);
+      throw bad(`is ${t instanceof PDict ? "a dict (a training checkpoint rather than a state dict?)" : `of type ${describe(t)}`}, not a tensor`);
     }
     let numel = 1;
     let last = t.offset;

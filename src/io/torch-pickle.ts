@@ -190,12 +190,16 @@ export function unpickle(buf: Uint8Array, start: number, file: string, persisten
   }
 }
 
-function describe(v: Value): string {
+/** A value's Python type, for error messages. */
+export function describe(v: Value): string {
   if (v === null) return "None";
   if (v instanceof Global) return `'${v.name}'`;
   if (Array.isArray(v)) return "tuple";
-  if (typeof v === "object") return (v as object).constructor.name;
-  return typeof v;
+  if (v instanceof PDict) return v.ordered ? "OrderedDict" : "dict";
+  if (v instanceof PList) return "list";
+  if (v instanceof StorageRef) return "storage";
+  if (v instanceof TensorRef) return "tensor";
+  return typeof v === "string" ? "str" : typeof v === "boolean" ? "bool" : "int";
 }
 
 const isNat = (v: Value): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;

@@ -1,0 +1,51 @@
+// `randmask logits --model DIR --pixel-values FILE.json` for the vision towers:
+// {"logits"} for a classifier, {"image_embeds", "last_hidden_state"} for CLIP's
+// tower with its projection, {"pooler_output", "last_hidden_state"} otherwise.
+import { readFileSync } from "node:fs";
+import { type DType, noGrad, tensor, tidy } from "../engine/index.js";
+import { CLIPVisionModel } from "../models/vision/clip-vision.js";
+import { loadVisionModel } from "../models/vision/index.js";
+import { UsageError } from "./args.js";
+
+/**
+ * Reads a JSON array [batch, channels, H, W] of finite numbers.
+ * @throws UsageError naming the file when it is not JSON or not such an array.
+ */
+export function readPixelValues(file: string): { data: Float32Array; shape: number[] } {
+  let v: unknown;
+  try { v = JSON.parse(readFileSync(file, "utf8")); } catch (e) {
+    throw new UsageError(`--pixel-values ${file}: cannot read as JSON (${(e as Error).message})`);
+  }
+  const shape: number[] = [];
+  for (let x = v; Array.isArray(x); x = x[0]) shape.push(x.length);
+  const flat = shape.length === 4 && shape.every((n) => n > 0) ? (v as unknown[]).flat(3) : [];
+  if (flat.length !== shape.reduce((a, b) => a * b, 1) || !flat.every((x) => typeof x === "number" && Number.isFinite(x))) {
+    throw new UsageError(`--pixel-values ${file}: expected a rectangular JSON array [batch, channels, height, width] of finite numbers`);
+  }
+  return { data: Float32Array.from(flat as number[]), shape };
+}
+
+export function visionLogits(dir: string, pixelFile: string, dtype: DType): void {
+  const { data, shape } = readPixelValues(pixelFile);
+  const model = loadVisionModel(dir, { dtype });
+  const c = model.config;
+  if (shape[1] !== c.numChannels || shape[2] !== c.imageSize || shape[3] !== c.imageSize) {
+    model.dispose();
+    throw new UsageError(`--pixel-values ${pixelFile}: shape [${shape}], but the model takes [batch, ${c.numChannels}, ${c.imageSize}, ${c.imageSize}]`);
+  }
+  const result = noGrad(() => tidy(() => {
+    const x = tensor(data, shape);
+    const nested = (t: { to(d: DType): { toNested(): unknown } }) => t.to("float32").toNested();
+    if (model instanceof CLIPVisionModel) {
+      const o = model.forward(x);
+      return o.imageEmbeds
+        ? { image_embeds: nested(o.imageEmbeds), last_hidden_state: nested(o.lastHiddenState) }
+        : { pooler_output: nested(o.poolerOutput), last_hidden_state: nested(o.lastHiddenState) };
+    }
+    const o = model.forward(x);
+    if (o.logits) return { logits: nested(o.logits) };
+    return { ...(o.poolerOutput ? { pooler_output: nested(o.poolerOutput) } : {}), last_hidden_state: nested(o.lastHiddenState) };
+  }));
+  model.dispose();
+  process.stdout.write(JSON.stringify(result) + "\n");
+}

@@ -16,10 +16,10 @@ export interface RawImage {
 }
 
 /** A file that is not the image (or dataset file) it claims to be: the message names the file. */
-export class ImageFileError extends Error {
+export class DatasetFileError extends Error {
   constructor(readonly file: string, message: string) {
     super(`${file}: ${message}`);
-    this.name = "ImageFileError";
+    this.name = "DatasetFileError";
   }
 }
 
@@ -28,24 +28,24 @@ export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".ppm", ".pgm"] as con
 /**
  * Decodes a PNG, JPEG or binary PPM/PGM file (chosen by extension) to uint8 HWC:
  * RGB for colour files (a PNG's alpha is dropped, as PIL's convert("RGB") does), grey for PGM.
- * @throws ImageFileError naming the file when it is unreadable, truncated or corrupt.
+ * @throws DatasetFileError naming the file when it is unreadable, truncated or corrupt.
  */
 export function decodeImageFile(file: string): RawImage {
   let buf: Buffer;
   try { buf = readFileSync(file); } catch (e) {
-    throw new ImageFileError(file, `cannot read (${(e as Error).message})`);
+    throw new DatasetFileError(file, `cannot read (${(e as Error).message})`);
   }
   const ext = extname(file).toLowerCase();
   if (ext === ".png") return decodePng(buf, file);
   if (ext === ".jpg" || ext === ".jpeg") return decodeJpeg(buf, file);
   if (ext === ".ppm" || ext === ".pgm") return decodePnm(buf, file);
-  throw new ImageFileError(file, `unsupported image type '${ext}' (expected ${IMAGE_EXTENSIONS.join(", ")})`);
+  throw new DatasetFileError(file, `unsupported image type '${ext}' (expected ${IMAGE_EXTENSIONS.join(", ")})`);
 }
 
 function decodePng(buf: Buffer, file: string): RawImage {
   let png: { width: number; height: number; data: Buffer };
   try { png = pngjs.PNG.sync.read(buf); } catch (e) {
-    throw new ImageFileError(file, `corrupt or truncated PNG (${(e as Error).message})`);
+    throw new DatasetFileError(file, `corrupt or truncated PNG (${(e as Error).message})`);
   }
   const { width, height, data } = png; // RGBA, 8 bits per channel
   const rgb = new Uint8Array(width * height * 3);
@@ -60,7 +60,7 @@ function decodeJpeg(buf: Buffer, file: string): RawImage {
     const img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
     return { data: img.data, height: img.height, width: img.width, channels: 3 };
   } catch (e) {
-    throw new ImageFileError(file, `corrupt or truncated JPEG (${(e as Error).message})`);
+    throw new DatasetFileError(file, `corrupt or truncated JPEG (${(e as Error).message})`);
   }
 }
 
@@ -78,15 +78,15 @@ export function decodePnm(buf: Uint8Array, file: string): RawImage {
     return String.fromCharCode(...buf.subarray(start, pos));
   };
   const magic = token();
-  if (magic !== "P6" && magic !== "P5") throw new ImageFileError(file, `not a binary PPM/PGM (magic '${magic.slice(0, 2)}', expected P6 or P5)`);
+  if (magic !== "P6" && magic !== "P5") throw new DatasetFileError(file, `not a binary PPM/PGM (magic '${magic.slice(0, 2)}', expected P6 or P5)`);
   const [width, height, maxval] = [token(), token(), token()].map(Number);
   if (![width, height, maxval].every((v) => Number.isInteger(v) && v > 0) || maxval > 255) {
-    throw new ImageFileError(file, "bad PPM header (expected positive width, height and maxval ≤ 255)");
+    throw new DatasetFileError(file, "bad PPM header (expected positive width, height and maxval ≤ 255)");
   }
   pos++; // the single whitespace byte before the raster
   const channels = magic === "P6" ? 3 : 1;
   const size = width * height * channels;
-  if (buf.length - pos < size) throw new ImageFileError(file, `truncated PPM: ${width}×${height}×${channels} needs ${size} bytes of pixels, file has ${Math.max(0, buf.length - pos)}`);
+  if (buf.length - pos < size) throw new DatasetFileError(file, `truncated PPM: ${width}×${height}×${channels} needs ${size} bytes of pixels, file has ${Math.max(0, buf.length - pos)}`);
   const data = Uint8Array.from(buf.subarray(pos, pos + size));
   if (maxval !== 255) for (let i = 0; i < size; i++) data[i] = Math.round((data[i] * 255) / maxval);
   return { data, height, width, channels };

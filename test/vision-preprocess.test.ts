@@ -44,7 +44,7 @@ test("shortest-edge sizes and centre crop follow Hugging Face (long side truncat
 test("a pixel goes through rescale and normalise with the configured mean and std", () => {
   const p = parsePreprocessorConfig({ do_resize: false, image_mean: [0.5, 0.25, 0], image_std: [0.5, 0.25, 2] }, vit);
   const img: RawImage = { data: Uint8Array.from([255, 51, 0]), width: 1, height: 1, channels: 3 };
-  const out = preprocessImage(img, p);
+  const out = preprocessImage(img, p).data;
   // (255/255 − 0.5)/0.5 = 1; (51/255 − 0.25)/0.25 = (0.2 − 0.25)/0.25 = −0.2; (0 − 0)/2 = 0
   assert.ok(Math.abs(out[0] - 1) < 1e-6 && Math.abs(out[1] + 0.2) < 1e-6 && out[2] === 0, `${[...out]}`);
 });
@@ -60,8 +60,8 @@ test("family defaults: ViT resizes to a square bilinearly, CLIP resizes the shor
   assert.equal(c.resample, RESAMPLE.bicubic);
   assert.deepEqual(c.imageMean, [0.48145466, 0.4578275, 0.40821073]);
   // a grey 6×8 image becomes [3, 4, 4] and the three channels agree before normalising
-  const out = preprocessImage(grey(8, 6, Array.from({ length: 48 }, (_, i) => i * 5)), parsePreprocessorConfig({ image_mean: 0, image_std: 1 }, clip));
-  assert.equal(out.length, 48);
+  const { data: out, height, width } = preprocessImage(grey(8, 6, Array.from({ length: 48 }, (_, i) => i * 5)), parsePreprocessorConfig({ image_mean: 0, image_std: 1 }, clip));
+  assert.deepEqual([out.length, height, width], [48, 4, 4]);
   assert.deepEqual([...out.subarray(0, 16)], [...out.subarray(16, 32)]);
 });
 

@@ -106,10 +106,10 @@ export function readPreprocessorConfig(dir: string, model: VisionConfig): Prepro
 }
 
 /**
- * One image → normalised pixel values [3, H, W] (CHW, float32), ready to stack
- * into a model's [batch, 3, H, W] input. Grey images are replicated to RGB.
+ * One image → normalised pixel values `data` [3, height, width] (CHW, float32),
+ * ready to stack into a model's [batch, 3, H, W] input. Grey images are replicated to RGB.
  */
-export function preprocessImage(img: RawImage, p: PreprocessorConfig): Float32Array {
+export function preprocessImage(img: RawImage, p: PreprocessorConfig): { data: Float32Array; height: number; width: number } {
   let x = toRgb(img);
   if (p.doResize) {
     const [h, w] = "shortestEdge" in p.size ? shortestEdgeSize(x.height, x.width, p.size.shortestEdge) : [p.size.height, p.size.width];
@@ -129,7 +129,7 @@ export function preprocessImage(img: RawImage, p: PreprocessorConfig): Float32Ar
       out[c * height * width + i] = v;
     }
   }
-  return out;
+  return { data: out, height, width };
 }
 
 function toRgb(img: RawImage): RawImage {

@@ -96,6 +96,15 @@ test("a full clip checkpoint loads its vision tower; the text tower is not read"
   for (const t of tensors.values()) t.dispose();
 });
 
+test("absent config fields take Hugging Face's class defaults (ViT-B/16, CLIP ViT-B/32 vision)", () => {
+  const v = parseVisionConfig({ model_type: "vit" });
+  assert.deepEqual([v.hiddenSize, v.numHiddenLayers, v.numAttentionHeads, v.intermediateSize, v.imageSize, v.patchSize, v.hiddenAct, v.layerNormEps],
+    [768, 12, 12, 3072, 224, 16, "gelu", 1e-12]);
+  const c = parseVisionConfig({ model_type: "clip", projection_dim: 768, vision_config: { patch_size: 14, image_size: 336 } });
+  assert.deepEqual([c.hiddenSize, c.patchSize, c.imageSize, c.hiddenAct, c.layerNormEps, c.modelType === "clip_vision_model" && c.projectionDim],
+    [768, 14, 336, "quick_gelu", 1e-5, 768]);
+});
+
 test("config and checkpoint errors name the file and the field", () => {
   assert.throws(() => parseVisionConfig({ model_type: "vit", hidden_size: 64, num_attention_heads: 5, num_hidden_layers: 1,
     intermediate_size: 8, image_size: 32, patch_size: 8 }, "cfg.json"), /cfg\.json: hidden_size 64 is not divisible by num_attention_heads 5/);

@@ -50,9 +50,8 @@ export function isVisionModelType(type: unknown): boolean {
 }
 
 function reader(raw: Record<string, unknown>, file: string) {
-  const int = (key: string, dflt?: number): number => {
+  const int = (key: string, dflt: number): number => {
     const v = raw[key] ?? dflt;
-    if (v === undefined) throw new ConfigError(file, `missing required field "${key}" (an integer)`);
     if (!Number.isInteger(v) || (v as number) <= 0) throw new ConfigError(file, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
     return v as number;
   };
@@ -73,15 +72,16 @@ function reader(raw: Record<string, unknown>, file: string) {
     }
     return v;
   };
-  const shared = (dfltAct: string, dfltEps: number): VisionTransformerConfig => {
-    const hiddenSize = int("hidden_size");
-    const heads = int("num_attention_heads");
+  /** Hugging Face's class defaults fill absent fields (ViTConfig: patch 16; CLIPVisionConfig: patch 32). */
+  const shared = (dfltAct: string, dfltEps: number, dfltPatch: number): VisionTransformerConfig => {
+    const hiddenSize = int("hidden_size", 768);
+    const heads = int("num_attention_heads", 12);
     if (hiddenSize % heads !== 0) throw new ConfigError(file, `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${heads}`);
-    const imageSize = int("image_size");
-    const patchSize = int("patch_size");
+    const imageSize = int("image_size", 224);
+    const patchSize = int("patch_size", dfltPatch);
     if (imageSize % patchSize !== 0) throw new ConfigError(file, `image_size ${imageSize} is not a multiple of patch_size ${patchSize}`);
     return {
-      hiddenSize, numHiddenLayers: int("num_hidden_layers"), numAttentionHeads: heads, intermediateSize: int("intermediate_size"),
+      hiddenSize, numHiddenLayers: int("num_hidden_layers", 12), numAttentionHeads: heads, intermediateSize: int("intermediate_size", 3072),
       imageSize, patchSize, numChannels: int("num_channels", 3), hiddenAct: act("hidden_act", dfltAct), layerNormEps: eps(dfltEps),
     };
   };
@@ -90,7 +90,7 @@ function reader(raw: Record<string, unknown>, file: string) {
 
 /**
  * Parses a vision config.json object (Hugging Face's ViTConfig / CLIPVisionConfig
- * defaults where a field is absent). For a full `clip` checkpoint the vision
+ * defaults where a field is absent, as transformers fills them). For a full `clip` checkpoint the vision
  * tower's fields come from `vision_config` and `projection_dim` from the top level.
  * @throws ConfigError naming `file` for an unsupported model_type or a bad field.
  */
@@ -98,7 +98,7 @@ export function parseVisionConfig(raw: Record<string, unknown>, file = "config.j
   const type = raw.model_type;
   if (type === "vit") {
     const r = reader(raw, file);
-    const shared = r.shared("gelu", 1e-12);
+    const shared = r.shared("gelu", 1e-12, 16);
     const id2label = raw.id2label as Record<string, unknown> | undefined;
     const labels: string[] = [];
     if (id2label !== undefined) {
@@ -128,7 +128,7 @@ export function parseVisionConfig(raw: Record<string, unknown>, file = "config.j
     }
     const r = reader(vision, type === "clip" ? `${file} (vision_config)` : file);
     return {
-      modelType: "clip_vision_model", ...r.shared("quick_gelu", 1e-5),
+      modelType: "clip_vision_model", ...r.shared("quick_gelu", 1e-5, 32),
       projectionDim: r.int("projection_dim", 512), attentionDropout: r.prob("attention_dropout", 0),
     };
   }

@@ -119,6 +119,22 @@ test("config and checkpoint errors name the file and the field", () => {
   assert.throws(() => ViT.load(dir), /tensor 'vit\.layers\.0\.mlp\.fc1\.bias' has shape \[128\] but config\.json implies \[96\]/);
 });
 
+test("setParam replaces a weight and the Linear that reads it (what merge relies on)", () => {
+  const ref = reference("clip-vision-tiny");
+  const model = CLIPVisionModel.load(join(fixtures, "clip-vision-tiny"));
+  const name = "vision_model.encoder.layers.1.mlp.fc2.weight";
+  const run = () => noGrad(() => tidy(() => model.forward(pixels(ref.pixel_values)).imageEmbeds!.toNested()));
+  const old = model.params.get(name)!;
+  model.setParam(name, noGrad(() => old.mul(0)));
+  assert.equal((model.linears.get("vision_model.encoder.layers.1.mlp.fc2") as unknown as { weight: Tensor }).weight, model.params.get(name));
+  assert.ok(maxErr(run(), ref.image_embeds) > 1e-3, "zeroing fc2 changes the embeddings");
+  model.params.get(name)!.dispose();
+  model.setParam(name, old);
+  assert.ok(maxErr(run(), ref.image_embeds) <= 1e-4);
+  assert.throws(() => model.setParam(name, tensor([1], [1])), /has shape \[64,128\], got \[1\]/);
+  model.dispose();
+});
+
 test("pixel values of the wrong size are refused with the expected shape", () => {
   const model = ViT.load(join(fixtures, "vit-tiny"));
   assert.throws(() => tidy(() => model.forward(tensor(new Float32Array(3 * 16 * 16), [1, 3, 16, 16]))), /expected \[batch, 3, 32, 32\]/);

@@ -26,6 +26,16 @@ test("bicubic upscale 2→4 matches the hand-computed Keys (a = −½) weights, 
   assert.deepEqual([...resize(grey(1, 2, [0, 200]), 4, 1, RESAMPLE.bicubic).data], [0, 41, 159, 218]);
 });
 
+test("2-D resize runs the horizontal pass, then the vertical pass on its uint8 output", () => {
+  // rows [0, 200] and [200, 0] → [0, 41, 159, 218] and [218, 159, 41, 0]; column 0 is then [0, 218] →
+  // 0·1.0882 − 218·0.0882 < 0 → 0; 218·0.20714 = 45.2 → 45; 218·0.79286 = 172.8 → 173; 218·1.0882 = 237.2 → 237
+  const out = resize(grey(2, 2, [0, 200, 200, 0]), 4, 4, RESAMPLE.bicubic);
+  assert.deepEqual([0, 1, 2, 3].map((y) => out.data[y * 4]), [0, 45, 173, 237]);
+  // column 1 is [41, 159] after the horizontal pass: 41·1.0882 − 159·0.0882 = 30.6 → 31 (not 45 as in column 0's
+  // transpose: the passes round in order, so the result is not symmetric even for a symmetric image)
+  assert.equal(out.data[1], 31);
+});
+
 test("nearest samples floor((x + ½)·in/out); an unchanged size returns the image as is", () => {
   assert.deepEqual([...resize(grey(3, 1, [10, 20, 30]), 1, 2, RESAMPLE.nearest).data], [10, 30]); // ⌊0.75⌋, ⌊2.25⌋
   const img = grey(2, 2, [1, 2, 3, 4]);

@@ -5,6 +5,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { tensor } from "../src/engine/index.js";
+import { saveFile } from "../src/io/safetensors.js";
 import { repoRoot, sharedDir } from "./helpers.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -44,6 +46,28 @@ test("randmask logits --pixel-values prints CLIP's image_embeds and last_hidden_
   assert.deepEqual(Object.keys(out).sort(), ["image_embeds", "last_hidden_state"]);
   assert.ok(maxErr(out.image_embeds, ref.image_embeds) <= 1e-4);
   assert.ok(maxErr(out.last_hidden_state, ref.last_hidden_state) <= 1e-4);
+});
+
+test("--head runs CLIP's features through a fixed head file (normalised by default for CLIP)", () => {
+  const { dir, ref, pixels } = fixture("clip-vision-tiny");
+  const head = join(tmp, "head.safetensors");
+  // weight rows e0 and e1 + e2 with bias (0.5, 0), no normalise flag
+  const w = new Float32Array(2 * 32);
+  w[0] = 1; w[32 + 1] = 1; w[32 + 2] = 1;
+  const t = new Map([["weight", tensor(w, [2, 32])], ["bias", tensor([0.5, 0], [2])]]);
+  saveFile(head, t);
+  const r = run("logits", "--model", dir, "--pixel-values", pixels, "--head", head);
+  assert.equal(r.status, 0, r.stderr);
+  const { logits } = JSON.parse(r.stdout);
+  (ref.image_embeds as number[][]).forEach((e, b) => {
+    const norm = Math.hypot(...e);
+    assert.ok(Math.abs(logits[b][0] - (e[0] / norm + 0.5)) < 1e-4 && Math.abs(logits[b][1] - (e[1] + e[2]) / norm) < 1e-4, `row ${b}`);
+  });
+  const wrong = join(tmp, "wrong-head.safetensors");
+  saveFile(wrong, new Map([["weight", tensor(new Float32Array(3 * 64), [3, 64])]]));
+  const bad = run("logits", "--model", dir, "--pixel-values", pixels, "--head", wrong);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /wrong-head\.safetensors: 'weight' is \[3,64\] but the model's features have 32 dimensions/);
 });
 
 test("bad pixel files give one clear error naming the file", () => {

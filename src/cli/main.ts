@@ -12,7 +12,7 @@ const commands: Record<string, Command> = {
   eval: { run: evalCommand, help: "eval --model DIR [--adapter DIR] --task T --data-dir DIR [--split test|dev|train] [--seed 0]   metrics as JSON" },
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits\n" +
-    "  logits --model DIR --pixel-values FILE.json   vision models: [batch,3,H,W] normalised pixels → logits or image_embeds" },
+    "  logits --model DIR --pixel-values FILE.json [--head FILE.safetensors]   vision: [batch,3,H,W] normalised pixels → logits or image_embeds" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };

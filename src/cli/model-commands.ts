@@ -15,11 +15,11 @@ export function dtypeFlag(flags: Record<string, unknown>): DType {
 
 export function logitsCommand(argv: string[]): void {
   const flags = parseFlags(argv, { model: { type: "string" }, "input-ids": { type: "string" }, "attention-mask": { type: "string" },
-    "pixel-values": { type: "string" }, dtype: { type: "string" } });
+    "pixel-values": { type: "string" }, head: { type: "string" }, dtype: { type: "string" } });
   const dir = requireString(flags, "model");
   if (isVisionModelDir(dir)) {
     if (typeof flags["pixel-values"] !== "string") throw new UsageError("--pixel-values FILE.json is required for a vision model");
-    return visionLogits(dir, flags["pixel-values"], dtypeFlag(flags));
+    return visionLogits(dir, flags["pixel-values"], dtypeFlag(flags), flags.head as string | undefined);
   }
   const ids = jsonFlag(flags, "input-ids", isIntMatrix, "a rectangular JSON array of token-id rows, e.g. [[2,100,200]]");
   if (!ids) throw new UsageError("--input-ids is required");

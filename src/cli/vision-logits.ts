@@ -1,10 +1,12 @@
-// `randmask logits --model DIR --pixel-values FILE.json` for the vision towers:
-// {"logits"} for a classifier, {"image_embeds", "last_hidden_state"} for CLIP's
-// tower with its projection, {"pooler_output", "last_hidden_state"} otherwise.
+// `randmask logits --model DIR --pixel-values FILE.json [--head FILE.safetensors]`
+// for the vision towers: {"logits"} for a classifier (or through the given fixed
+// head), {"image_embeds", "last_hidden_state"} for CLIP's tower with its
+// projection, {"pooler_output", "last_hidden_state"} otherwise.
 import { readFileSync } from "node:fs";
 import { type DType, noGrad, tensor, tidy } from "../engine/index.js";
 import { CLIPVisionModel } from "../models/vision/clip-vision.js";
 import { loadVisionModel } from "../models/vision/index.js";
+import { LinearHead } from "../models/vision/head.js";
 import { UsageError } from "./args.js";
 
 /**
@@ -25,17 +27,25 @@ export function readPixelValues(file: string): { data: Float32Array; shape: numb
   return { data: Float32Array.from(flat as number[]), shape };
 }
 
-export function visionLogits(dir: string, pixelFile: string, dtype: DType): void {
+export function visionLogits(dir: string, pixelFile: string, dtype: DType, headFile?: string): void {
   const { data, shape } = readPixelValues(pixelFile);
   const model = loadVisionModel(dir, { dtype });
   const c = model.config;
-  if (shape[1] !== c.numChannels || shape[2] !== c.imageSize || shape[3] !== c.imageSize) {
+  let head: LinearHead | undefined;
+  try {
+    if (shape[1] !== c.numChannels || shape[2] !== c.imageSize || shape[3] !== c.imageSize) {
+      throw new UsageError(`--pixel-values ${pixelFile}: shape [${shape}], but the model takes [batch, ${c.numChannels}, ${c.imageSize}, ${c.imageSize}]`);
+    }
+    // a head file without the flag: CLIP heads act on normalised features (Ilharco et al.), ViT heads on raw ones
+    if (headFile) head = LinearHead.load(headFile, { dim: model.featureDim, defaultNormalize: model instanceof CLIPVisionModel });
+  } catch (e) {
     model.dispose();
-    throw new UsageError(`--pixel-values ${pixelFile}: shape [${shape}], but the model takes [batch, ${c.numChannels}, ${c.imageSize}, ${c.imageSize}]`);
+    throw e;
   }
   const result = noGrad(() => tidy(() => {
     const x = tensor(data, shape);
     const nested = (t: { to(d: DType): { toNested(): unknown } }) => t.to("float32").toNested();
+    if (head) return { logits: nested(head.forward(model.features(x))) };
     if (model instanceof CLIPVisionModel) {
       const o = model.forward(x);
       return o.imageEmbeds
@@ -47,5 +57,6 @@ export function visionLogits(dir: string, pixelFile: string, dtype: DType): void
     return { ...(o.poolerOutput ? { pooler_output: nested(o.poolerOutput) } : {}), last_hidden_state: nested(o.lastHiddenState) };
   }));
   model.dispose();
+  head?.dispose();
   process.stdout.write(JSON.stringify(result) + "\n");
 }

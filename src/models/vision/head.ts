@@ -38,10 +38,12 @@ export class LinearHead {
 
   /**
    * Loads a head file: `weight` [classes, dim] and optional `bias` [classes], float.
-   * `normalize` defaults to the file's metadata, else false.
+   * Whether features are L2-normalised first comes from the file's metadata
+   * (`normalize`: "true" / "false", as save() writes it), else `defaultNormalize`
+   * (true suits CLIP heads, built from normalised text embeddings).
    * @throws Error naming the file for other tensors, wrong ranks, or a dim other than `dim`.
    */
-  static load(file: string, opts: { dim?: number; normalize?: boolean } = {}): LinearHead {
+  static load(file: string, opts: { dim?: number; defaultNormalize?: boolean } = {}): LinearHead {
     const t = loadFile(file);
     const fail = (msg: string): never => {
       for (const x of t.values()) x.dispose();
@@ -54,8 +56,9 @@ export class LinearHead {
     if (opts.dim !== undefined && weight.size(1) !== opts.dim) fail(`'weight' is [${weight.shape}] but the model's features have ${opts.dim} dimensions`);
     const bias = t.get("bias") ?? null;
     if (bias && (bias.rank !== 1 || bias.size(0) !== weight.size(0))) fail(`'bias' must be [${weight.size(0)}], got [${bias.shape}]`);
-    const normalize = opts.normalize ?? readNormalizeFlag(file);
-    return new LinearHead(weight, bias, normalize);
+    const flag = readHeader(file).metadata?.normalize;
+    if (flag !== undefined && flag !== "true" && flag !== "false") fail(`metadata 'normalize' must be "true" or "false", got ${JSON.stringify(flag)}`);
+    return new LinearHead(weight, bias, flag === undefined ? opts.defaultNormalize ?? false : flag === "true");
   }
 
   /** The classifier a ViTForImageClassification checkpoint carries (it reads the un-normalised [CLS] features). */
@@ -69,10 +72,6 @@ export class LinearHead {
     this.weight.dispose();
     this.bias?.dispose();
   }
-}
-
-function readNormalizeFlag(file: string): boolean {
-  return readHeader(file).metadata?.normalize === "true";
 }
 
 export interface ProbeOptions {

@@ -3,7 +3,7 @@
 // head), {"image_embeds", "last_hidden_state"} for CLIP's tower with its
 // projection, {"pooler_output", "last_hidden_state"} otherwise.
 import { readFileSync } from "node:fs";
-import { type DType, noGrad, tensor, tidy } from "../engine/index.js";
+import { type DType, type Tensor, noGrad, tensor, tidy } from "../engine/index.js";
 import { CLIPVisionModel } from "../models/vision/clip-vision.js";
 import { loadVisionModel } from "../models/vision/index.js";
 import { LinearHead } from "../models/vision/head.js";
@@ -27,6 +27,7 @@ export function readPixelValues(file: string): { data: Float32Array; shape: numb
   return { data: Float32Array.from(flat as number[]), shape };
 }
 
+/** Prints the vision model's outputs for the pixel file as one JSON line. @throws UsageError for a bad file or size. */
 export function visionLogits(dir: string, pixelFile: string, dtype: DType, headFile?: string): void {
   const { data, shape } = readPixelValues(pixelFile);
   const model = loadVisionModel(dir, { dtype });
@@ -44,7 +45,7 @@ export function visionLogits(dir: string, pixelFile: string, dtype: DType, headF
   }
   const result = noGrad(() => tidy(() => {
     const x = tensor(data, shape);
-    const nested = (t: { to(d: DType): { toNested(): unknown } }) => t.to("float32").toNested();
+    const nested = (t: Tensor) => t.to("float32").toNested();
     if (head) return { logits: nested(head.forward(model.features(x))) };
     if (model instanceof CLIPVisionModel) {
       const o = model.forward(x);

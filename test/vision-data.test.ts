@@ -204,6 +204,12 @@ test("image folders: PNG and PPM exactly, RESISC45's JPEG class folders within J
   throwsNaming(() => decodeImageFile(badJpeg), badJpeg, /corrupt or truncated JPEG/);
 });
 
+test("an unknown dataset or a missing folder is one clear error", () => {
+  assert.throws(() => loadImageDataset("imagenet", tmp), /unknown image dataset 'imagenet' \(known: cifar10, mnist, gtsrb, svhn, resisc45, imagefolder\)/);
+  throwsNaming(() => loadImageDataset("svhn", join(tmp, "nowhere")), join(tmp, "nowhere"), /no such folder \(expected the svhn dataset's files\)/);
+  throwsNaming(() => loadImageDataset("svhn", dir("svhn-empty")), "svhn-empty", /no train_32x32\.mat here/);
+});
+
 test("trainValSplit holds out a seeded, disjoint validation set", () => {
   const examples: ImageExample[] = Array.from({ length: 50 }, (_, i) => ({ label: i % 5, image: (): RawImage => ({ data: Uint8Array.of(i), height: 1, width: 1, channels: 1 }) }));
   const a = trainValSplit(examples, 10, 3);

@@ -1,4 +1,6 @@
 // Image classification datasets by name, each read from its distributed files.
+import { existsSync, statSync } from "node:fs";
+import { DatasetFileError } from "./image.js";
 import type { ImageDataset } from "./types.js";
 import { loadCifar10 } from "./cifar10.js";
 import { loadMnist } from "./mnist.js";
@@ -15,10 +17,14 @@ export const IMAGE_DATASETS: Record<string, (dir: string) => ImageDataset> = {
   imagefolder: (dir) => loadImageFolder(dir),
 };
 
-/** Loads dataset `name` from `dir`. @throws Error listing the known names for an unknown one. */
+/**
+ * Loads dataset `name` from `dir`.
+ * @throws Error listing the known names for an unknown one; DatasetFileError naming the folder or file that is missing or bad.
+ */
 export function loadImageDataset(name: string, dir: string): ImageDataset {
   const load = IMAGE_DATASETS[name];
   if (!load) throw new Error(`unknown image dataset '${name}' (known: ${Object.keys(IMAGE_DATASETS).join(", ")})`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DatasetFileError(dir, `no such folder (expected the ${name} dataset's files)`);
   return load(dir);
 }
 

@@ -129,8 +129,8 @@ export class CLIPVisionModel implements VisionModel {
     if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (expected a Hugging Face model folder)`);
     const config = readVisionConfig(configFile);
     if (config.modelType !== "clip_vision_model") throw new Error(`${configFile}: model_type is ${config.modelType}, not clip or clip_vision_model`);
-    const keep = (k: string) => (k.startsWith("vision_model.") || k.startsWith(`${PROJECTION}.`) ? k : null);
-    const params = loadVisionParams(dir, keep, clipVisionShapes(config, true), (n) => n.startsWith(`${PROJECTION}.`), opts.dtype ?? "float32");
+    const visionTower = (k: string) => (k.startsWith("vision_model.") || k.startsWith(`${PROJECTION}.`) ? k : null);
+    const params = loadVisionParams(dir, visionTower, clipVisionShapes(config, true), (n) => n.startsWith(`${PROJECTION}.`), opts.dtype ?? "float32");
     return new CLIPVisionModel(config, params);
   }
 

@@ -135,6 +135,32 @@ test("setParam replaces a weight and the Linear that reads it (what merge relies
   model.dispose();
 });
 
+test("a ViTModel folder (keys without 'vit.', a pooler, no classifier) loads; pooler_output = tanh(dense([CLS]))", () => {
+  const cfg = parseVisionConfig({ model_type: "vit", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32,
+    image_size: 8, patch_size: 4, qkv_bias: false, pooler_output_size: 8 });
+  const random = ViT.random(cfg as never, { pooler: true, seed: 3, std: 0.2 });
+  assert.ok(!random.params.has("vit.layers.0.attention.q_proj.bias"), "qkv_bias false: no q/k/v biases");
+  const dir = mkdtempSync(join(tmpdir(), "vitmodel-"));
+  const bare = new Map([...random.params].map(([k, t]) => [k.slice(4), t]));
+  saveFile(join(dir, "model.safetensors"), bare);
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "vit", hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2,
+    intermediate_size: 32, image_size: 8, patch_size: 4, qkv_bias: false, pooler_output_size: 8 }));
+  const model = loadVisionModel(dir) as ViT;
+  assert.equal(model.hasClassifier, false);
+  tidy(() => {
+    const x = tensor(Array.from({ length: 2 * 3 * 64 }, (_, i) => Math.cos(i)), [2, 3, 8, 8]);
+    const out = model.forward(x);
+    assert.deepEqual(out.poolerOutput!.shape, [2, 8]);
+    const cls = out.lastHiddenState.select(1, 0).toNested() as number[][];
+    const w = model.params.get("vit.pooler.dense.weight")!.toNested() as number[][];
+    const b = model.params.get("vit.pooler.dense.bias")!.toNumbers();
+    const expected = cls.map((row) => w.map((wr, j) => Math.tanh(wr.reduce((s, v, k) => s + v * row[k], b[j]))));
+    assert.ok(maxErr(out.poolerOutput!.toNested(), expected) < 1e-5);
+    assert.ok(maxErr(out.lastHiddenState.toNested(), random.forward(x).lastHiddenState.toNested()) < 1e-6, "same model after the round trip");
+  });
+  model.dispose(); random.dispose();
+});
+
 test("pixel values of the wrong size are refused with the expected shape", () => {
   const model = ViT.load(join(fixtures, "vit-tiny"));
   assert.throws(() => tidy(() => model.forward(tensor(new Float32Array(3 * 16 * 16), [1, 3, 16, 16]))), /expected \[batch, 3, 32, 32\]/);

@@ -5,6 +5,15 @@ export type { LinearModule, LayerKV, ForwardOptions, ForwardResult, SublayerHook
 export { readConfig, parseConfig, toHfConfig, type OPTConfig } from "./models/config.js";
 export { presetConfig, PRESET_NAMES } from "./models/presets.js";
 export { greedyGenerate, leftPad } from "./models/generate.js";
+export { ViT, vitShapes, vitName, type ViTOutput } from "./models/vision/vit.js";
+export { CLIPVisionModel, clipVisionShapes, type CLIPVisionOutput } from "./models/vision/clip-vision.js";
+export { loadVisionModel, isVisionModelDir } from "./models/vision/index.js";
+export { parseVisionConfig, readVisionConfig, type ViTConfig, type CLIPVisionConfig, type VisionConfig } from "./models/vision/config.js";
+export type { VisionModel, VisionHooks } from "./models/vision/common.js";
+export { readPreprocessorConfig, parsePreprocessorConfig, preprocessImage, resize, centerCrop, RESAMPLE, type PreprocessorConfig } from "./models/vision/preprocess.js";
+export { LinearHead, linearProbe, type ProbeOptions } from "./models/vision/head.js";
+export { pixelBatch, extractFeatures } from "./models/vision/features.js";
+export { loadImageDataset, IMAGE_DATASETS, trainValSplit, decodeImageFile, DatasetFileError, type ImageDataset, type ImageExample, type RawImage } from "./data/vision/index.js";
 export { causalLmLoss, perSequenceLoss, tokenNll } from "./models/lm-loss.js";
 export { loadFile, saveFile, saveSharded, readHeader, SafetensorsError } from "./io/safetensors.js";
 export { loadCheckpoint, checkpointFiles, checkpointTensors } from "./io/checkpoint.js";

@@ -3,6 +3,14 @@
 // input; backward runs the function again with the graph on and
 // backpropagates through that recomputation. CPU backward runs on the calling
 // (JS) thread, so calling back into JS from backward is safe.
+//
+// Like torch.utils.checkpoint(preserve_rng_state=True), the recompute starts
+// from the CPU generator's state at forward time and the generator is put back
+// afterwards, so random ops (dropout) repeat their draws and the recompute
+// leaves no trace in the random stream the rest of training sees.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <mutex>
 #include <unordered_map>
 
 #include "common.h"
@@ -22,6 +30,18 @@ struct Callbacks {
 Callbacks& Callbacks_() {
   static Callbacks* c = new Callbacks();
   return *c;
+}
+
+at::Tensor CpuRngState() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void SetCpuRngState(const at::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
 }
 
 torch::Tensor CallJs(int64_t id, const torch::Tensor& input) {
@@ -45,6 +65,7 @@ class CheckpointFn : public torch::autograd::Function<CheckpointFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input, int64_t id) {
     ctx->save_for_backward({input});
     ctx->saved_data["id"] = id;
+    ctx->saved_data["rng"] = CpuRngState();
     return CallJs(id, input.detach());
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -53,8 +74,16 @@ class CheckpointFn : public torch::autograd::Function<CheckpointFn> {
     auto input = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     torch::Tensor out;
     {
+      at::Tensor outer = CpuRngState();
+      SetCpuRngState(ctx->saved_data["rng"].toTensor());
       torch::AutoGradMode enable(true);
-      out = CallJs(id, input);
+      try {
+        out = CallJs(id, input);
+      } catch (...) {
+        SetCpuRngState(outer);
+        throw;
+      }
+      SetCpuRngState(outer);
     }
     Callbacks_().fns.erase(id);
     torch::autograd::backward({out}, {gradOutputs[0]});

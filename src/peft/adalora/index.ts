@@ -25,8 +25,11 @@ class AdaLoraModule implements DeltaModule {
     const h = dropout(x, this.dropoutP, this.model.training);
     return this.base.forward(x).add(linear(linear(h, c(this.a.mul(this.e))), c(this.b)), this.factor);
   }
-  /** W + B·diag(E)·A·α/(r+1e-5) in the base weight's dtype. */
-  mergedWeight(): Tensor { return this.base.weight.add(this.b.matmul(this.a.mul(this.e)).mul(this.factor).to(this.base.weight.dtype)); }
+  /** W + B·diag(E)·A·α/(r+1e-5), computed in float32 and rounded once to the base weight's dtype. */
+  mergedWeight(): Tensor {
+    const w = this.base.weight;
+    return w.to("float32").add(this.b.matmul(this.a.mul(this.e)), this.factor).to(w.dtype);
+  }
 }
 
 interface Sensitivity { ipt: Tensor; unc: Tensor }

@@ -71,7 +71,16 @@ class AdaLoraInstance implements PeftInstance {
     for (const [n, m] of this.modules) { out.set(`${n}.lora_A`, m.a); out.set(`${n}.lora_E`, m.e); out.set(`${n}.lora_B`, m.b); }
     return out;
   }
-  stateMeta(): Record<string, unknown> { return {}; }
+  /**
+   * The ranks kept: non-zero entries of E per module. Masking happens on a
+   * schedule, so the weights of an epoch before the final budget (the best
+   * epoch, say) can hold more than targetR × modules.
+   */
+  stateMeta(): Record<string, unknown> {
+    const ranks = Object.fromEntries([...this.modules].map(([n, m]) => [n, noGrad(() => tidy(() => m.e.ne(0).sum().item()))]));
+    const total = Object.values(ranks).reduce((a, b) => a + b, 0);
+    return { ranks_kept: ranks, total_rank: total, rank_budget: (this.config.targetR as number) * this.modules.size };
+  }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
 
   /** orthRegWeight · mean over A and B of ‖PPᵀ − I‖_F (P = A, or Bᵀ). */

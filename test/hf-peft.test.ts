@@ -6,7 +6,7 @@
 // Expected values are computed here from the tensors (float64 in JS).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Tensor, tensor, tidy, noGrad, keep } from "../src/engine/index.js";
@@ -14,9 +14,11 @@ import { saveFile } from "../src/io/safetensors.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { PeftModel } from "../src/peft/peft-model.js";
 import type { LoraInstance } from "../src/peft/lora/index.js";
-import { det, sharedDir } from "./helpers.js";
+import { spawnSync } from "node:child_process";
+import { det, repoRoot, sharedDir } from "./helpers.js";
 
 const fixture = join(sharedDir, "fixtures", "opt-tiny-prenorm");
+const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const D = 64, FFN = 256;
 const L = (i: number, m: string) => `model.decoder.layers.${i}.${m}`;
 const ids = tensor([2, 10, 20, 30, 40, 50, 60, 70], [1, 8], "int64");
@@ -159,8 +161,13 @@ test("target_modules: one string is one full-match regex; a list matches names o
   // every linear but the output head
   const all = [0, 1].flatMap((i) => ["self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj", "self_attn.out_proj", "fc1", "fc2"].map((m) => L(i, m)));
   assert.deepEqual(new Set(loaded({ target_modules: "all-linear" }, all)), new Set(all));
-  // only layer 1, and the file holds only layer 1's tensors
+  // only layer 1, and the file holds only layer 1's tensors; a re-export names exactly those modules
   assert.deepEqual(loaded({ target_modules: ["q_proj", "v_proj"], layers_to_transform: [1], layers_pattern: "layers" }, [qv[2], qv[3]]), [qv[2], qv[3]]);
+  const layer1 = PeftModel.load(model, writeAdapter(peftConfig({ target_modules: ["q_proj", "v_proj"], layers_to_transform: [1] }), loraTensors([qv[2], qv[3]], () => 8)));
+  const out = join(mkdtempSync(join(tmpdir(), "randmask-hfpeft-")), "re");
+  layer1.save(out, { format: "peft" });
+  layer1.remove();
+  assert.deepEqual(JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8")).target_modules, [qv[2], qv[3]]);
   assert.deepEqual(loaded({ target_modules: ["q_proj", "v_proj"], layers_to_transform: 0 }, [qv[0], qv[1]]), [qv[0], qv[1]]);
   // a LoRA tensor of a module the config does not target is refused
   assert.throws(() => loaded({ target_modules: ["q_proj"], layers_to_transform: [1] }, [qv[0], qv[2]]), /does not target/);
@@ -196,12 +203,29 @@ test("modules_to_save: a trained copy of lm_head unties it and changes the logit
   const tensors = loraTensors([L(0, "self_attn.q_proj")], () => 8);
   tensors.set(`base_model.model.${L(0, "self_attn.q_proj")}.lora_B.weight`, tensor(new Float32Array(D * 8), [D, 8], "float32"));
   tensors.set("base_model.model.lm_head.weight", keep(embed.mul(2)));
-  const peft = PeftModel.load(model, writeAdapter(peftConfig({ modules_to_save: ["lm_head"], target_modules: ["layers.0.self_attn.q_proj"] }), tensors));
+  const dir = writeAdapter(peftConfig({ modules_to_save: ["lm_head"], target_modules: ["layers.0.self_attn.q_proj"] }), tensors);
+  const peft = PeftModel.load(model, dir);
   // B = 0, so only the head changed: logits = h·(2E)ᵀ = 2·(h·Eᵀ), exactly
   assert.ok(noGrad(() => model.forward(ids).logits).equal(base.mul(2)));
   assert.equal(model.params.get("model.decoder.embed_tokens.weight"), embed, "the input embedding stays the base's");
   peft.withMerged((sd) => assert.ok(sd.get("lm_head.weight")!.equal(embed.mul(2)), "the merged checkpoint holds the untied head"));
+  // re-exported in PEFT's format, it reads back the same
+  const again = join(mkdtempSync(join(tmpdir(), "randmask-hfpeft-")), "again");
+  peft.save(again, { format: "peft" });
+  assert.throws(() => peft.save(join(again, "..", "randmask")), /save with format "peft"/);
+  assert.ok(!existsSync(join(again, "..", "randmask")), "nothing created");
   peft.remove();
+  const back = PeftModel.load(model, again);
+  assert.ok(noGrad(() => model.forward(ids).logits).equal(base.mul(2)));
+  back.remove();
+  // randmask merge writes the untied head and says so in config.json
+  const merged = join(again, "..", "merged");
+  const r = spawnSync(process.execPath, [cli, "merge", "--model", fixture, "--adapter", dir, "--out", merged], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(readFileSync(join(merged, "config.json"), "utf8")).tie_word_embeddings, false);
+  const m2 = OPTForCausalLM.load(merged);
+  assert.ok(noGrad(() => m2.forward(ids).logits).allclose(base.mul(2), 1e-5, 1e-5));
+  m2.dispose();
   assert.ok(noGrad(() => model.forward(ids).logits).equal(base));
   assert.equal(model.params.get("lm_head.weight"), embed, "tied again after remove");
   model.dispose();

@@ -80,9 +80,7 @@ export function loadHfPeft(model: OPTForCausalLM, dir: string, raw: Record<strin
     targetModules: targets, r: raw.r, alpha: raw.lora_alpha, dropout: raw.lora_dropout ?? 0,
     useRslora: raw.use_rslora ?? false, rankPattern: raw.rank_pattern ?? {}, alphaPattern: raw.alpha_pattern ?? {},
     loraBias: raw.lora_bias ?? false,
-  }, shapes);
-  // PEFT writes the matched names back only as patterns; keep the file's own spelling for saving
-  config.targetModules = tm;
+  }, shapes); // the matched names, so a re-export names exactly these modules (layers_to_transform and exclude_modules included)
 
   const loraTensors = new Map<string, Tensor>();
   const overrides = new Map<string, Tensor>();
@@ -131,10 +129,8 @@ export function loadHfPeft(model: OPTForCausalLM, dir: string, raw: Record<strin
 }
 
 /** randmask's `targetModules` as PEFT's target_modules: suffix patterns as they are, otherwise the explicit module list. */
-export function peftTargetModules(config: MethodConfig): string | string[] {
-  const tm = config.targetModules;
-  if (typeof tm === "string") return tm;
-  const patterns = tm as string[];
+export function peftTargetModules(config: MethodConfig): string[] {
+  const patterns = config.targetModules as string[];
   return patterns.some((p) => p.startsWith("re:")) ? (config.targets as string[]) : patterns;
 }
 

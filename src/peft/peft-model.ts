@@ -130,11 +130,15 @@ export class PeftModel {
 
   /** Writes the adapter folder (files are written to temp names, then renamed). */
   save(dir: string, opts: { storeIndices?: boolean; format?: "randmask" | "peft" } = {}): void {
-    mkdirSync(dir, { recursive: true });
-    if (opts.format === "peft") return this.saveHfPeft(dir);
-    if (this.hfExtras?.overrides.size) {
+    // refuse before creating anything
+    if (opts.format === "peft" && this.definition.name !== "lora") {
+      throw new Error(`only LoRA adapters have a Hugging Face PEFT format (this is ${this.definition.name})`);
+    }
+    if (opts.format !== "peft" && this.hfExtras?.overrides.size) {
       throw new Error("this adapter carries trained base tensors (PEFT's bias / modules_to_save), which only the Hugging Face PEFT format holds: save with format \"peft\"");
     }
+    mkdirSync(dir, { recursive: true });
+    if (opts.format === "peft") return this.saveHfPeft(dir);
     const tensors = new Map(this.instance.stateTensors());
     if (opts.storeIndices && this.instance instanceof SparseDeltaInstance) {
       for (const [k, v] of this.instance.indexTensors()) tensors.set(k, v);
@@ -147,7 +151,6 @@ export class PeftModel {
   }
 
   private saveHfPeft(dir: string): void {
-    if (this.definition.name !== "lora") throw new Error(`only LoRA adapters have a Hugging Face PEFT format (this is ${this.definition.name})`);
     saveFile(join(dir, ADAPTER_WEIGHTS), hfPeftTensors(this.instance, this.hfExtras), { format: "pt" });
     writeJsonAtomic(join(dir, ADAPTER_CONFIG), hfPeftConfig(this.instance.config, this.hfExtras));
   }

@@ -11,7 +11,7 @@ export interface Scored { ids: number[]; start: number }
  * lm-evaluation-harness does before tokenising (a byte-level BPE spells a space
  * with the word after it: "It was " + "great" would score only part of "great").
  */
-export function splitAtWhitespace(prompt: string, continuation: string): [string, string] {
+function splitAtWhitespace(prompt: string, continuation: string): [string, string] {
   const n = prompt.length - prompt.trimEnd().length;
   return n > 0 ? [prompt.slice(0, -n), prompt.slice(-n) + continuation] : [prompt, continuation];
 }
@@ -20,11 +20,13 @@ export function splitAtWhitespace(prompt: string, continuation: string): [string
  * ids = encode(prompt + continuation), scored from len(encode(prompt)) on, after
  * moving the prompt's trailing whitespace into the continuation. `where` names
  * the row in errors (a DataError when the continuation adds no token or does not fit).
+ * `contextIds`: the prompt's encoding without its trailing whitespace, when already known.
  */
-export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuation: string, maxLen: number, where = "example"): Scored {
+export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuation: string, maxLen: number, where = "example",
+  contextIds?: number[]): Scored {
   const [context, cont] = splitAtWhitespace(prompt, continuation);
   let ids = tok.encode(context + cont);
-  let start = tok.encode(context).length;
+  let start = (contextIds ?? tok.encode(context)).length;
   if (ids.length <= start) {
     throw new DataError(where, `option ${JSON.stringify(continuation)} tokenises to no tokens after the prompt; an option must add at least one token`);
   }
@@ -40,7 +42,10 @@ export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuati
 
 /** One scored sequence per option of each example, in order. */
 export function encodeOptions(tok: BpeTokenizer, examples: Example[], maxLen: number): Scored[][] {
-  return examples.map((e, i) => e.options!.map((o) => encodeContinuation(tok, e.prompt, o, maxLen, e.source ?? `example ${i + 1}`)));
+  return examples.map((e, i) => {
+    const contextIds = tok.encode(splitAtWhitespace(e.prompt, "")[0]);
+    return e.options!.map((o) => encodeContinuation(tok, e.prompt, o, maxLen, e.source ?? `example ${i + 1}`, contextIds));
+  });
 }
 
 /** The prompt alone, truncated from the left to leave room for `reserve` new tokens. */

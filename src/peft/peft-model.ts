@@ -25,13 +25,13 @@ export interface BaseFingerprint {
   numParameters: number;
   /** Shapes of the base tensors the method reads or changes. */
   shapes: Record<string, number[]>;
-  /** sha256 of those tensors: names, shapes and values (see `hashOf`). */
+  /** sha256 of those tensors: names, shapes and values (see `fingerprint`). */
   hash: string;
   /**
    * What the values were hashed as. "bfloat16": each value rounded once to
    * bfloat16, so a checkpoint loaded in float32 or in bfloat16 (or stored in
    * either) gives one hash, while any change of a weight beyond bfloat16's
-   * precision changes it. Absent in adapters before randmask 0.2 (float32 values).
+   * precision changes it. Absent in adapters written before it existed (values hashed as float32).
    */
   hash_values?: "bfloat16";
 }

@@ -3,12 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tensor, tidy, noGrad, keep } from "../src/engine/index.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
-import { PeftModel } from "../src/peft/peft-model.js";
+import { PeftModel, fingerprint } from "../src/peft/peft-model.js";
 import type { LoraInstance } from "../src/peft/lora/index.js";
 import { repoRoot, sharedDir } from "./helpers.js";
 
@@ -40,6 +40,25 @@ for (const [made, used] of [["bfloat16", "float32"], ["float32", "bfloat16"]] as
     b.dispose();
   }));
 }
+
+test("an adapter written before the bf16-rounded hash (values hashed as float32) still loads on its fp32 base", () => tidy(() => {
+  const dir = join(tmp(), "adapter");
+  const model = OPTForCausalLM.load(fixture);
+  const peft = PeftModel.create(model, "lora", { r: 2 });
+  peft.save(dir);
+  peft.remove();
+  const cfgFile = join(dir, "adapter_config.json");
+  const cfg = JSON.parse(readFileSync(cfgFile, "utf8"));
+  const names = Object.keys(cfg.base_model.shapes);
+  cfg.base_model = fingerprint(model, names, "float32");
+  assert.equal(cfg.base_model.hash_values, undefined);
+  writeFileSync(cfgFile, JSON.stringify(cfg));
+  PeftModel.load(model, dir).remove();
+  // the old hash is of float32 values: a bf16 load of the base does not match it
+  const bf = OPTForCausalLM.load(fixture, { dtype: "bfloat16" });
+  assert.throws(() => PeftModel.load(bf, dir), /different base model/);
+  bf.dispose(); model.dispose();
+}));
 
 test("merging LoRA into a bf16 model: every entry is the float32 merge rounded once to bf16", () => tidy(() => {
   const model = OPTForCausalLM.load(fixture, { dtype: "bfloat16" });

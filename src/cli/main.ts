@@ -3,6 +3,7 @@
 import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
+import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
@@ -13,6 +14,7 @@ const commands: Record<string, Command> = {
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
+  pretrain: { run: pretrainCommand, help: "pretrain (--config F | --preset P | --init-from DIR) --data a.txt:2,b.jsonl --out DIR (--max-steps N | --max-tokens N) [--resume DIR]   causal-LM pretraining" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 

@@ -169,6 +169,7 @@ test("target_modules: one string is one full-match regex; a list matches names o
   layer1.remove();
   assert.deepEqual(JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8")).target_modules, [qv[2], qv[3]]);
   assert.deepEqual(loaded({ target_modules: ["q_proj", "v_proj"], layers_to_transform: 0 }, [qv[0], qv[1]]), [qv[0], qv[1]]);
+  assert.throws(() => loaded({ target_modules: ".*q_proj", layers_to_transform: [0] }, [qv[0]]), /layers_to_transform: cannot be used when target_modules is a string/);
   // a LoRA tensor of a module the config does not target is refused
   assert.throws(() => loaded({ target_modules: ["q_proj"], layers_to_transform: [1] }, [qv[0], qv[2]]), /does not target/);
   // PEFT can target the output head; randmask cannot, and says so

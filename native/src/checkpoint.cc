@@ -8,9 +8,6 @@
 // from the CPU generator's state at forward time and the generator is put back
 // afterwards, so random ops (dropout) repeat their draws and the recompute
 // leaves no trace in the random stream the rest of training sees.
-#include <ATen/CPUGeneratorImpl.h>
-
-#include <mutex>
 #include <unordered_map>
 
 #include "common.h"
@@ -30,18 +27,6 @@ struct Callbacks {
 Callbacks& Callbacks_() {
   static Callbacks* c = new Callbacks();
   return *c;
-}
-
-at::Tensor CpuRngState() {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void SetCpuRngState(const at::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
 }
 
 torch::Tensor CallJs(int64_t id, const torch::Tensor& input) {
@@ -74,7 +59,7 @@ class CheckpointFn : public torch::autograd::Function<CheckpointFn> {
     auto input = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     torch::Tensor out;
     {
-      at::Tensor outer = CpuRngState();
+      torch::Tensor outer = CpuRngState();
       SetCpuRngState(ctx->saved_data["rng"].toTensor());
       torch::AutoGradMode enable(true);
       try {

@@ -70,6 +70,10 @@ export function loadHfPeft(model: OPTForCausalLM, dir: string, raw: Record<strin
   if (!(typeof tm === "string" || (Array.isArray(tm) && tm.every((t) => typeof t === "string")))) {
     fail(dir, "target_modules", `expected a regular expression string or a list of names, got ${JSON.stringify(tm)}`);
   }
+  for (const field of ["layers_to_transform", "layers_pattern"]) {
+    // LoraConfig.__post_init__ refuses these with a regex target too
+    if (typeof tm === "string" && raw[field] != null) fail(dir, field, "cannot be used when target_modules is a string (a regular expression)");
+  }
   const shapes = shapesOf(model.config);
   const targets = peftTargets("lora", {
     target_modules: tm, layers_to_transform: raw.layers_to_transform as number | number[] | null,

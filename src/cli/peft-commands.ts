@@ -4,7 +4,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } 
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
-import { checkpointFiles, readHeader, saveFile } from "../io/safetensors.js";
+import { saveFile } from "../io/safetensors.js";
+import { checkpointTensors } from "../io/checkpoint.js";
 import { readConfig, toHfConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { presetConfig } from "../models/presets.js";
@@ -40,7 +41,7 @@ export function mergeCommand(argv: string[]): void {
   // --dtype: the base is loaded and the result saved in it; without it, the base
   // is loaded in float32 and the result keeps the checkpoint's dtype (deltas are
   // always added in float32 and rounded once)
-  const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => t.name.endsWith("embed_tokens.weight"));
+  const embed = checkpointTensors(modelDir).find((t) => t.name.endsWith("embed_tokens.weight"));
   const loadDtype = flags.dtype === undefined ? "float32" : dtypeFlag(flags);
   const saveDtype = flags.dtype === undefined ? embed?.dtype ?? "float32" : loadDtype;
   const model = OPTForCausalLM.load(modelDir, { dtype: loadDtype });

@@ -3,6 +3,7 @@
 import { Tensor, linear, dropout, zeros } from "../../engine/index.js";
 import { Linear, type OPTForCausalLM } from "../../models/opt.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
+import { deltaNorm } from "../delta-norm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets } from "../targets.js";
@@ -60,6 +61,12 @@ export class LoraInstance implements PeftInstance {
   }
   stateMeta(): Record<string, unknown> { return {}; }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
+
+  /** sqrt(Σ‖(α/r)·(BA − B₀A₀)‖_F²) over modules; `initial` is [A₀, B₀] per module, as trainableParams(). */
+  weightDeltaNorm(initial: Tensor[]): number {
+    return deltaNorm([...this.modules.values()].map((m, i) => () =>
+      m.b.matmul(m.a).sub(initial[2 * i + 1].matmul(initial[2 * i])).mul(m.scaling)));
+  }
 
   merge(): void { this.merger.merge(); }
   unmerge(): void { this.merger.unmerge(); }

@@ -4,6 +4,7 @@ import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
+import { reportCommand, sweepCommand } from "./sweep-commands.js";
 
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
 
@@ -13,6 +14,8 @@ const commands: Record<string, Command> = {
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
+  sweep: { run: sweepCommand, help: "sweep run FILE --db results.sqlite [--workers N --out-dir DIR --retry-failed] | sweep status --db F | sweep results --db F [--format table|csv|json]" },
+  report: { run: reportCommand, help: "report --db results.sqlite --out DIR [--small-lr 1e-4]   tables (Table 5/6) and figures (3, 4a-c, 5) as markdown, CSV, SVG, PNG" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 

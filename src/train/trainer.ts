@@ -39,6 +39,12 @@ export interface TrainOptions {
 /** ℓ2 distances from the initial weights: of the trainable tensors, and of the effective weight change (PeftInstance.weightDeltaNorm; null for methods without one). */
 export interface Distance { trainable: number; weight: number | null }
 
+/** The defaults of `randmask finetune` (MeZO/the paper's fine-tuning setup, constant LR). */
+export const TRAIN_DEFAULTS: Omit<TrainOptions, "log" | "quiet"> = {
+  lr: 1e-3, epochs: 5, batchSize: 8, gradAccum: 1, maxGradNorm: 1.0, schedule: "constant", warmupRatio: 0, weightDecay: 0,
+  divergenceFactor: 5, seed: 0, evalBatchRows: 32,
+};
+
 export interface EpochRecord { epoch: number; trainLoss: number; dev: Metrics; distance: Distance }
 
 export interface TrainResult {

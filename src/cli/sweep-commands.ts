@@ -7,7 +7,6 @@ import { loadSweep } from "../sweep/spec.js";
 import { runSweep, clock } from "../sweep/runner.js";
 import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
-import { writeReport } from "../sweep/report.js";
 import { UsageError, numberFlag, parseFlags, requireString } from "./args.js";
 
 /**
@@ -86,6 +85,7 @@ export async function reportCommand(argv: string[]): Promise<void> {
   const db = ResultsDb.open(requireString(flags, "db"));
   try {
     const smallLr = flags["small-lr"] === undefined ? undefined : numberFlag(flags, "small-lr", 0, (v) => v > 0, "a positive number");
+    const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports
     const files = await writeReport(db.rows(), requireString(flags, "out"), { smallLr });
     process.stdout.write(files.map((f) => `${f}\n`).join(""));
   } finally {

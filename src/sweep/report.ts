@@ -64,13 +64,16 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
     figures.push(`### ${caption}`, "", `![${caption}](${name}.svg)`, "");
   };
   const rm = rows.filter((r) => r.method === "random-mask");
-  const facetTask = { field: "task", type: "nominal" as const, title: "task" };
+  // one panel per task; per model and task when the database holds several models
+  const several = new Set(rows.map((r) => r.model)).size > 1;
+  const panel = (r: RunRow) => (several ? `${modelLabel(r.model)} · ${r.task}` : r.task);
+  const facetTask = { field: "task", type: "nominal" as const, title: several ? "model · task" : "task" };
   const ratioColor = (order: string[]) => ({ field: "ratio", type: "nominal" as const, title: "trainable ratio", sort: order });
 
   if (rm.length) {
     const data = [
-      ...aggregate(rm, (r) => ({ task: r.task, ratio: ratioLabel(r.trainable_ratio), lr: r.lr, split: "dev" }), (r) => r.dev_metric),
-      ...aggregate(rm, (r) => ({ task: r.task, ratio: ratioLabel(r.trainable_ratio), lr: r.lr, split: "test" }), (r) => r.test_metric),
+      ...aggregate(rm, (r) => ({ task: panel(r), ratio: ratioLabel(r.trainable_ratio), lr: r.lr, split: "dev" }), (r) => r.dev_metric),
+      ...aggregate(rm, (r) => ({ task: panel(r), ratio: ratioLabel(r.trainable_ratio), lr: r.lr, split: "test" }), (r) => r.test_metric),
     ];
     await figure("fig3-metric-vs-lr", `Figure 3: ${metric} vs learning rate, Random Masking`, {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -85,7 +88,7 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
     const smallLr = o.smallLr ?? Math.min(...rm.map((r) => r.lr));
     const small = rm.filter((r) => r.lr <= smallLr && r.epoch_records);
     const epochs = small.flatMap((r) => (JSON.parse(r.epoch_records!) as { epoch: number; dev: Metrics }[])
-      .map((e) => ({ task: r.task, ratio: r.trainable_ratio, lr: r.lr, epoch: e.epoch, dev: headline(e.dev) })));
+      .map((e) => ({ task: panel(r), ratio: r.trainable_ratio, lr: r.lr, epoch: e.epoch, dev: headline(e.dev) })));
     if (epochs.length) {
       await figure("fig4b-metric-vs-epoch", `Figure 4b: dev ${metric} vs epoch at small learning rates (≤ ${sci(smallLr)})`, {
         $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -101,7 +104,7 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
 
   const best = atSelectedLr(rows, sel).filter((r) => MASKING.includes(r.method));
   const byRatio = (value: (r: RunRow) => number | null) =>
-    aggregate(best, (r) => ({ task: r.task, method: r.method, ratio: r.trainable_ratio }), value);
+    aggregate(best, (r) => ({ task: panel(r), method: r.method, ratio: r.trainable_ratio }), value);
   const ratioX = logAxis("ratio", "trainable ratio (of all parameters)");
   const methodColor = { field: "method", type: "nominal" as const, title: "method" };
   const distance = byRatio((r) => r.distance_weight);
@@ -115,8 +118,8 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
     } as TopLevelSpec);
   }
   const hess = [
-    ...aggregate(best, (r) => ({ task: r.task, method: r.method, ratio: r.trainable_ratio, when: "before training" }), (r) => r.hessian_before),
-    ...aggregate(best, (r) => ({ task: r.task, method: r.method, ratio: r.trainable_ratio, when: "after training" }), (r) => r.hessian_after),
+    ...aggregate(best, (r) => ({ task: panel(r), method: r.method, ratio: r.trainable_ratio, when: "before training" }), (r) => r.hessian_before),
+    ...aggregate(best, (r) => ({ task: panel(r), method: r.method, ratio: r.trainable_ratio, when: "after training" }), (r) => r.hessian_after),
   ].filter((d) => d.method === "random-mask");
   if (hess.length) {
     await figure("fig4a-hessian-vs-ratio", "Figure 4a: Hessian ℓ2 norm vs trainable ratio", {

@@ -57,8 +57,8 @@ export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions):
       if (code === 0 && existsSync(metrics)) {
         const rec = readRecord(metrics);
         const adapter = join(dir, "adapter");
-        db.finish(claim.id, owner, rec, wall, { runDir: dir, adapterDir: existsSync(adapter) ? adapter : null, logPath: join(dir, "train.log") });
-        line = `${rec.status} dev ${fmt(rec.best_dev)} test ${fmt(rec.test)} ‖ΔW‖ ${rec.distance_from_init.weight?.toPrecision(3) ?? "-"}`;
+        const kept = db.finish(claim.id, owner, rec, wall, { runDir: dir, adapterDir: existsSync(adapter) ? adapter : null, logPath: join(dir, "train.log") });
+        line = `${kept ? "" : "(claim lost to another process: result not recorded) "}${rec.status} dev ${fmt(rec.best_dev)} test ${fmt(rec.test)} ‖ΔW‖ ${rec.distance_from_init.weight?.toPrecision(3) ?? "-"}`;
       } else {
         const error = stderr.trim().split("\n").slice(-20).join("\n") || `exit code ${code}`;
         db.fail(claim.id, owner, error, wall, dir);

@@ -3,6 +3,7 @@
 import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
+import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 import { reportCommand, sweepCommand } from "./sweep-commands.js";
 
@@ -16,6 +17,7 @@ const commands: Record<string, Command> = {
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
   sweep: { run: sweepCommand, help: "sweep run FILE --db results.sqlite [--workers N --out-dir DIR --retry-failed] | sweep status --db F | sweep results --db F [--format table|csv|json]" },
   report: { run: reportCommand, help: "report --db results.sqlite --out DIR [--small-lr 1e-4]   tables (Table 5/6) and figures (3, 4a-c, 5) as markdown, CSV, SVG, PNG" },
+  pretrain: { run: pretrainCommand, help: "pretrain (--config F | --preset P | --init-from DIR) --data a.txt:2,b.jsonl --out DIR (--max-steps N | --max-tokens N) [--resume DIR]   causal-LM pretraining" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 

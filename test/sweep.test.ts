@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec.js";
@@ -131,4 +131,38 @@ test("two sweep processes on one database share the work without a duplicate; a 
     assert.ok(epochs.every((e: { distance: { weight: number } }) => e.distance.weight > 0));
     assert.equal(r.host !== null && r.randmask_version !== null, true);
   }
+});
+
+test("claims: a live owner's run is never handed out twice; a dead owner's or an expired lease's run is, and its late result is refused", async () => {
+  const sweep = expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-2, 1e-3, 1e-4], methods: [{ method: "lora" }] },
+    join(work, "claims.json"));
+  const ids = sweep.runs.map((r) => r.id);
+  const path = join(work, "claims.sqlite");
+  const a = ResultsDb.open(path, { create: true });
+  const b = ResultsDb.open(path); // a second connection, as a second sweep process would hold
+  assert.equal(a.addRuns(sweep), 3);
+  assert.equal(b.addRuns(sweep), 0, "adding the same sweep again adds nothing");
+  const me = { host: hostname(), pid: process.pid };
+  const sleeper = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" }); // another live process on this host
+  const first = a.claim(ids, { host: me.host, pid: sleeper.pid! }, 60)!;
+  const second = b.claim(ids, me, 60)!;
+  const other = { host: "elsewhere", pid: 1 };
+  const third = a.claim(ids, other, 60)!;
+  assert.equal(new Set([first.id, second.id, third.id]).size, 3);
+  assert.equal(b.claim(ids, me, 60), null, "every run is held by a live owner");
+  // the owner dies: its run comes back at the next claim, as attempt 2
+  sleeper.kill("SIGKILL");
+  await new Promise((r) => sleeper.once("exit", r));
+  const reclaimed: string[] = [];
+  const again = b.claim(ids, me, 60, false, (r) => reclaimed.push(r.id))!;
+  assert.deepEqual([again.id, again.attempts, reclaimed], [first.id, 2, [first.id]]);
+  // the other host stops beating: after the lease its run is taken over, and its late result is refused
+  assert.equal(b.claim(ids, me, 60), null);
+  a.db.prepare("UPDATE runs SET heartbeat_at = heartbeat_at - 61 WHERE id = ?").run(third.id);
+  assert.equal(b.claim(ids, me, 60)!.id, third.id);
+  assert.equal(a.fail(third.id, other, "late", 1, "/nowhere"), false);
+  assert.equal(a.heartbeat(third.id, other), false, "the old owner learns it lost the claim");
+  assert.equal(b.rows(ids).find((r) => r.id === third.id)!.status, "running");
+  a.close();
+  b.close();
 });

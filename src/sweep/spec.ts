@@ -107,12 +107,14 @@ export function expandSweep(raw: unknown, file: string): Sweep {
     const method = string(entry.method, `${at}.method`, fail);
     let def;
     try { def = getMethod(method); } catch (e) { fail(`${at}.method: ${(e as Error).message}`); }
-    const pick = <K extends (typeof GRID_KEYS)[number]>(k: K) => (entry[k] !== undefined ? [entry[k], `${at}.${k}`] : [top[k], k]) as [unknown, string];
-    const lrs = list(...pick("lrs"), fail, (v): v is number => typeof v === "number" && v > 0 && Number.isFinite(v), "positive numbers");
-    const seedsRaw = pick("seeds");
-    const seeds = seedsRaw[0] === undefined ? [TRAIN_DEFAULTS.seed] : list(...seedsRaw, fail, (v): v is number => Number.isSafeInteger(v) && (v as number) >= 0, "non-negative integers");
-    const epochsRaw = pick("epochs");
-    const epochs = epochsRaw[0] === undefined ? [TRAIN_DEFAULTS.epochs] : list(...epochsRaw, fail, (v): v is number => Number.isSafeInteger(v) && (v as number) > 0, "positive integers");
+    // a method entry's own grid replaces the top level's
+    const grid = (key: "lrs" | "seeds" | "epochs", check: (v: unknown) => v is number, what: string, dflt?: number): number[] => {
+      const [v, where] = entry[key] !== undefined ? [entry[key], `${at}.${key}`] : [top[key], key];
+      return v === undefined && dflt !== undefined ? [dflt] : list(v, where, fail, check, what);
+    };
+    const lrs = grid("lrs", (v): v is number => typeof v === "number" && v > 0 && Number.isFinite(v), "positive numbers");
+    const seeds = grid("seeds", (v): v is number => Number.isSafeInteger(v) && (v as number) >= 0, "non-negative integers", TRAIN_DEFAULTS.seed);
+    const epochs = grid("epochs", (v): v is number => Number.isSafeInteger(v) && (v as number) > 0, "positive integers", TRAIN_DEFAULTS.epochs);
     const ratios: (number | undefined)[] = entry.trainableRatios === undefined ? [undefined]
       : list(entry.trainableRatios, `${at}.trainableRatios`, fail, (v): v is number => typeof v === "number" && v > 0 && v <= 1, "numbers in (0, 1]");
     const fixed = trainOf({ ...(top.train === undefined ? {} : object(top.train, "train", fail)),

@@ -65,7 +65,7 @@ export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions):
         line = `failed: ${error.split("\n").at(-1)}`;
       }
       finished++;
-      const eta = ((Date.now() - started) / 1000 / finished) * Math.max(0, total - finished) / o.workers;
+      const eta = ((Date.now() - started) / 1000 / finished) * Math.max(0, total - finished); // elapsed per finished run already reflects the workers
       log(`[${finished}/${total}] ${claim.id} ${describe(claim.config)} (attempt ${claim.attempts}, ${wall.toFixed(1)} s): ${line} · ETA ${clock(eta)}`);
     }
   };

@@ -35,4 +35,6 @@ export { loadSweep, expandSweep, runId, SweepFileError, type RunConfig, type Swe
 export { ResultsDb, type RunRow, type RunStatus } from "./sweep/db.js";
 export { runSweep, type SweepRunOptions } from "./sweep/runner.js";
 export { selectBest, type Selection } from "./sweep/select.js";
+export { hessianNorm, hessianTopEigenvalue, hessianVectorProduct, type HessianEstimate } from "./analysis/hessian.js";
+export { runTheory, THEORY_DEFAULTS, type TheoryOptions, type TheoryResult } from "./analysis/theory.js";
 export { RANDMASK_VERSION } from "./version.js";

@@ -14,7 +14,7 @@ import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling.js";
 import { evaluate, type Metrics } from "../eval/evaluate.js";
 import { RANDMASK_VERSION } from "../version.js";
-import { train, stepsPerEpoch, type TrainOptions } from "./trainer.js";
+import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
 import { lineChartSvg } from "./plot.js";
 
 export interface FinetuneOptions {
@@ -41,7 +41,9 @@ export interface RunRecord {
   test: Metrics | null;
   best_dev: Metrics | null;
   best_epoch: number | null;
-  dev_per_epoch: { epoch: number; train_loss: number; dev: Metrics }[];
+  dev_per_epoch: { epoch: number; train_loss: number; dev: Metrics; distance: Distance }[];
+  /** ℓ2 distance from init of the saved (best-epoch) weights: trainable tensors and effective weight change. */
+  distance_from_init: Distance;
   train_loss: { step: number; loss: number }[];
   trainable_params: number;
   trainable_ratio: number;
@@ -95,7 +97,8 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       test,
       best_dev: result.bestDev,
       best_epoch: result.bestEpoch,
-      dev_per_epoch: result.epochs.map((e) => ({ epoch: e.epoch, train_loss: e.trainLoss, dev: e.dev })),
+      dev_per_epoch: result.epochs.map((e) => ({ epoch: e.epoch, train_loss: e.trainLoss, dev: e.dev, distance: e.distance })),
+      distance_from_init: result.distance,
       train_loss: result.losses,
       trainable_params: peft.trainableCount(),
       trainable_ratio: peft.trainableRatio(),

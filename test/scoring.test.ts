@@ -8,8 +8,12 @@ import { OPTForCausalLM } from "../src/models/opt.js";
 import { parseConfig } from "../src/models/config.js";
 import { PeftModel } from "../src/peft/peft-model.js";
 import { continuationLogProbs } from "../src/eval/scoring.js";
-import type { Scored } from "../src/eval/encode.js";
-import { det } from "./helpers.js";
+import { encodeOptions, type Scored } from "../src/eval/encode.js";
+import { predictOptions } from "../src/eval/evaluate.js";
+import { BpeTokenizer } from "../src/tokenizer/bpe-tokenizer.js";
+import type { Example } from "../src/tasks/types.js";
+import { join } from "node:path";
+import { det, sharedDir } from "./helpers.js";
 
 const cfg = parseConfig({ model_type: "opt", vocab_size: 50, hidden_size: 16, num_hidden_layers: 2, ffn_dim: 32,
   num_attention_heads: 2, max_position_embeddings: 32, dropout: 0 });
@@ -53,4 +57,21 @@ test("gradient through the shared-prompt scores matches finite differences", () 
   assert.ok(Math.abs(analytic) > 1e-6, "the check needs a non-zero gradient");
   assert.ok(Math.abs(analytic - numeric) <= 1e-3 * Math.max(1, Math.abs(numeric)), `analytic ${analytic} vs numeric ${numeric}`);
   peft.remove(); model.dispose();
+}));
+
+test("predictOptions batches by length but returns predictions in the examples' order", () => tidy(() => {
+  const model = OPTForCausalLM.random(parseConfig({ model_type: "opt", vocab_size: 50272, hidden_size: 16, num_hidden_layers: 1,
+    ffn_dim: 32, num_attention_heads: 2, max_position_embeddings: 64, dropout: 0 }), { seed: 6, dtype: "float64", std: 0.5 });
+  const tok = BpeTokenizer.fromDir(join(sharedDir, "tokenizers", "opt"));
+  const words = "a dull , lifeless and overlong film that never finds its feet but the cast is wonderful".split(" ");
+  const examples: Example[] = Array.from({ length: 24 }, (_, i) => ({
+    prompt: `${words.slice(0, 1 + ((i * 7) % words.length)).join(" ")} It was`, options: [" terrible", " great"], label: 0,
+  }));
+  const want = examples.map((e) => noGrad(() => tidy(() => {
+    const s = continuationLogProbs(model, encodeOptions(tok, [e], 64)[0]).toNumbers();
+    return s.indexOf(Math.max(...s));
+  })));
+  assert.ok(new Set(want).size === 2, "the check needs both options predicted somewhere");
+  assert.deepEqual(predictOptions(model, tok, examples, { batchRows: 6 }), want);
+  model.dispose();
 }));

@@ -155,6 +155,26 @@ export function resultsTable(r: Pick<DemoRecord, "zero_shot" | "methods">): stri
   return rows.map((r) => `| ${r.join(" | ")} |`).join("\n") + "\n";
 }
 
+/** The rows of a results table (as resultsTable writes it) by method: dev and test accuracy, null where "–". */
+export function parseResultsTable(md: string): Map<string, { dev: number | null; test: number | null }> {
+  const rows = new Map<string, { dev: number | null; test: number | null }>();
+  const lines = md.split("\n").filter((l) => l.startsWith("| "));
+  if (lines.length < 3 || !lines[0].includes("test acc")) throw new Error("no demo results table (a header with 'test acc', a rule, rows)");
+  const header = lines[0].split("|").slice(1, -1).map((c) => c.trim());
+  const [di, ti] = [header.indexOf("dev acc"), header.indexOf("test acc")];
+  for (const line of lines.slice(2)) {
+    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    const num = (c: string) => {
+      if (c === "–") return null;
+      const v = Number(c);
+      if (!(v >= 0 && v <= 1)) throw new Error(`results table row '${cells[0]}': accuracy ${JSON.stringify(c)} is not in [0, 1]`);
+      return v;
+    };
+    rows.set(cells[0], { dev: num(cells[di]), test: num(cells[ti]) });
+  }
+  return rows;
+}
+
 const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
 
 export interface DemoOptions {

@@ -1,4 +1,5 @@
 // `randmask demo`: the main job out of the box (see src/train/demo.ts).
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_DEMO_DATA, DEFAULT_DEMO_MODEL, DEMO_PLAN, QUICK_PLAN, runDemo } from "../train/demo.js";
 import { parseFlags, type FlagSpec } from "./args.js";
@@ -17,6 +18,9 @@ export const DEMO_HELP = "demo [--model DIR] [--data-dir DIR] [--out DIR] [--qui
 export async function demoCommand(argv: string[]): Promise<void> {
   const spec: FlagSpec = Object.fromEntries(Object.entries(DEMO_FLAGS).map(([k, v]) => [k, { type: v.type }]));
   const flags = parseFlags(argv, spec);
+  if (flags.model === undefined && !existsSync(join(DEFAULT_DEMO_MODEL, "config.json"))) {
+    throw new Error(`the default model ${DEFAULT_DEMO_MODEL} is missing: build it with npm run build:opt-mini, or pass --model DIR`);
+  }
   const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
   const record = await runDemo({
     modelDir: (flags.model as string | undefined) ?? DEFAULT_DEMO_MODEL,

@@ -13,6 +13,7 @@ import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes } from "../tasks/sampling.js";
+import type { Example } from "../tasks/types.js";
 import { evaluate, headline, type Metrics } from "../eval/evaluate.js";
 import { PACKAGE_ROOT, RANDMASK_VERSION } from "../version.js";
 import { finetune, prepareOutDir, type RunRecord } from "./run.js";
@@ -120,7 +121,8 @@ function folderBytes(dir: string): number {
   return readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
 
-function testAccuracy(modelDir: string, adapterDir: string, dtype: DType, test: Parameters<typeof evaluate>[3]): number {
+/** Test accuracy of a saved adapter on a fresh copy of the base (the eval command's path). */
+function testAccuracy(modelDir: string, adapterDir: string, dtype: DType, test: Example[]): number {
   const model = OPTForCausalLM.load(modelDir, { dtype });
   const peft = PeftModel.load(model, adapterDir);
   try {

@@ -4,7 +4,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } 
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
-import { checkpointFiles, readHeader, saveFile } from "../io/safetensors.js";
+import { saveFile } from "../io/safetensors.js";
+import { checkpointTensors } from "../io/checkpoint.js";
 import { readConfig, toHfConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { presetConfig } from "../models/presets.js";
@@ -37,7 +38,7 @@ export function mergeCommand(argv: string[]): void {
   const out = resolve(requireString(flags, "out"));
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   // keep the base checkpoint's dtype (merging itself happens in float32)
-  const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => t.name.endsWith("embed_tokens.weight"));
+  const embed = checkpointTensors(modelDir).find((t) => t.name.endsWith("embed_tokens.weight"));
   const saveDtype = embed?.dtype ?? "float32";
   const model = OPTForCausalLM.load(modelDir);
   const peft = PeftModel.load(model, requireString(flags, "adapter"));

@@ -9,7 +9,8 @@ import { ViT, vitName } from "../src/models/vision/vit.js";
 import { CLIPVisionModel } from "../src/models/vision/clip-vision.js";
 import { loadVisionModel } from "../src/models/vision/index.js";
 import { parseVisionConfig } from "../src/models/vision/config.js";
-import { loadCheckpoint, saveFile } from "../src/io/safetensors.js";
+import { saveFile } from "../src/io/safetensors.js";
+import { loadCheckpoint } from "../src/io/checkpoint.js";
 import { sharedDir } from "./helpers.js";
 
 const fixtures = join(sharedDir, "fixtures");

@@ -2,7 +2,7 @@
 // (params by Hugging Face name, linears by module name, hooks), the patch
 // embedding, activations, and loading a checkpoint into validated parameters.
 import { type DType, Tensor, linear, keep, noGrad } from "../../engine/index.js";
-import { loadCheckpoint } from "../../io/safetensors.js";
+import { loadCheckpoint } from "../../io/checkpoint.js";
 import { Linear, type LinearModule } from "../opt.js";
 import type { VisionActivation, VisionConfig } from "./config.js";
 

@@ -174,7 +174,7 @@ at that rate the whole run (${fmt(t.maxSteps)} steps) takes ~${(hours * t.maxSte
 
 ${demo ? `Seeded ${demo.protocol.train} train / ${demo.protocol.dev} dev from GLUE's train split, GLUE's ${demo.protocol.test}-sentence dev split as test,
 MeZO's template, batch ${demo.protocol.batch_size}, ${demo.protocol.epochs} epochs; LR chosen on dev, test scored only for the chosen LR.
-Deviations from the protocol: ${demo.deviations}. Demo wall time ${demo.wall_time_s.toFixed(0)} s on ${demo.machine.threads} threads
+Deviations from the protocol: ${demo.deviations}. Demo wall time ${demo.wall_time_s.toFixed(0)} s on ${demo.machine.threads} thread(s)
 (load average ${demo.machine.load_average_start[0].toFixed(1)} at the start; ${demo.machine.cpu}).
 
 <!-- demo-results:start -->

@@ -160,8 +160,11 @@ export function resultsTable(r: Pick<DemoRecord, "zero_shot" | "methods">): stri
 /** The rows of a results table (as resultsTable writes it) by method: dev and test accuracy, null where "–". */
 export function parseResultsTable(md: string): Map<string, { dev: number | null; test: number | null }> {
   const rows = new Map<string, { dev: number | null; test: number | null }>();
-  const lines = md.split("\n").filter((l) => l.startsWith("| "));
-  if (lines.length < 3 || !lines[0].includes("test acc")) throw new Error("no demo results table (a header with 'test acc', a rule, rows)");
+  const all = md.split("\n");
+  const start = all.findIndex((l) => l.startsWith("| ") && l.includes("| test acc |"));
+  const lines: string[] = [];
+  for (let i = Math.max(start, 0); start >= 0 && i < all.length && all[i].startsWith("| "); i++) lines.push(all[i]);
+  if (lines.length < 3) throw new Error("no demo results table (a header with 'test acc', a rule, rows)");
   const header = lines[0].split("|").slice(1, -1).map((c) => c.trim());
   const [di, ti] = [header.indexOf("dev acc"), header.indexOf("test acc")];
   for (const line of lines.slice(2)) {

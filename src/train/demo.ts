@@ -57,7 +57,7 @@ const METHODS = (lrs: { rm: number[]; lora: number[]; full: number[] }): MethodP
  */
 export const DEMO_PLAN: DemoPlan = {
   sizes: { train: 1000, dev: 500, test: 872 }, epochs: 3, batchSize: 8, seed: 0,
-  methods: METHODS({ rm: [1e-3, 3e-3, 1e-2], lora: [1e-3], full: [1e-4] }),
+  methods: METHODS({ rm: [3e-3, 1e-2, 3e-2], lora: [1e-3], full: [1e-4] }),
   deviations: "3 epochs instead of the protocol's 5; LR grid of 3 for Random Masking, a single LR for LoRA and for full fine-tuning",
 };
 

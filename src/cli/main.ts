@@ -4,6 +4,7 @@ import { UsageError } from "./args.js";
 import { convertCommand } from "./convert-command.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
+import { DEMO_HELP, demoCommand } from "./demo-command.js";
 import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 import { reportCommand, sweepCommand } from "./sweep-commands.js";
@@ -13,6 +14,7 @@ import { theoryCommand } from "./theory-command.js";
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
 
 const commands: Record<string, Command> = {
+  demo: { run: demoCommand, help: DEMO_HELP },
   finetune: { run: finetuneCommand, help: "finetune --model DIR --task T --data-dir DIR --method M [--lr 1e-3 --epochs 5 --batch-size 8 --seed 0 --dtype fp32] [method flags] --out DIR" },
   eval: { run: evalCommand, help: "eval --model DIR [--adapter DIR] --task T --data-dir DIR [--split test|dev|train] [--seed 0]   metrics as JSON" },
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },

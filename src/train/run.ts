@@ -33,6 +33,8 @@ export interface FinetuneOptions {
   gradientCheckpointing?: boolean;
   /** How the adapter is written (see PeftModel.save). */
   save?: { storeIndices?: boolean; format?: "randmask" | "peft" };
+  /** False leaves `test` null (an LR sweep scores only the chosen run on test). Default true. */
+  evaluateTest?: boolean;
 }
 
 export interface RunRecord {
@@ -87,7 +89,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   try {
     const result = await train(peft, tok, task, sampled, { ...o.train, log, quiet: o.quiet ?? false });
     // test metrics only for weights that are not diverged: the best completed epoch
-    const test = result.bestEpoch !== null ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
+    const test = result.bestEpoch !== null && (o.evaluateTest ?? true) ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
     if (test) log(`test (epoch ${result.bestEpoch} weights): ${JSON.stringify(test)}`);
     if (result.bestEpoch !== null) peft.save(join(out, "adapter"), o.save);
 

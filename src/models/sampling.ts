@@ -24,41 +24,54 @@ export function checkSampling(o: SamplingOptions): void {
 }
 
 /**
- * The distribution one row is sampled from: the kept token ids, most likely
- * first (ties: lower id first), and their probabilities renormalised to sum 1.
- * `logits`: one row [vocab]. Top-k keeps every token whose scaled logit is ≥
- * the k-th largest (as `scores < topk(scores)[-1]` removes in HF); top-p keeps
- * a token when the probability of the tokens ranked above it is < topP (HF
- * removes ascending-sorted tokens whose cumulative probability ≤ 1 − topP).
+ * The distribution one row is sampled from: the kept token ids in increasing
+ * order and their probabilities, renormalised to sum 1. `logits`: one row
+ * [vocab]. Top-k keeps every token whose scaled logit is ≥ the k-th largest
+ * (HF removes `scores < topk(scores)[-1]`, so ties with the k-th stay). Top-p
+ * ranks tokens by probability (ties: lower id first) and keeps a token when
+ * the probability ranked above it is < topP (HF removes ascending-sorted
+ * tokens whose cumulative probability is ≤ 1 − topP).
  */
 export function samplingDistribution(logits: ArrayLike<number>, o: SamplingOptions): { ids: number[]; probs: number[] } {
   checkSampling(o);
   const v = logits.length;
-  const order = Array.from({ length: v }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
-  let kept = order.length;
-  if (o.topK > 0 && o.topK < v) {
-    const kth = logits[order[o.topK - 1]];
-    kept = o.topK;
-    while (kept < v && logits[order[kept]] >= kth) kept++;
+  const scaled = new Float64Array(v);
+  for (let i = 0; i < v; i++) scaled[i] = logits[i] / o.temperature;
+  let max = -Infinity;
+  for (let i = 0; i < v; i++) if (scaled[i] > max) max = scaled[i];
+  let cutoff = -Infinity;
+  let tiesAllowed = Infinity;
+  if ((o.topK > 0 && o.topK < v) || o.topP < 1) {
+    const desc = scaled.slice().sort().reverse(); // native sort: no per-token comparator over the vocabulary
+    if (o.topK > 0 && o.topK < v) cutoff = desc[o.topK - 1];
+    let kept = 0;
+    while (kept < v && desc[kept] >= cutoff) kept++;
+    // top-p: how many ranks survive, hence the lowest value kept and how many of its ties
+    if (o.topP < 1) {
+      let z = 0;
+      for (let i = 0; i < kept; i++) z += Math.exp(desc[i] - max);
+      let before = 0;
+      let n = 0;
+      while (n < kept && before < o.topP) before += Math.exp(desc[n++] - max) / z;
+      cutoff = desc[n - 1];
+      let above = 0;
+      while (desc[above] > cutoff) above++;
+      tiesAllowed = n - above;
+    }
   }
-  const ids = order.slice(0, kept);
-  const max = logits[ids[0]] / o.temperature;
-  let probs = ids.map((i) => Math.exp(logits[i] / o.temperature - max));
-  const z = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / z);
-  if (o.topP < 1) {
-    let before = 0;
-    let n = 0;
-    while (n < probs.length && before < o.topP) before += probs[n++];
-    ids.length = n;
-    probs.length = n;
-    const kept = probs.reduce((a, b) => a + b, 0);
-    probs = probs.map((p) => p / kept);
+  const ids: number[] = [];
+  const weights: number[] = [];
+  for (let i = 0; i < v; i++) {
+    if (scaled[i] < cutoff) continue;
+    if (scaled[i] === cutoff && tiesAllowed-- <= 0) continue;
+    ids.push(i);
+    weights.push(Math.exp(scaled[i] - max));
   }
-  return { ids, probs };
+  const total = weights.reduce((a, b) => a + b, 0);
+  return { ids, probs: weights.map((w) => w / total) };
 }
 
-/** One draw from a distribution: the first id whose cumulative probability exceeds u ~ U[0, 1). */
+/** One draw from a distribution: the first id (in the given order) whose cumulative probability exceeds u ~ U[0, 1). */
 export function drawFrom(dist: { ids: number[]; probs: number[] }, rng: Xoshiro128): number {
   const u = rng.nextFloat();
   let cum = 0;

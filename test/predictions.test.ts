@@ -111,6 +111,16 @@ test("finetune that fails validation creates nothing in --out; the rerun then wo
   assert.match(r0.stderr, /train\.jsonl/);
   assert.ok(!existsSync(out), "bad data: --out was created");
 
+  // a test row too long for the model's 64 positions is found before training starts
+  const long = join(work, "long-data");
+  mkdirSync(long);
+  const row = (option: string) => JSON.stringify({ prompt: "The word is apple. Answer:", options: [" no", option], label: 0 });
+  writeFileSync(join(long, "train.jsonl"), Array.from({ length: 8 }, () => row(" yes")).join("\n"));
+  writeFileSync(join(long, "validation.jsonl"), [row(" yes"), row(" yes" + " very".repeat(80))].join("\n"));
+  const r1 = run("finetune", ...base.map((a) => (a === data ? long : a)), "--trainable-ratio", "1e-3");
+  assert.match(r1.stderr, /is longer than the model's 64 positions/);
+  assert.ok(!existsSync(out), "unscorable row: --out was created");
+
   const r = run("finetune", ...base, "--trainable-ratio", "1e-3", "--seed", "3", "--epochs", "1");
   assert.equal(r.status, 0, r.stderr);
   const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));

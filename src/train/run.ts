@@ -14,6 +14,8 @@ import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling.js";
 import { predict, writePredictions, type Metrics } from "../eval/evaluate.js";
 import { RANDMASK_VERSION } from "../version.js";
+import { encodeOptions } from "../eval/encode.js";
+import { prepare } from "./objectives.js";
 import { train, stepsPerEpoch, type TrainOptions } from "./trainer.js";
 import { lineChartSvg } from "./plot.js";
 
@@ -79,6 +81,10 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
   let peft: PeftModel;
   try {
+    // every example tokenised now, so a row that cannot be scored or trained fails before --out exists
+    const maxLen = model.config.maxPositionEmbeddings;
+    prepare(tok, task.kind, task.objective, sampled.train, maxLen);
+    if (task.kind === "classification") for (const split of [sampled.dev, sampled.test]) encodeOptions(tok, split, maxLen);
     peft = PeftModel.create(model, o.method, methodOptions);
   } catch (e) {
     model.dispose();

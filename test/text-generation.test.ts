@@ -6,7 +6,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { liveHandles } from "../src/engine/index.js";
+import { liveHandles, noGrad, tidy } from "../src/engine/index.js";
+import { PeftModel } from "../src/peft/peft-model.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { greedyGenerate } from "../src/models/generate.js";
 import { generate } from "../src/models/text-generation.js";
@@ -85,6 +86,22 @@ test("randmask generate: --json lines equal the library's generations, for a pro
   const fromTxt = run("generate", "--model", dir, "--file", txt, "--max-new-tokens", "4", "--json");
   assert.equal(fromTxt.stdout.trim().split("\n").length, 3);
 });
+
+test("randmask generate --adapter decodes with the adapter applied", () => tidy(() => {
+  const peft = PeftModel.create(model, "lora", { r: 4, seed: 1 });
+  noGrad(() => peft.trainableParams().forEach((p) => p.copy_(p.add(0.3))));
+  const adapter = join(work, "adapter");
+  peft.save(adapter);
+  const withAdapter = generate(model, tok, prompts, { maxNewTokens: 8 });
+  peft.remove();
+  const base = generate(model, tok, prompts, { maxNewTokens: 8 });
+  assert.notDeepEqual(withAdapter.map((g) => g.tokens), base.map((g) => g.tokens));
+  const file = join(work, "adapter-prompts.jsonl");
+  writeFileSync(file, prompts.map((prompt) => JSON.stringify({ prompt })).join("\n"));
+  const r = run("generate", "--model", dir, "--adapter", adapter, "--file", file, "--max-new-tokens", "8", "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split("\n").map((l) => JSON.parse(l).tokens), withAdapter.map((g) => g.tokens));
+}));
 
 test("randmask generate streams on a terminal", { skip: spawnSync("script", ["--version"]).status !== 0 }, () => {
   const text = generate(model, tok, [prompts[0]], { maxNewTokens: 8 })[0].text;

@@ -78,9 +78,9 @@ function placeholder(d: FlagDef): string {
   return d.type === "dir" ? "DIR" : d.type === "integer" ? "N" : d.type === "number" ? "X" : d.type === "list" ? "A,B" : "STR";
 }
 
+/** Description, the choices when the placeholder does not show them, and the default. */
 function describe(d: FlagDef): string {
-  const head = `--x ${placeholder(d)}`;
-  const choices = d.choices && !head.includes(d.choices.join("|")) ? `; one of ${d.choices.join(", ")}` : "";
+  const choices = d.choices && placeholder(d) !== d.choices.join("|") ? `; one of ${d.choices.join(", ")}` : "";
   const dflt = d.required ? " (required)" : d.defaultText !== undefined ? ` (default: ${d.defaultText})`
     : d.default !== undefined && d.type !== "boolean" ? ` (default: ${d.default})` : d.multiple ? " (repeatable)" : "";
   return `${d.description}${choices}${dflt}`;

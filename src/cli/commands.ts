@@ -4,8 +4,9 @@ import type { CommandDef } from "./args.js";
 import { generateCommand } from "./generate-command.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
+import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 
 export const COMMANDS: readonly CommandDef[] = [
-  finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, infoCommand, logitsCommand,
+  finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, pretrainCommand, infoCommand, logitsCommand,
 ];

@@ -1,6 +1,7 @@
 // The command table: every command declares its flags once (src/cli/args.ts);
 // the parser, `--help` and `randmask help COMMAND` all come from it.
 import type { CommandDef } from "./args.js";
+import { convertCommand } from "./convert-command.js";
 import { generateCommand } from "./generate-command.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
@@ -8,5 +9,5 @@ import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 
 export const COMMANDS: readonly CommandDef[] = [
-  finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, pretrainCommand, infoCommand, logitsCommand,
+  finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, convertCommand, pretrainCommand, infoCommand, logitsCommand,
 ];

@@ -1,21 +1,33 @@
-// `randmask logits` and `randmask info`: run and describe a Hugging Face OPT folder.
+// `randmask logits` and `randmask info`: run and describe a Hugging Face model folder.
 import { tensor, tidy, noGrad } from "../engine/index.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
 import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
+import { isVisionModelDir } from "../models/vision/index.js";
+import { visionLogits } from "./vision-logits.js";
 
 export const logitsCommand = defineCommand({
   name: "logits",
-  summary: "Run the model on token ids and print its logits as JSON ({\"logits\": [batch][seq][vocab]}).",
+  summary: "Run the model and print its outputs as JSON: a language model's logits for token ids ({\"logits\": [batch][seq][vocab]}), " +
+    "or a vision model's for pixel values (logits, or image_embeds / pooler_output and last_hidden_state).",
+  usage: "randmask logits --model DIR --input-ids JSON [--attention-mask JSON] [--dtype fp32|bf16]\n" +
+    "       randmask logits --model DIR --pixel-values FILE.json [--head FILE.safetensors] [--dtype fp32|bf16]",
   flags: {
     model: MODEL_FLAG,
-    "input-ids": { type: "string", required: true, arg: "JSON", description: "rectangular JSON array of token-id rows, e.g. [[2,100,200]]" },
+    "input-ids": { type: "string", arg: "JSON", description: "language models: rectangular JSON array of token-id rows, e.g. [[2,100,200]]" },
     "attention-mask": { type: "string", arg: "JSON", defaultText: "all ones", description: "0/1 rows shaped like --input-ids (0: padding)" },
+    "pixel-values": { type: "string", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
+    head: { type: "string", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
     dtype: DTYPE_FLAG,
   },
   example: "logits --model ~/opt-125m --input-ids '[[2,100,200],[1,2,300]]' --attention-mask '[[1,1,1],[0,1,1]]'",
   run(v) {
+    if (isVisionModelDir(v.model)) {
+      if (v["pixel-values"] === undefined) throw new UsageError("--pixel-values FILE.json is required for a vision model");
+      return visionLogits(v.model, v["pixel-values"], dtypeOf(v.dtype), v.head);
+    }
+    if (v["input-ids"] === undefined) throw new UsageError("--input-ids is required for a language model");
     const ids = jsonValue("input-ids", v["input-ids"], isIntMatrix, "a rectangular JSON array of token-id rows, e.g. [[2,100,200]]")!;
     const mask = jsonValue("attention-mask", v["attention-mask"], isIntMatrix, "a JSON array of 0/1 rows shaped like --input-ids");
     if (mask && (mask.length !== ids.length || mask[0].length !== ids[0].length || !mask.flat().every((x) => x === 0 || x === 1))) {

@@ -4,7 +4,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } 
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
-import { checkpointFiles, readHeader, saveFile } from "../io/safetensors.js";
+import { saveFile } from "../io/safetensors.js";
+import { checkpointTensors } from "../io/checkpoint.js";
 import { readConfig, toHfConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { PRESET_NAMES, presetConfig } from "../models/presets.js";
@@ -59,7 +60,7 @@ export const mergeCommand = defineCommand({
 function merge(modelDir: string, adapterDir: string, out: string): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   // keep the base checkpoint's dtype (merging itself happens in float32)
-  const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => t.name.endsWith("embed_tokens.weight"));
+  const embed = checkpointTensors(modelDir).find((t) => t.name.endsWith("embed_tokens.weight"));
   const saveDtype = embed?.dtype ?? "float32";
   const model = OPTForCausalLM.load(modelDir);
   const peft = PeftModel.load(model, adapterDir);

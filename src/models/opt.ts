@@ -12,7 +12,8 @@ import {
   type DType, Tensor, arange, cat, embedding, layerNorm, linear, frozenLinear, reluMask, dropout, randn, rand, zeros, ones, tidy, noGrad, keep, manualSeed,
   checkpoint, isGradEnabled,
 } from "../engine/index.js";
-import { loadCheckpoint } from "../io/safetensors.js";
+import { loadCheckpoint } from "../io/checkpoint.js";
+import { alignKeyPrefix } from "../io/state-dict-keys.js";
 import { type OPTConfig, readConfig } from "./config.js";
 
 export interface LinearModule {
@@ -255,7 +256,7 @@ export class OPTForCausalLM {
 
   // ------------------------------------------------------------ construction
 
-  /** Loads a Hugging Face OPT folder (config.json + safetensors), converting to `dtype`. */
+  /** Loads a Hugging Face OPT folder (config.json + safetensors or pytorch_model.bin), converting to `dtype`. */
   static load(dir: string, opts: { dtype?: DType } = {}): OPTForCausalLM {
     const configFile = join(dir, "config.json");
     if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (expected a Hugging Face model folder)`);
@@ -264,8 +265,7 @@ export class OPTForCausalLM {
     const dtype = opts.dtype ?? "float32";
     const params = new Map<string, Tensor>();
     try {
-      for (const [key, t] of raw) {
-        const name = key.startsWith("decoder.") ? `model.${key}` : key;
+      for (const [name, t] of alignKeyPrefix(raw, expectedShapes(config).keys(), "model.", dir)) {
         params.set(name, t.dtype === dtype ? t : convert(t, dtype));
       }
       checkParams(config, params, dir);

@@ -3,11 +3,13 @@
 import type { CommandDef } from "./args.js";
 import { convertCommand } from "./convert-command.js";
 import { generateCommand } from "./generate-command.js";
+import { hessianCommand } from "./hessian-command.js";
+import { theoryCommand } from "./theory-command.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
 import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 
 export const COMMANDS: readonly CommandDef[] = [
-  finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, convertCommand, pretrainCommand, infoCommand, logitsCommand,
+  finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, convertCommand, pretrainCommand, hessianCommand, theoryCommand, infoCommand, logitsCommand,
 ];

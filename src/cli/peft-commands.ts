@@ -3,7 +3,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
-import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
+import { noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
 import { saveFile } from "../io/safetensors.js";
 import { checkpointTensors } from "../io/checkpoint.js";
 import { readConfig, toHfConfig } from "../models/config.js";
@@ -14,7 +14,7 @@ import { PeftModel } from "../peft/peft-model.js";
 import { shapesOf } from "../peft/shapes.js";
 import { UsageError, defineCommand } from "./args.js";
 import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
-import { MODEL_FLAG } from "./shared-flags.js";
+import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
 
 export const countCommand = defineCommand({
   name: "count",
@@ -52,28 +52,36 @@ export const mergeCommand = defineCommand({
     model: MODEL_FLAG,
     adapter: { type: "dir", required: true, description: "adapter folder (finetune's --out/adapter)" },
     out: { type: "string", required: true, arg: "DIR", description: "folder to create (must be absent or empty)" },
+    dtype: { type: "string", choices: DTYPE_FLAG.choices, defaultText: "the checkpoint's", description: "load the base and save the result in this dtype (deltas are added in fp32, rounded once)" },
   },
   example: "merge --model ~/opt-125m --adapter runs/sst2-rm/adapter --out opt-125m-sst2",
-  run(v) { merge(v.model, v.adapter, resolve(v.out)); },
+  run(v) { merge(v.model, v.adapter, resolve(v.out), v.dtype === undefined ? undefined : dtypeOf(v.dtype)); },
 });
 
-function merge(modelDir: string, adapterDir: string, out: string): void {
+function merge(modelDir: string, adapterDir: string, out: string, dtype: DType | undefined): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
-  // keep the base checkpoint's dtype (merging itself happens in float32)
+  // --dtype: the base is loaded and the result saved in it; without it, the base
+  // is loaded in float32 and the result keeps the checkpoint's dtype (deltas are
+  // always added in float32 and rounded once)
   const embed = checkpointTensors(modelDir).find((t) => t.name.endsWith("embed_tokens.weight"));
-  const saveDtype = embed?.dtype ?? "float32";
-  const model = OPTForCausalLM.load(modelDir);
+  const loadDtype = dtype ?? "float32";
+  const saveDtype = dtype ?? embed?.dtype ?? "float32";
+  const model = OPTForCausalLM.load(modelDir, { dtype: loadDtype });
   const peft = PeftModel.load(model, adapterDir);
   const tmp = tempPathFor(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
+    let untiedHead = false;
     peft.withMerged((stateDict) => {
+      untiedHead = stateDict.has("lm_head.weight");
       const converted = new Map<string, Tensor>();
       noGrad(() => { for (const [k, v] of stateDict) converted.set(k, keep(tidy(() => v.detach().to(saveDtype)))); });
       try { saveFile(join(tmp, "model.safetensors"), converted, { format: "pt" }); } finally { converted.forEach((t) => t.dispose()); }
     });
-    writeJsonAtomic(join(tmp, "config.json"), { ...toHfConfig(readConfig(join(modelDir, "config.json"))), torch_dtype: saveDtype });
+    // an adapter that trained its own copy of a tied head (PEFT modules_to_save) unties it
+    const hfConfig = toHfConfig(readConfig(join(modelDir, "config.json")));
+    writeJsonAtomic(join(tmp, "config.json"), { ...hfConfig, ...(untiedHead ? { tie_word_embeddings: false } : {}), torch_dtype: saveDtype });
     for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
     if (existsSync(out)) rmSync(out, { recursive: true });
     renameSync(tmp, out);

@@ -1,6 +1,6 @@
 // `randmask finetune` and `randmask eval`.
 import { existsSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { OPTForCausalLM } from "../models/opt.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
@@ -94,7 +94,8 @@ export const evalCommand = defineCommand({
     if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
     const task = getTask(v.task, v["data-dir"]);
     const sampled = loadTaskData(task, v["data-dir"], v.seed, sampleSizes(v));
-    const tok = BpeTokenizer.fromDir(v.tokenizer ?? v.model);
+    const tokDir = v.tokenizer ?? v.model;
+    const tok = BpeTokenizer.fromDir(tokDir);
     const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
     try {
       const peft = v.adapter ? PeftModel.load(model, v.adapter) : null;
@@ -102,6 +103,7 @@ export const evalCommand = defineCommand({
       const progress = new Progress(`eval ${task.name}/${v.split}`, examples.length, "examples");
       const { metrics, predictions } = predict(model, tok, task.kind, examples, {
         batchRows: v["eval-batch"], onProgress: (done) => progress.update(done),
+        sources: { tokenizer: `the tokenizer in ${tokDir}`, config: join(v.model, "config.json") },
       });
       if (v.predictions !== undefined) writePredictions(v.predictions, predictions);
       process.stdout.write(JSON.stringify({ task: task.name, split: v.split, adapter: v.adapter ?? null, ...metrics }) + "\n");

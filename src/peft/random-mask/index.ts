@@ -3,7 +3,7 @@
 import type { Tensor } from "../../engine/index.js";
 import type { OPTForCausalLM } from "../../models/opt.js";
 import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
-import { densityFor, resolveMaskOptions } from "../ratio.js";
+import { densityFor, resolveMaskOptions, zeroValues } from "../ratio.js";
 import { shapesOf, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
@@ -21,6 +21,11 @@ function drawMasks(config: MethodConfig, shapes: ModelShapes): Map<string, numbe
     const rng = new Xoshiro128(config.seed as number, t);
     out.set(t, config.maskKind === "exact" ? exactIndices(sizes[i], counts[i], rng) : bernoulliIndices(sizes[i], p, rng));
   });
+  // a Bernoulli mask aiming at a few values can draw none: training nothing is an error, not a run
+  if ([...out.values()].every((l) => l.length === 0)) {
+    const spec = config as { trainableRatio?: number; density?: number };
+    throw zeroValues(NAME, spec, spec.density === undefined ? shapes.totalParams : sizes.reduce((a, b) => a + b, 0), true);
+  }
   return out;
 }
 

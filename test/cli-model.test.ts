@@ -37,8 +37,12 @@ test("bad flags give one clear error line and a usage exit code", () => {
   const bad = run("logits", "--model", fixture, "--input-ids", "[[2,1],[3]]");
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--input-ids: expected a rectangular JSON array/);
+  // a missing --model folder is named as such, before anything is read
   const missing = run("info", "--model", join(fixture, "nope"));
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /nope: no config.json/);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /--model \S*nope: folder does not exist/);
+  const noConfig = run("info", "--model", sharedDir);
+  assert.equal(noConfig.status, 1);
+  assert.match(noConfig.stderr, /no config.json/);
   assert.equal(run("frobnicate").status, 2);
 });

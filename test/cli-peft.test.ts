@@ -23,7 +23,9 @@ test("count --json gives the paper's Params column", () => {
   const bad = run("count", "--preset", "opt-125m", "--method", "random-mask", "--trainable-ratio", "0");
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /trainableRatio must be in \(0, 1\]/);
-  assert.match(run("count", "--preset", "opt-125m", "--method", "nope").stderr, /unknown method 'nope'/);
+  const unknown = run("count", "--preset", "opt-125m", "--method", "nope");
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /--method "nope": expected one of random-mask, .*lora/);
 });
 
 for (const method of ["random-mask", "lora"]) {

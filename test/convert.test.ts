@@ -14,6 +14,7 @@ import { saveFile } from "../src/io/safetensors.js";
 import { alignKeyPrefix } from "../src/io/state-dict-keys.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { convertCommand, parseShardSize } from "../src/cli/convert-command.js";
+import { parseCommand } from "../src/cli/args.js";
 import { repoRoot, sharedDir } from "./helpers.js";
 import { writeTorchZip } from "./torch-writer.js";
 
@@ -86,18 +87,20 @@ test("a key stored both with and without the prefix is refused", () => {
     /some\/dir: holds both 'decoder\.x' and 'model\.decoder\.x'/);
 });
 
+const convert = (argv: string[]) => convertCommand.run(parseCommand(convertCommand, argv), []);
+
 test("convert: sharded .bin → safetensors (sharded above the limit) → identical logits; tokenizer files copied", () => tidy(() => {
   const src = binFolder(fixtureTensors(true, false), 2);
   writeFileSync(join(src, "vocab.json"), "{}");
   const out = join(tmp(), "converted");
-  convertCommand(["--model", src, "--out", out, "--max-shard-size", "200KB"]);
+  convert(["--model", src, "--out", out, "--max-shard-size", "200KB"]);
   const files = readdirSync(out).sort();
   assert.ok(files.includes("model.safetensors.index.json") && files.includes("vocab.json") && files.includes("config.json"), files.join());
   assert.ok(files.filter((f) => f.endsWith(".safetensors")).length >= 2, files.join());
   assert.ok(logitsOf(out).equal(logitsOf(fixture)));
   // a single file below the limit, and a dtype change recorded in config.json
   const bf16 = join(tmp(), "bf16");
-  convertCommand(["--model", src, "--out", bf16, "--dtype", "bf16"]);
+  convert(["--model", src, "--out", bf16, "--dtype", "bf16"]);
   assert.deepEqual(readdirSync(bf16).sort(), ["config.json", "model.safetensors", "vocab.json"]);
   assert.equal(JSON.parse(readFileSync(join(bf16, "config.json"), "utf8")).torch_dtype, "bfloat16");
   const stored = loadCheckpoint(bf16);
@@ -119,9 +122,9 @@ test("a failed convert leaves nothing at --out; flags are checked first", () => 
   assert.deepEqual(readdirSync(parent), [], "a temp folder was left behind");
   mkdirSync(out);
   writeFileSync(join(out, "keep.txt"), "mine");
-  assert.throws(() => convertCommand(["--model", fixture, "--out", out]), /exists and is not empty; nothing was written/);
+  assert.throws(() => convert(["--model", fixture, "--out", out]), /exists and is not empty; nothing was written/);
   assert.equal(readFileSync(join(out, "keep.txt"), "utf8"), "mine");
-  assert.throws(() => convertCommand(["--model", fixture, "--out", join(parent, "x"), "--dtype", "int8"]), /--dtype "int8": expected fp32, bf16 or fp16/);
+  assert.throws(() => convert(["--model", fixture, "--out", join(parent, "x"), "--dtype", "int8"]), /--dtype "int8": expected one of fp32, bf16, fp16/);
   assert.throws(() => parseShardSize("2 parsecs"), /--max-shard-size "2 parsecs": expected a size/);
   assert.equal(parseShardSize("2GB"), 2e9);
   assert.equal(parseShardSize("1GiB"), 2 ** 30);

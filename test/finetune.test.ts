@@ -65,11 +65,12 @@ test("generation tasks train with the LM loss and report F1/EM", () => {
 
 test("bad input is one clear error: unknown task or method, missing data, non-empty --out", () => {
   const base = ["--model", model, "--data-dir", data, "--out", join(work, "x")];
-  assert.match(run("finetune", ...base, "--task", "nope", "--method", "lora").stderr, /unknown task 'nope'/);
-  assert.match(run("finetune", ...base, "--task", "jsonl", "--method", "nope").stderr, /unknown method 'nope'/);
+  assert.match(run("finetune", ...base, "--task", "nope", "--method", "lora").stderr, /--task "nope": expected one of sst2, .*jsonl/);
+  assert.match(run("finetune", ...base, "--task", "jsonl", "--method", "nope").stderr, /--method "nope": expected one of random-mask, /);
   assert.match(run("finetune", "--model", model, "--data-dir", work, "--out", join(work, "y"), "--task", "rte", "--method", "lora").stderr,
     /rte\/train\.jsonl: data file not found/);
   const r = run("finetune", "--model", model, "--data-dir", data, "--out", data, "--task", "jsonl", "--method", "lora");
   assert.match(r.stderr, /exists and is not empty; nothing was written/);
   assert.match(run("finetune", ...base, "--task", "jsonl", "--method", "lora", "--lr", "fast").stderr, /--lr "fast": expected a positive number/);
+  assert.ok(!existsSync(join(work, "x")) && !existsSync(join(work, "y")), "a failed run created its --out");
 });

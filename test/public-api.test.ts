@@ -21,6 +21,8 @@ test("the package entry point trains an adapter end to end", async () => {
   assert.ok(losses[4] < losses[0], `loss ${losses[0]} → ${losses[4]}`);
   assert.deepEqual(randmask.METHODS.map((m) => m.name).length, 8);
   assert.ok(randmask.TASK_NAMES.includes("jsonl"));
+  assert.equal(typeof randmask.generate, "function");
+  assert.equal(typeof randmask.predict, "function");
   peft.remove();
   model.dispose();
 });

@@ -1,6 +1,12 @@
-// Command-line flag parsing with errors that name the flag and what was expected.
+// Declarative command-line flags: a command declares each flag once (name,
+// type, default, description) and both the parser and the --help text come
+// from that one definition, so they cannot drift apart. Parsing checks every
+// value (numbers, choices, existing folders) before a command reads or writes
+// anything else.
+import { existsSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 
+/** Bad command-line usage: exit code 2. */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -8,36 +14,195 @@ export class UsageError extends Error {
   }
 }
 
-export type FlagSpec = Record<string, { type: "string" | "boolean"; default?: string | boolean; multiple?: boolean }>;
+export interface FlagDef {
+  /**
+   * string; boolean (a switch); number / integer (checked by `check`); list
+   * (comma-separated); dir (a folder that must exist).
+   */
+  type: "string" | "boolean" | "number" | "integer" | "list" | "dir";
+  description: string;
+  default?: string | number | boolean;
+  /** How the default reads in --help when it is not a plain value (e.g. "--seed"). */
+  defaultText?: string;
+  required?: boolean;
+  /** Placeholder in --help, e.g. DIR, N, STR. */
+  arg?: string;
+  choices?: readonly string[];
+  /** numbers: the allowed values, and how to say so in the error. */
+  check?: (v: number) => boolean;
+  expected?: string;
+  /** string flags that may be given several times (--stop a --stop b). */
+  multiple?: boolean;
+  /** Section of --help (default "flags"). */
+  group?: string;
+}
 
-export function parseFlags(argv: string[], spec: FlagSpec): Record<string, string | boolean | string[] | undefined> {
+export type Flags = Record<string, FlagDef>;
+
+type ValueOf<D extends FlagDef> = D["type"] extends "boolean" ? boolean
+  : D["type"] extends "number" | "integer" ? number
+  : D["type"] extends "list" ? string[]
+  : D extends { multiple: true } ? string[]
+  : string;
+
+/** Parsed values: flags with a default, required flags, switches and repeatable flags are always present. */
+export type FlagValues<F extends Flags> = {
+  [K in keyof F]: F[K] extends { default: unknown } | { required: true } | { type: "boolean" } | { multiple: true }
+    ? ValueOf<F[K]> : ValueOf<F[K]> | undefined;
+};
+
+export interface CommandDef<F extends Flags = Flags> {
+  name: string;
+  /** One line: what the command does and writes. */
+  summary: string;
+  flags: F;
+  /** One complete example command line (without the leading "randmask"). */
+  example: string;
+  /** Usage line override, for commands with alternatives (e.g. --prompt | --file). */
+  usage?: string;
+  /** Words before the flags (e.g. `sweep run FILE`), in order; optional ones last. */
+  positionals?: readonly PositionalDef[];
+  run(values: FlagValues<F>, positionals: string[]): void | Promise<void>;
+}
+
+export interface PositionalDef {
+  /** Placeholder in --help, e.g. ACTION, FILE. */
+  name: string;
+  description: string;
+  choices?: readonly string[];
+  optional?: boolean;
+}
+
+/** Types a command's values from its own flag definitions. */
+export function defineCommand<F extends Flags>(c: CommandDef<F>): CommandDef<F> { return c; }
+
+export const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
+export const nonNegInt = (v: number) => Number.isSafeInteger(v) && v >= 0;
+
+/** The flag's value as --help shows it; choices inline when short. */
+function placeholder(d: FlagDef): string {
+  if (d.type === "boolean") return "";
+  if (d.arg) return d.arg;
+  if (d.choices && d.choices.join("|").length <= 24) return d.choices.join("|");
+  if (d.choices) return "NAME";
+  return d.type === "dir" ? "DIR" : d.type === "integer" ? "N" : d.type === "number" ? "X" : d.type === "list" ? "A,B" : "STR";
+}
+
+/** Description, the choices when the placeholder does not show them, and the default. */
+function describe(d: FlagDef): string {
+  const choices = d.choices && placeholder(d) !== d.choices.join("|") ? `; one of ${d.choices.join(", ")}` : "";
+  const dflt = d.required ? " (required)" : d.defaultText !== undefined ? ` (default: ${d.defaultText})`
+    : d.default !== undefined && d.type !== "boolean" ? ` (default: ${d.default})` : d.multiple ? " (repeatable)" : "";
+  return `${d.description}${choices}${dflt}`;
+}
+
+const HEAD_WIDTH = 30;
+
+/** The --help text: usage, summary, flags by group with defaults, one example. */
+export function helpText(c: CommandDef): string {
+  const entries = Object.entries(c.flags);
+  const positionals = c.positionals ?? [];
+  const usage = c.usage ?? [
+    `randmask ${c.name}`,
+    ...positionals.map((p) => (p.optional ? `[${p.name}]` : p.name)),
+    ...entries.filter(([, d]) => d.required).map(([n, d]) => `--${n} ${placeholder(d)}`),
+    ...(entries.some(([, d]) => !d.required) ? ["[flags]"] : []),
+  ].join(" ");
+  const line = (head: string, text: string) =>
+    head.length < HEAD_WIDTH ? `  ${head.padEnd(HEAD_WIDTH)}${text}` : `  ${head}\n  ${" ".repeat(HEAD_WIDTH)}${text}`;
+  const groups = new Map<string, string[]>([["flags", []]]);
+  for (const [n, d] of entries) {
+    const group = d.group ?? "flags";
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group)!.push(line(`--${n} ${placeholder(d)}`.trimEnd(), describe(d)));
+  }
+  groups.get("flags")!.push(line("--help, -h", "this text"));
+  let text = `usage: ${usage}\n\n${c.summary}\n`;
+  if (positionals.length) {
+    text += `\narguments:\n${positionals.map((p) => line(p.name, `${p.description}${p.choices ? `: ${p.choices.join(", ")}` : ""}`)).join("\n")}\n`;
+  }
+  for (const [g, lines] of groups) text += `\n${g}:\n${lines.join("\n")}\n`;
+  return `${text}\nexample:\n  randmask ${c.example}\n`;
+}
+
+/** Whether the arguments ask for help (a --help or -h option anywhere, not as another flag's value). */
+export function wantsHelp(argv: string[], c: CommandDef): boolean {
+  const options = Object.fromEntries(Object.entries(c.flags).map(([n, d]) =>
+    [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const }]));
+  const { tokens } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
+  return tokens.some((t) => t.kind === "option" && (t.name === "help" || t.name === "h"));
+}
+
+/** The leading words a command declares (`positionals`), checked, and the flags after them. */
+export function splitPositionals(c: CommandDef, argv: string[]): { positionals: string[]; rest: string[] } {
+  const defs = c.positionals ?? [];
+  const positionals: string[] = [];
+  let i = 0;
+  for (const p of defs) {
+    const word = argv[i];
+    if (word === undefined || word.startsWith("-")) {
+      if (p.optional) break;
+      throw new UsageError(`expected ${p.name}${p.choices ? ` (${p.choices.join(", ")})` : ""} first (randmask ${c.name} --help)`);
+    }
+    if (p.choices && !p.choices.includes(word)) throw new UsageError(`${p.name} ${JSON.stringify(word)}: expected one of ${p.choices.join(", ")}`);
+    positionals.push(word);
+    i++;
+  }
+  return { positionals, rest: argv.slice(i) };
+}
+
+/** Parses and checks argv (flags only) against the command's flags; every fault is a UsageError naming the flag. */
+export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]): FlagValues<F> {
+  const options = Object.fromEntries(Object.entries(c.flags).map(([n, d]) =>
+    [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const, multiple: d.multiple ?? false }]));
+  let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    return parseArgs({ args: argv, options: spec, allowPositionals: false, strict: true }).values as Record<string, string | boolean | undefined>;
+    raw = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(`${(e as Error).message.split("\n")[0]} (randmask ${c.name} --help lists the flags)`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(c.flags)) {
+    const v = raw[name];
+    if (v === undefined) {
+      if (d.required) throw new UsageError(`--${name} is required: ${d.description}`);
+      out[name] = d.type === "boolean" ? false : d.multiple ? [] : d.default;
+      continue;
+    }
+    out[name] = d.multiple ? (v as string[]).map((s) => checkValue(name, d, s)) : checkValue(name, d, v as string | boolean);
+  }
+  return out as FlagValues<F>;
+}
+
+function checkValue(name: string, d: FlagDef, v: string | boolean): unknown {
+  if (typeof v === "boolean") return v;
+  const bad = (expected: string) => new UsageError(`--${name} ${JSON.stringify(v)}: expected ${expected}`);
+  if (v.trim() === "" && d.type !== "string") throw bad(d.expected ?? "a value");
+  if (d.choices && !d.choices.includes(v)) throw bad(`one of ${d.choices.join(", ")}`);
+  switch (d.type) {
+    case "number":
+    case "integer": {
+      const n = Number(v);
+      const ok = Number.isFinite(n) && (d.type === "number" || Number.isSafeInteger(n)) && (d.check?.(n) ?? true);
+      if (!ok) throw bad(d.expected ?? (d.type === "integer" ? "an integer" : "a number"));
+      return n;
+    }
+    case "list":
+      return v.split(",").map((s) => s.trim()).filter(Boolean);
+    case "dir":
+      if (!existsSync(v)) throw new UsageError(`--${name} ${v}: folder does not exist`);
+      if (!statSync(v).isDirectory()) throw new UsageError(`--${name} ${v}: is a file, expected a folder`);
+      return v;
+    default:
+      return v;
   }
 }
 
-export function requireString(flags: Record<string, unknown>, name: string): string {
-  const v = flags[name];
-  if (typeof v !== "string" || v === "") throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-export function numberFlag(flags: Record<string, unknown>, name: string, dflt: number,
-  check: (v: number) => boolean = Number.isFinite, expected = "a number"): number {
-  const v = flags[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (typeof v !== "string" || v.trim() === "" || !check(n)) throw new UsageError(`--${name} ${JSON.stringify(v)}: expected ${expected}`);
-  return n;
-}
-
-export function jsonFlag<T>(flags: Record<string, unknown>, name: string, check: (v: unknown) => v is T, expected: string): T | undefined {
-  const v = flags[name];
+/** A JSON-valued flag, checked by `check`. */
+export function jsonValue<T>(name: string, v: string | undefined, check: (x: unknown) => x is T, expected: string): T | undefined {
   if (v === undefined) return undefined;
   let parsed: unknown;
-  try { parsed = JSON.parse(String(v)); } catch {
+  try { parsed = JSON.parse(v); } catch {
     throw new UsageError(`--${name}: not valid JSON (expected ${expected})`);
   }
   if (!check(parsed)) throw new UsageError(`--${name}: expected ${expected}`);

@@ -9,9 +9,10 @@ import { type DType, DTYPE_BYTES, type Tensor, noGrad } from "../engine/index.js
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
 import { saveFile, saveSharded } from "../io/safetensors.js";
-import { UsageError, parseFlags, requireString } from "./args.js";
+import { UsageError, defineCommand } from "./args.js";
+import { MODEL_FLAG } from "./shared-flags.js";
 
-const DTYPES: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16", fp16: "float16", float16: "float16" };
+const DTYPES: Record<string, DType> = { fp32: "float32", bf16: "bfloat16", fp16: "float16" };
 const FLOATING = new Set<DType>(["float32", "float64", "float16", "bfloat16"]);
 /** Files of a Hugging Face folder that travel with the weights. */
 const SIDE_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
@@ -26,14 +27,21 @@ export function parseShardSize(text: string): number {
   return bytes;
 }
 
-export function convertCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { model: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, "max-shard-size": { type: "string" } });
-  const modelDir = requireString(flags, "model");
-  const out = resolve(requireString(flags, "out"));
-  const dtypeName = flags.dtype as string | undefined;
-  if (dtypeName !== undefined && !(dtypeName in DTYPES)) throw new UsageError(`--dtype ${JSON.stringify(dtypeName)}: expected fp32, bf16 or fp16`);
-  const dtype = dtypeName === undefined ? undefined : DTYPES[dtypeName];
-  const maxShardBytes = parseShardSize((flags["max-shard-size"] as string | undefined) ?? "2GB");
+export const convertCommand = defineCommand({
+  name: "convert",
+  summary: "Convert any weights folder randmask reads (safetensors or PyTorch .bin, single or sharded) into a Hugging Face " +
+    "safetensors folder (config, weights sharded above the limit with an index, tokenizer files); the output appears whole or not at all.",
+  flags: {
+    model: MODEL_FLAG,
+    out: { type: "string", required: true, arg: "DIR", description: "folder to create (must be absent or empty)" },
+    dtype: { type: "string", choices: Object.keys(DTYPES), defaultText: "as stored", description: "cast floating-point tensors to this dtype" },
+    "max-shard-size": { type: "string", arg: "SIZE", default: "2GB", description: "largest shard (transformers' units: 2GB, 500MB, 1GiB)" },
+  },
+  example: "convert --model ~/opt-125m-bin --out ~/opt-125m --dtype bf16",
+  run(v) { convert(v.model, resolve(v.out), v.dtype === undefined ? undefined : DTYPES[v.dtype], parseShardSize(v["max-shard-size"])); },
+});
+
+function convert(modelDir: string, out: string, dtype: DType | undefined, maxShardBytes: number): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   const configFile = join(modelDir, "config.json");
   if (!existsSync(configFile)) throw new Error(`${modelDir}: no config.json (expected a Hugging Face model folder)`);

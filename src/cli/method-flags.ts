@@ -1,40 +1,51 @@
-// Command-line flags for PEFT method options, shared by count and finetune.
+// The PEFT method flags, declared once: every command that builds a mask or
+// an adapter (count, finetune, …) takes exactly these, so one flag set gives
+// one mask everywhere.
 import type { MethodConfig } from "../peft/method.js";
-import { UsageError, numberFlag, type FlagSpec } from "./args.js";
+import { METHODS } from "../peft/registry.js";
+import { nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
 
-/** Flag → method option, with how to read it. */
-const OPTION_FLAGS: Record<string, { key: string; kind: "number" | "int" | "string" | "list" }> = {
-  "trainable-ratio": { key: "trainableRatio", kind: "number" },
-  density: { key: "density", kind: "number" },
-  "mask-kind": { key: "maskKind", kind: "string" },
-  "mask-seed": { key: "seed", kind: "int" },
-  "target-modules": { key: "targetModules", kind: "list" },
-  "lora-r": { key: "r", kind: "int" },
-  "lora-alpha": { key: "alpha", kind: "number" },
-  "lora-dropout": { key: "dropout", kind: "number" },
-  "adalora-init-r": { key: "initR", kind: "int" },
-  "adalora-target-r": { key: "targetR", kind: "int" },
-  "adalora-tinit": { key: "tinit", kind: "int" },
-  "adalora-tfinal": { key: "tfinal", kind: "int" },
-  "adalora-orth-reg-weight": { key: "orthRegWeight", kind: "number" },
-  bottleneck: { key: "bottleneck", kind: "int" },
-  "num-virtual-tokens": { key: "numVirtualTokens", kind: "int" },
+const group = "method flags";
+
+export const METHOD_FLAGS = {
+  method: { type: "string", required: true, choices: METHODS.map((m) => m.name), description: "PEFT method", arg: "M", group },
+  seed: { type: "integer", default: 0, check: nonNegInt, expected: "a non-negative integer", group,
+    description: "run seed; the mask's seed unless --mask-seed is given" },
+  "trainable-ratio": { type: "number", description: "trainable share of the WHOLE model (the paper's meaning); masks", group },
+  density: { type: "number", description: "trainable share of each target matrix; masks (instead of --trainable-ratio)", group },
+  "mask-kind": { type: "string", choices: ["bernoulli", "exact"], defaultText: "bernoulli", group,
+    description: "each entry independently, or exactly the requested count" },
+  "mask-seed": { type: "integer", check: nonNegInt, expected: "a non-negative integer", defaultText: "--seed", group,
+    description: "seed of the mask alone" },
+  "target-modules": { type: "list", arg: "q_proj,v_proj", defaultText: "the method's own", group,
+    description: "module names or suffixes to adapt (re:REGEX for a pattern)" },
+  "lora-r": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "8", group, description: "LoRA rank" },
+  "lora-alpha": { type: "number", defaultText: "16", group, description: "LoRA alpha (scale alpha/r)" },
+  "lora-dropout": { type: "number", defaultText: "0", group, description: "LoRA input dropout" },
+  "adalora-init-r": { type: "integer", defaultText: "12", group, description: "AdaLoRA initial rank per module" },
+  "adalora-target-r": { type: "integer", defaultText: "8", group, description: "AdaLoRA average rank after pruning" },
+  "adalora-tinit": { type: "integer", defaultText: "0", group, description: "AdaLoRA steps before pruning starts" },
+  "adalora-tfinal": { type: "integer", defaultText: "0", group, description: "AdaLoRA final steps at the target budget" },
+  "adalora-orth-reg-weight": { type: "number", defaultText: "0.5", group, description: "AdaLoRA orthogonality regulariser weight" },
+  bottleneck: { type: "integer", defaultText: "8", group, description: "adapter bottleneck width" },
+  "num-virtual-tokens": { type: "integer", defaultText: "5", group, description: "prefix length" },
+} as const satisfies Record<string, FlagDef>;
+
+/** Flag → method option key (the methods validate values against the model's shapes). */
+const OPTION_KEYS: Partial<Record<keyof typeof METHOD_FLAGS, string>> = {
+  "trainable-ratio": "trainableRatio", density: "density", "mask-kind": "maskKind", "target-modules": "targetModules",
+  "lora-r": "r", "lora-alpha": "alpha", "lora-dropout": "dropout", "adalora-init-r": "initR", "adalora-target-r": "targetR",
+  "adalora-tinit": "tinit", "adalora-tfinal": "tfinal", "adalora-orth-reg-weight": "orthRegWeight", bottleneck: "bottleneck",
+  "num-virtual-tokens": "numVirtualTokens",
 };
 
-export const METHOD_FLAG_SPEC: FlagSpec = Object.fromEntries(Object.keys(OPTION_FLAGS).map((f) => [f, { type: "string" }]));
-
-export function methodOptions(flags: Record<string, unknown>): MethodConfig {
+/** The method options the flags give; the mask seed is --mask-seed, else --seed. */
+export function methodOptions(v: FlagValues<typeof METHOD_FLAGS>): MethodConfig {
   const out: MethodConfig = {};
-  for (const [flag, { key, kind }] of Object.entries(OPTION_FLAGS)) {
-    const v = flags[flag];
-    if (v === undefined) continue;
-    if (kind === "string") out[key] = v;
-    else if (kind === "list") out[key] = String(v).split(",").map((s) => s.trim()).filter(Boolean);
-    else if (kind === "int") out[key] = numberFlag(flags, flag, 0, Number.isSafeInteger, "an integer");
-    else out[key] = numberFlag(flags, flag, 0, Number.isFinite, "a number");
+  for (const [flag, key] of Object.entries(OPTION_KEYS)) {
+    const value = v[flag as keyof typeof METHOD_FLAGS];
+    if (value !== undefined) out[key] = value;
   }
-  if (out.maskKind !== undefined && out.maskKind !== "bernoulli" && out.maskKind !== "exact") {
-    throw new UsageError(`--mask-kind ${JSON.stringify(out.maskKind)}: expected bernoulli or exact`);
-  }
+  out.seed = v["mask-seed"] ?? v.seed;
   return out;
 }

@@ -1,62 +1,77 @@
-// `randmask logits` and `randmask info`: run and describe a Hugging Face OPT folder.
-import { tensor, tidy, noGrad, type DType } from "../engine/index.js";
+// `randmask logits` and `randmask info`: run and describe a Hugging Face model folder.
+import { tensor, tidy, noGrad } from "../engine/index.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
-import { UsageError, isIntMatrix, jsonFlag, parseFlags, requireString } from "./args.js";
+import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
+import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
 import { isVisionModelDir } from "../models/vision/index.js";
 import { visionLogits } from "./vision-logits.js";
 
-export function dtypeFlag(flags: Record<string, unknown>): DType {
-  const v = (flags.dtype as string | undefined) ?? "fp32";
-  const map: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16" };
-  if (!(v in map)) throw new UsageError(`--dtype ${JSON.stringify(v)}: expected fp32 or bf16`);
-  return map[v];
-}
-
-export function logitsCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { model: { type: "string" }, "input-ids": { type: "string" }, "attention-mask": { type: "string" },
-    "pixel-values": { type: "string" }, head: { type: "string" }, dtype: { type: "string" } });
-  const dir = requireString(flags, "model");
-  if (isVisionModelDir(dir)) {
-    if (typeof flags["pixel-values"] !== "string") throw new UsageError("--pixel-values FILE.json is required for a vision model");
-    return visionLogits(dir, flags["pixel-values"], dtypeFlag(flags), flags.head as string | undefined);
-  }
-  const ids = jsonFlag(flags, "input-ids", isIntMatrix, "a rectangular JSON array of token-id rows, e.g. [[2,100,200]]");
-  if (!ids) throw new UsageError("--input-ids is required");
-  const mask = jsonFlag(flags, "attention-mask", isIntMatrix, "a JSON array of 0/1 rows shaped like --input-ids");
-  if (mask && (mask.length !== ids.length || mask[0].length !== ids[0].length || !mask.flat().every((x) => x === 0 || x === 1))) {
-    throw new UsageError("--attention-mask: expected 0/1 rows with the same shape as --input-ids");
-  }
-  const model = OPTForCausalLM.load(dir, { dtype: dtypeFlag(flags) });
-  const vocab = model.config.vocabSize;
-  if (ids.flat().some((t) => t < 0 || t >= vocab)) throw new UsageError(`--input-ids: token ids must lie in [0, ${vocab})`);
-  const logits = noGrad(() => tidy(() => {
-    const shape = [ids.length, ids[0].length];
-    const out = model.forward(tensor(ids.flat(), shape, "int64"), { attentionMask: mask ? tensor(mask.flat(), shape, "int64") : undefined });
-    return out.logits.to("float32").toNested();
-  }));
-  process.stdout.write(JSON.stringify({ logits }) + "\n");
-  model.dispose();
-}
-
-export function infoCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { model: { type: "string" }, dtype: { type: "string" }, json: { type: "boolean" } });
-  const model = OPTForCausalLM.load(requireString(flags, "model"), { dtype: dtypeFlag(flags) });
-  const c = model.config;
-  const params = model.numParameters();
-  const info = {
-    architecture: "OPTForCausalLM",
-    layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, ffn: c.ffnDim, vocab: c.vocabSize,
-    maxPositions: c.maxPositionEmbeddings, layerNorm: c.doLayerNormBefore ? "pre" : "post", activation: c.activationFunction,
-    parameters: params, checkpointDtype: c.torchDtype, loadedDtype: model.dtype,
-    memoryBytes: params * DTYPE_BYTES[model.dtype],
-  };
-  if (flags.json) process.stdout.write(JSON.stringify(info) + "\n");
-  else {
-    for (const [k, v] of Object.entries(info)) {
-      const shown = k === "memoryBytes" ? `${(Number(v) / 2 ** 20).toFixed(1)} MiB` : k === "parameters" ? Number(v).toLocaleString("en-US") : v;
-      process.stdout.write(`${k.padEnd(16)} ${shown}\n`);
+export const logitsCommand = defineCommand({
+  name: "logits",
+  summary: "Run the model and print its outputs as JSON: a language model's logits for token ids ({\"logits\": [batch][seq][vocab]}), " +
+    "or a vision model's for pixel values (logits, or image_embeds / pooler_output and last_hidden_state).",
+  usage: "randmask logits --model DIR --input-ids JSON [--attention-mask JSON] [--dtype fp32|bf16]\n" +
+    "       randmask logits --model DIR --pixel-values FILE.json [--head FILE.safetensors] [--dtype fp32|bf16]",
+  flags: {
+    model: MODEL_FLAG,
+    "input-ids": { type: "string", arg: "JSON", description: "language models: rectangular JSON array of token-id rows, e.g. [[2,100,200]]" },
+    "attention-mask": { type: "string", arg: "JSON", defaultText: "all ones", description: "0/1 rows shaped like --input-ids (0: padding)" },
+    "pixel-values": { type: "string", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
+    head: { type: "string", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
+    dtype: DTYPE_FLAG,
+  },
+  example: "logits --model ~/opt-125m --input-ids '[[2,100,200],[1,2,300]]' --attention-mask '[[1,1,1],[0,1,1]]'",
+  run(v) {
+    if (isVisionModelDir(v.model)) {
+      if (v["pixel-values"] === undefined) throw new UsageError("--pixel-values FILE.json is required for a vision model");
+      return visionLogits(v.model, v["pixel-values"], dtypeOf(v.dtype), v.head);
     }
-  }
-  model.dispose();
-}
+    if (v["input-ids"] === undefined) throw new UsageError("--input-ids is required for a language model");
+    const ids = jsonValue("input-ids", v["input-ids"], isIntMatrix, "a rectangular JSON array of token-id rows, e.g. [[2,100,200]]")!;
+    const mask = jsonValue("attention-mask", v["attention-mask"], isIntMatrix, "a JSON array of 0/1 rows shaped like --input-ids");
+    if (mask && (mask.length !== ids.length || mask[0].length !== ids[0].length || !mask.flat().every((x) => x === 0 || x === 1))) {
+      throw new UsageError("--attention-mask: expected 0/1 rows with the same shape as --input-ids");
+    }
+    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    try {
+      const vocab = model.config.vocabSize;
+      if (ids.flat().some((t) => t < 0 || t >= vocab)) throw new UsageError(`--input-ids: token ids must lie in [0, ${vocab})`);
+      const logits = noGrad(() => tidy(() => {
+        const shape = [ids.length, ids[0].length];
+        const out = model.forward(tensor(ids.flat(), shape, "int64"), { attentionMask: mask ? tensor(mask.flat(), shape, "int64") : undefined });
+        return out.logits.to("float32").toNested();
+      }));
+      process.stdout.write(JSON.stringify({ logits }) + "\n");
+    } finally {
+      model.dispose();
+    }
+  },
+});
+
+export const infoCommand = defineCommand({
+  name: "info",
+  summary: "Describe a model folder: architecture, sizes, parameter count, dtype and memory.",
+  flags: { model: MODEL_FLAG, dtype: DTYPE_FLAG, json: { type: "boolean", description: "one JSON line instead of a table" } },
+  example: "info --model ~/opt-125m --json",
+  run(v) {
+    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    const c = model.config;
+    const params = model.numParameters();
+    const info = {
+      architecture: "OPTForCausalLM",
+      layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, ffn: c.ffnDim, vocab: c.vocabSize,
+      maxPositions: c.maxPositionEmbeddings, layerNorm: c.doLayerNormBefore ? "pre" : "post", activation: c.activationFunction,
+      parameters: params, checkpointDtype: c.torchDtype, loadedDtype: model.dtype,
+      memoryBytes: params * DTYPE_BYTES[model.dtype],
+    };
+    if (v.json) process.stdout.write(JSON.stringify(info) + "\n");
+    else {
+      for (const [k, x] of Object.entries(info)) {
+        const shown = k === "memoryBytes" ? `${(Number(x) / 2 ** 20).toFixed(1)} MiB` : k === "parameters" ? Number(x).toLocaleString("en-US") : x;
+        process.stdout.write(`${k.padEnd(16)} ${shown}\n`);
+      }
+    }
+    model.dispose();
+  },
+});

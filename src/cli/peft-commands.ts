@@ -3,49 +3,71 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
-import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
+import { noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
 import { saveFile } from "../io/safetensors.js";
 import { checkpointTensors } from "../io/checkpoint.js";
 import { readConfig, toHfConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
-import { presetConfig } from "../models/presets.js";
+import { PRESET_NAMES, presetConfig } from "../models/presets.js";
 import { getMethod } from "../peft/registry.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { shapesOf } from "../peft/shapes.js";
-import { UsageError, parseFlags, requireString } from "./args.js";
-import { METHOD_FLAG_SPEC, methodOptions } from "./method-flags.js";
-import { dtypeFlag } from "./model-commands.js";
+import { UsageError, defineCommand } from "./args.js";
+import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
+import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
 
-export function countCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { model: { type: "string" }, preset: { type: "string" }, method: { type: "string" }, json: { type: "boolean" }, ...METHOD_FLAG_SPEC });
-  if (!flags.model === !flags.preset) throw new UsageError("give --model DIR (a Hugging Face folder) or --preset NAME (e.g. opt-125m)");
-  // only config.json is read: counting needs shapes, not weights
-  const config = flags.model ? readConfig(join(String(flags.model), "config.json")) : presetConfig(String(flags.preset));
-  const def = getMethod(requireString(flags, "method"));
-  const shapes = shapesOf(config);
-  const methodConfig = def.resolveConfig(methodOptions(flags), shapes);
-  const trainable = def.count(methodConfig, shapes);
-  const row = { method: def.name, trainable, total: shapes.totalParams, ratio: trainable / shapes.totalParams };
-  if (flags.json) process.stdout.write(JSON.stringify(row) + "\n");
-  else process.stdout.write(`${def.name}: ${trainable.toLocaleString("en-US")} trainable of ${shapes.totalParams.toLocaleString("en-US")} ` +
-    `(${(row.ratio * 100).toPrecision(3)}%)\n`);
-}
+export const countCommand = defineCommand({
+  name: "count",
+  summary: "Count a method's trainable parameters for a model (the paper's Params column); reads only config.json. " +
+    "Takes the same method flags as finetune, so the same flags count the same mask.",
+  usage: "randmask count (--model DIR | --preset NAME) --method M [method flags] [--json]",
+  flags: {
+    model: { ...MODEL_FLAG, required: false, description: "Hugging Face model folder (only config.json is read)" },
+    preset: { type: "string", choices: PRESET_NAMES, description: "a known architecture instead of --model" },
+    ...METHOD_FLAGS,
+    json: { type: "boolean", description: "one JSON line: method, trainable, total, ratio" },
+  },
+  example: "count --preset opt-125m --method random-mask --trainable-ratio 1e-5 --seed 3",
+  run(v) {
+    if ((v.model === undefined) === (v.preset === undefined)) throw new UsageError("give --model DIR (a Hugging Face folder) or --preset NAME (e.g. opt-125m)");
+    const def = getMethod(v.method);
+    // only config.json is read: counting needs shapes, not weights
+    const config = v.model !== undefined ? readConfig(join(v.model, "config.json")) : presetConfig(v.preset!);
+    const shapes = shapesOf(config);
+    const methodConfig = def.resolveConfig(methodOptions(v), shapes);
+    const trainable = def.count(methodConfig, shapes);
+    const row = { method: def.name, trainable, total: shapes.totalParams, ratio: trainable / shapes.totalParams };
+    if (v.json) process.stdout.write(JSON.stringify(row) + "\n");
+    else process.stdout.write(`${def.name}: ${trainable.toLocaleString("en-US")} trainable of ${shapes.totalParams.toLocaleString("en-US")} ` +
+      `(${(row.ratio * 100).toPrecision(3)}%)\n`);
+  },
+});
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json", "generation_config.json"];
 
-export function mergeCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { model: { type: "string" }, adapter: { type: "string" }, out: { type: "string" }, dtype: { type: "string" } });
-  const modelDir = requireString(flags, "model");
-  const out = resolve(requireString(flags, "out"));
+export const mergeCommand = defineCommand({
+  name: "merge",
+  summary: "Fold an adapter into the base weights and write a standalone Hugging Face folder (config, safetensors, tokenizer files) to a new --out.",
+  flags: {
+    model: MODEL_FLAG,
+    adapter: { type: "dir", required: true, description: "adapter folder (finetune's --out/adapter)" },
+    out: { type: "string", required: true, arg: "DIR", description: "folder to create (must be absent or empty)" },
+    dtype: { type: "string", choices: DTYPE_FLAG.choices, defaultText: "the checkpoint's", description: "load the base and save the result in this dtype (deltas are added in fp32, rounded once)" },
+  },
+  example: "merge --model ~/opt-125m --adapter runs/sst2-rm/adapter --out opt-125m-sst2",
+  run(v) { merge(v.model, v.adapter, resolve(v.out), v.dtype === undefined ? undefined : dtypeOf(v.dtype)); },
+});
+
+function merge(modelDir: string, adapterDir: string, out: string, dtype: DType | undefined): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   // --dtype: the base is loaded and the result saved in it; without it, the base
   // is loaded in float32 and the result keeps the checkpoint's dtype (deltas are
   // always added in float32 and rounded once)
   const embed = checkpointTensors(modelDir).find((t) => t.name.endsWith("embed_tokens.weight"));
-  const loadDtype = flags.dtype === undefined ? "float32" : dtypeFlag(flags);
-  const saveDtype = flags.dtype === undefined ? embed?.dtype ?? "float32" : loadDtype;
+  const loadDtype = dtype ?? "float32";
+  const saveDtype = dtype ?? embed?.dtype ?? "float32";
   const model = OPTForCausalLM.load(modelDir, { dtype: loadDtype });
-  const peft = PeftModel.load(model, requireString(flags, "adapter"));
+  const peft = PeftModel.load(model, adapterDir);
   const tmp = tempPathFor(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });

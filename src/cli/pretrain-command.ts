@@ -4,78 +4,99 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseConfig, readConfig, toHfConfig, type OPTConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
-import { presetConfig } from "../models/presets.js";
+import { PRESET_NAMES, presetConfig } from "../models/presets.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PackedCorpus } from "../train/packing.js";
 import { CHECKPOINT_DIR, Pretrainer, RUN_FILE, appendLog, asMasters, type PretrainConfig, type RunRecord, type TrainState } from "../train/pretrain.js";
 import { parseSources, readTokens, tokenizeSource, tokenizerHash, type SourceSpec, type TokenFile } from "../train/token-cache.js";
-import { UsageError, numberFlag, parseFlags } from "./args.js";
-import { dtypeFlag } from "./model-commands.js";
+import { UsageError, defineCommand, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
+import { DTYPE_FLAG, dtypeOf } from "./shared-flags.js";
 
-const FLAGS = {
-  config: { type: "string" }, preset: { type: "string" }, "init-from": { type: "string" }, data: { type: "string" },
-  tokenizer: { type: "string" }, out: { type: "string" }, resume: { type: "string" }, "cache-dir": { type: "string" },
-  "block-size": { type: "string" }, "batch-size": { type: "string" }, "grad-accum": { type: "string" }, lr: { type: "string" },
-  "min-lr": { type: "string" }, "warmup-steps": { type: "string" }, "max-steps": { type: "string" }, "max-tokens": { type: "string" },
-  "weight-decay": { type: "string" }, beta1: { type: "string" }, beta2: { type: "string" }, "max-grad-norm": { type: "string" },
-  dtype: { type: "string" }, seed: { type: "string" }, "eval-every": { type: "string" }, "checkpoint-minutes": { type: "string" },
-  "holdout-tokens": { type: "string" }, quiet: { type: "boolean" },
-} as const;
+const training = "training flags";
+const nonNeg = (v: number) => v >= 0;
+
+const PRETRAIN_FLAGS = {
+  config: { type: "string", arg: "FILE", description: "config.json of the model to train from random weights" },
+  preset: { type: "string", choices: PRESET_NAMES, description: "a known architecture, from random weights" },
+  "init-from": { type: "dir", description: "start from this Hugging Face checkpoint's weights" },
+  data: { type: "string", arg: "FILE[:W],...", description: "text files: .txt (one document) or .jsonl ({\"text\"} per line); :W visits a file's blocks W times per epoch" },
+  tokenizer: { type: "dir", defaultText: "the folder of --config or --init-from", description: "folder with the tokenizer files" },
+  out: { type: "string", arg: "DIR", description: "run folder to create (absent or empty); a Hugging Face folder updated at each checkpoint" },
+  resume: { type: "dir", description: "continue the run in this folder exactly (other flags given must match it)" },
+  "cache-dir": { type: "string", arg: "DIR", defaultText: "--out/token-cache", description: "where tokenised files are kept and re-used" },
+  "holdout-tokens": { type: "integer", check: nonNegInt, expected: "a non-negative integer", defaultText: "65536", description: "tokens held out at the end of each file" },
+  "block-size": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "min(256, max positions)", group: training, description: "tokens per training sequence" },
+  "batch-size": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "16", group: training, description: "sequences per optimizer step" },
+  "grad-accum": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "1", group: training, description: "micro-batches per step (divides --batch-size)" },
+  lr: { type: "number", check: (v) => v > 0, expected: "a positive number", defaultText: "1e-3", group: training, description: "peak learning rate" },
+  "min-lr": { type: "number", check: nonNeg, expected: "a non-negative number", defaultText: "--lr / 10", group: training, description: "learning rate at the end of the cosine" },
+  "warmup-steps": { type: "integer", check: nonNegInt, expected: "a non-negative integer", defaultText: "min(500, steps / 20)", group: training, description: "linear warmup steps" },
+  "max-steps": { type: "integer", check: positiveInt, expected: "a positive integer", group: training, description: "budget in optimizer steps (or --max-tokens)" },
+  "max-tokens": { type: "integer", check: positiveInt, expected: "a positive integer", group: training, description: "budget in training tokens (or --max-steps)" },
+  "weight-decay": { type: "number", check: nonNeg, expected: "a non-negative number", defaultText: "0.1", group: training, description: "AdamW decay of the linear layers' weight matrices" },
+  beta1: { type: "number", check: (v) => v >= 0 && v < 1, expected: "a number in [0, 1)", defaultText: "0.9", group: training, description: "AdamW β1" },
+  beta2: { type: "number", check: (v) => v >= 0 && v < 1, expected: "a number in [0, 1)", defaultText: "0.95", group: training, description: "AdamW β2" },
+  "max-grad-norm": { type: "number", check: nonNeg, expected: "a non-negative number (0: no clipping)", defaultText: "1", group: training, description: "gradient clipping norm; 0: off" },
+  dtype: { type: "string", choices: DTYPE_FLAG.choices, defaultText: "bf16", group: training, description: "compute dtype (master weights stay fp32)" },
+  seed: { type: "integer", check: nonNegInt, expected: "a non-negative integer", defaultText: "0", group: training, description: "seed of initialisation and data order" },
+  "eval-every": { type: "integer", check: nonNegInt, expected: "a non-negative integer (0: no evaluation)", defaultText: "200", group: training, description: "held-out evaluation every N steps; 0: none" },
+  "checkpoint-minutes": { type: "number", check: (v) => v > 0, expected: "a positive number of minutes", defaultText: "10", group: training, description: "minutes between checkpoints" },
+  quiet: { type: "boolean", description: "no progress or log lines on stderr" },
+} as const satisfies Record<string, FlagDef>;
+
+/** Pretrain flags; a flag left out is undefined (defaults depend on other flags, and --resume compares only what was given). */
+type Values = FlagValues<typeof PRETRAIN_FLAGS>;
 
 // Testing hook: stop (checkpoint and exit) after this step, like a signal at a known point.
 const stopAfterStep = process.env.RANDMASK_STOP_AFTER_STEP ? Number(process.env.RANDMASK_STOP_AFTER_STEP) : undefined;
 
-const posInt = (v: number) => Number.isInteger(v) && v > 0;
-const nonNegInt = (v: number) => Number.isInteger(v) && v >= 0;
-const nonNeg = (v: number) => Number.isFinite(v) && v >= 0;
 
 /** The model to pretrain, by one function (config/preset: random init; --init-from: its weights). */
 function buildModel(cfg: OPTConfig, initFrom: string | null, seed: number): OPTForCausalLM {
   return asMasters(initFrom ? OPTForCausalLM.load(initFrom, { dtype: "float32" }) : OPTForCausalLM.random(cfg, { seed, dtype: "float32" }));
 }
 
-function modelConfig(flags: Record<string, unknown>): { cfg: OPTConfig; init: string | null; configDir: string | null } {
-  const given = ["config", "preset", "init-from"].filter((k) => flags[k] !== undefined);
+function modelConfig(flags: Values): { cfg: OPTConfig; init: string | null; configDir: string | null } {
+  const given = (["config", "preset", "init-from"] as const).filter((k) => flags[k] !== undefined);
   if (given.length === 0) throw new UsageError("one of --config FILE, --preset NAME or --init-from DIR is required");
   if (flags.config !== undefined && flags.preset !== undefined) throw new UsageError("--config and --preset exclude each other");
-  const init = flags["init-from"] !== undefined ? resolve(String(flags["init-from"])) : null;
+  const init = flags["init-from"] !== undefined ? resolve(flags["init-from"]) : null;
   const initCfg = init ? readConfig(join(init, "config.json")) : null;
   let cfg: OPTConfig | null = null;
-  if (flags.config !== undefined) cfg = readConfig(String(flags.config));
-  if (flags.preset !== undefined) cfg = presetConfig(String(flags.preset));
+  if (flags.config !== undefined) cfg = readConfig(flags.config);
+  if (flags.preset !== undefined) cfg = presetConfig(flags.preset);
   if (cfg && initCfg) {
     const a = toHfConfig(cfg), b = toHfConfig(initCfg);
     const diff = Object.keys(a).filter((k) => k !== "torch_dtype" && JSON.stringify(a[k]) !== JSON.stringify(b[k]));
     if (diff.length) throw new UsageError(`--config/--preset contradicts the checkpoint in --init-from ${init}: ${diff.map((k) => `${k} ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`).join(", ")}`);
   }
-  const configDir = flags.config !== undefined ? dirname(resolve(String(flags.config))) : init;
+  const configDir = flags.config !== undefined ? dirname(resolve(flags.config)) : init;
   return { cfg: (cfg ?? initCfg)!, init, configDir };
 }
 
-function trainConfig(flags: Record<string, unknown>, cfg: OPTConfig): PretrainConfig {
-  const blockSize = numberFlag(flags, "block-size", Math.min(256, cfg.maxPositionEmbeddings), posInt, "a positive integer");
+function trainConfig(flags: Partial<Values>, cfg: OPTConfig): PretrainConfig {
+  const blockSize = flags["block-size"] ?? Math.min(256, cfg.maxPositionEmbeddings);
   if (blockSize > cfg.maxPositionEmbeddings) throw new UsageError(`--block-size ${blockSize} exceeds the model's max_position_embeddings ${cfg.maxPositionEmbeddings}`);
-  const batchSize = numberFlag(flags, "batch-size", 16, posInt, "a positive integer");
-  const gradAccum = numberFlag(flags, "grad-accum", 1, posInt, "a positive integer");
+  const batchSize = flags["batch-size"] ?? 16;
+  const gradAccum = flags["grad-accum"] ?? 1;
   if (batchSize % gradAccum !== 0) throw new UsageError(`--batch-size ${batchSize} must be a multiple of --grad-accum ${gradAccum}`);
-  const lr = numberFlag(flags, "lr", 1e-3, (v) => v > 0 && Number.isFinite(v), "a positive number");
+  const lr = flags.lr ?? 1e-3;
   if (flags["max-steps"] !== undefined && flags["max-tokens"] !== undefined) throw new UsageError("--max-steps and --max-tokens exclude each other");
   let maxSteps: number;
-  if (flags["max-tokens"] !== undefined) maxSteps = Math.ceil(numberFlag(flags, "max-tokens", 0, posInt, "a positive integer") / (batchSize * blockSize));
-  else if (flags["max-steps"] !== undefined) maxSteps = numberFlag(flags, "max-steps", 0, posInt, "a positive integer");
+  if (flags["max-tokens"] !== undefined) maxSteps = Math.ceil(flags["max-tokens"] / (batchSize * blockSize));
+  else if (flags["max-steps"] !== undefined) maxSteps = flags["max-steps"];
   else throw new UsageError("a budget is required: --max-steps N or --max-tokens N");
-  const dtype = flags.dtype === undefined ? "bfloat16" : dtypeFlag(flags);
   return {
-    blockSize, batchSize, gradAccum, lr, maxSteps, dtype,
-    minLr: numberFlag(flags, "min-lr", lr / 10, nonNeg, "a non-negative number"),
-    warmupSteps: numberFlag(flags, "warmup-steps", Math.min(500, Math.ceil(maxSteps / 20)), nonNegInt, "a non-negative integer"),
-    weightDecay: numberFlag(flags, "weight-decay", 0.1, nonNeg, "a non-negative number"),
-    beta1: numberFlag(flags, "beta1", 0.9, (v) => v >= 0 && v < 1, "a number in [0, 1)"),
-    beta2: numberFlag(flags, "beta2", 0.95, (v) => v >= 0 && v < 1, "a number in [0, 1)"),
-    maxGradNorm: numberFlag(flags, "max-grad-norm", 1, nonNeg, "a non-negative number (0: no clipping)"),
-    seed: numberFlag(flags, "seed", 0, nonNegInt, "a non-negative integer"),
-    evalEvery: numberFlag(flags, "eval-every", 200, nonNegInt, "a non-negative integer (0: no evaluation)"),
-    checkpointMinutes: numberFlag(flags, "checkpoint-minutes", 10, (v) => v > 0 && Number.isFinite(v), "a positive number of minutes"),
+    blockSize, batchSize, gradAccum, lr, maxSteps, dtype: dtypeOf(flags.dtype ?? "bf16"),
+    minLr: flags["min-lr"] ?? lr / 10,
+    warmupSteps: flags["warmup-steps"] ?? Math.min(500, Math.ceil(maxSteps / 20)),
+    weightDecay: flags["weight-decay"] ?? 0.1,
+    beta1: flags.beta1 ?? 0.9,
+    beta2: flags.beta2 ?? 0.95,
+    maxGradNorm: flags["max-grad-norm"] ?? 1,
+    seed: flags.seed ?? 0,
+    evalEvery: flags["eval-every"] ?? 200,
+    checkpointMinutes: flags["checkpoint-minutes"] ?? 10,
   };
 }
 
@@ -95,26 +116,36 @@ function corpusOf(files: TokenFile[], sources: SourceSpec[], c: PretrainConfig, 
   return new PackedCorpus(files.map((f, i) => ({ name: f.source, tokens: readTokens(f), weight: sources[i].weight })), c.blockSize, holdout, c.seed);
 }
 
-export async function pretrainCommand(argv: string[]): Promise<void> {
-  const flags = parseFlags(argv, FLAGS);
-  const quiet = Boolean(flags.quiet);
+export const pretrainCommand = defineCommand({
+  name: "pretrain",
+  summary: "Pretrain an OPT as a causal LM on text files, from random weights or a checkpoint; checkpoints atomically " +
+    "and --resume continues a run exactly.",
+  usage: "randmask pretrain (--config FILE | --preset NAME | --init-from DIR) --data FILE[:W],... --out DIR (--max-steps N | --max-tokens N) [flags]\n" +
+    "       randmask pretrain --resume DIR",
+  flags: PRETRAIN_FLAGS,
+  example: "pretrain --preset opt-125m --tokenizer ~/opt-125m --data books.txt:2,wiki.jsonl --max-tokens 100000000 --out runs/pretrain",
+  run: pretrain,
+});
+
+async function pretrain(flags: Values): Promise<void> {
+  const quiet = flags.quiet;
   const say = (out: string) => (line: string) => { appendLog(out, line); if (!quiet) process.stderr.write(line + "\n"); };
-  if (flags.resume !== undefined) return resume(resolve(String(flags.resume)), flags, quiet, say);
+  if (flags.resume !== undefined) return resume(resolve(flags.resume), flags, quiet, say);
   if (flags.out === undefined) throw new UsageError("--out DIR is required (or --resume DIR)");
-  const out = resolve(String(flags.out));
+  const out = resolve(flags.out);
   if (existsSync(join(out, RUN_FILE))) throw new UsageError(`--out ${out} holds a pretraining run already; continue it with --resume ${out}`);
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out} is not empty; refusing to write into another folder's files`);
   if (flags.data === undefined) throw new UsageError("--data FILE[:WEIGHT],... is required");
   const { cfg, init, configDir } = modelConfig(flags);
   const c = trainConfig(flags, cfg);
-  const sources = parseSources(String(flags.data));
+  const sources = parseSources(flags.data);
   for (const s of sources) if (!existsSync(s.path)) throw new UsageError(`--data ${s.path}: no such file`);
-  const tokDir = resolve(String(flags.tokenizer ?? configDir ?? ""));
+  const tokDir = resolve(flags.tokenizer ?? configDir ?? "");
   if (flags.tokenizer === undefined && (!configDir || !(existsSync(join(tokDir, "vocab.json")) || existsSync(join(tokDir, "tokenizer.json"))))) {
     throw new UsageError("--tokenizer DIR is required (no tokenizer files next to the model config)");
   }
-  const holdout = numberFlag(flags, "holdout-tokens", 65536, nonNegInt, "a non-negative integer");
-  const cacheDir = resolve(String(flags["cache-dir"] ?? join(out, "token-cache")));
+  const holdout = flags["holdout-tokens"] ?? 65536;
+  const cacheDir = resolve(flags["cache-dir"] ?? join(out, "token-cache"));
   // everything is validated (tokenising reads each file) before the first write to --out
   const { files, tokHash } = tokenize(sources, tokDir, cacheDir, quiet);
   const corpus = corpusOf(files, sources, c, holdout);
@@ -132,7 +163,7 @@ export async function pretrainCommand(argv: string[]): Promise<void> {
 }
 
 /** Flags given with --resume must agree with the run's record; anything else is another run. */
-async function resume(out: string, flags: Record<string, unknown>, quiet: boolean, say: (o: string) => (l: string) => void): Promise<void> {
+async function resume(out: string, flags: Values, quiet: boolean, say: (o: string) => (l: string) => void): Promise<void> {
   const ckpt = join(out, CHECKPOINT_DIR);
   const old = join(out, `.${CHECKPOINT_DIR}.old`);
   const dir = existsSync(join(ckpt, "state.json")) ? ckpt : existsSync(join(old, "state.json")) ? old : null;
@@ -146,19 +177,21 @@ async function resume(out: string, flags: Record<string, unknown>, quiet: boolea
     for (const k of Object.keys(want)) if (k !== "torch_dtype" && JSON.stringify(want[k]) !== JSON.stringify(run.model[k])) differs.push(`model ${k}`);
   }
   const requested = { ...run.train };
-  const given = Object.keys(FLAGS).filter((k) => flags[k] !== undefined && !["resume", "quiet", "config", "preset", "init-from", "data", "tokenizer", "cache-dir", "holdout-tokens", "out"].includes(k));
+  const given = (Object.keys(PRETRAIN_FLAGS) as (keyof Values)[]).filter((k) => flags[k] !== undefined &&
+    !["resume", "quiet", "config", "preset", "init-from", "data", "tokenizer", "cache-dir", "holdout-tokens", "out"].includes(k));
   if (given.length) {
-    const fresh = trainConfig({ ...Object.fromEntries(Object.entries(flags).filter(([k]) => given.includes(k))), ...(flags["max-steps"] === undefined && flags["max-tokens"] === undefined ? { "max-steps": String(run.train.maxSteps) } : {}) }, cfg);
+    const fresh = trainConfig({ ...Object.fromEntries(given.map((k) => [k, flags[k]])),
+      ...(flags["max-steps"] === undefined && flags["max-tokens"] === undefined ? { "max-steps": run.train.maxSteps } : {}) }, cfg);
     for (const k of Object.keys(requested) as (keyof PretrainConfig)[]) {
       const flagName = k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
-      if ((given.includes(flagName) || (k === "maxSteps" && given.includes("max-tokens"))) && fresh[k] !== run.train[k]) differs.push(`--${flagName}`);
+      if ((given.includes(flagName as keyof Values) || (k === "maxSteps" && given.includes("max-tokens"))) && fresh[k] !== run.train[k]) differs.push(`--${flagName}`);
     }
   }
   if (flags.data !== undefined) {
-    const s = parseSources(String(flags.data));
+    const s = parseSources(flags.data);
     if (JSON.stringify(s.map((x) => [x.path, x.weight])) !== JSON.stringify(run.data.map((x) => [x.path, x.weight]))) differs.push("--data");
   }
-  if (flags["holdout-tokens"] !== undefined && Number(flags["holdout-tokens"]) !== run.holdoutTokens) differs.push("--holdout-tokens");
+  if (flags["holdout-tokens"] !== undefined && flags["holdout-tokens"] !== run.holdoutTokens) differs.push("--holdout-tokens");
   if (differs.length) throw new UsageError(`--resume ${out}: that folder holds another run (differs in ${differs.join(", ")}); nothing was changed`);
   const sources = run.data.map((d) => ({ path: d.path, weight: d.weight }));
   const { files, tokHash } = tokenize(sources, dir, run.cacheDir, quiet);

@@ -7,7 +7,7 @@ import { loadSweep } from "../sweep/spec.js";
 import { runSweep, clock } from "../sweep/runner.js";
 import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
-import { UsageError, numberFlag, parseFlags, requireString } from "./args.js";
+import { UsageError, defineCommand, positiveInt } from "./args.js";
 
 /**
  * One single-threaded run per core (at most 8, to bound memory): on the project's 2-core machine
@@ -17,42 +17,55 @@ export function defaultWorkers(): number {
   return Math.min(8, Math.max(1, Number(process.env.RANDMASK_THREADS) || availableParallelism()));
 }
 
-const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
+export const sweepCommand = defineCommand({
+  name: "sweep",
+  summary: "Run the paper's grids from one sweep file into a SQLite results database (resumable after any kill; several " +
+    "processes may share one database), show their status, or print the selected results (best LR on dev per setting).",
+  positionals: [
+    { name: "ACTION", description: "what to do", choices: ["run", "status", "results"] },
+    { name: "FILE", description: "the sweep file (JSON or YAML), for run", optional: true },
+  ],
+  flags: {
+    db: { type: "string", required: true, arg: "FILE", description: "SQLite results database (created by run)" },
+    workers: { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "one per core, at most 8",
+      description: "runs at once, the cores split between them (run)" },
+    "out-dir": { type: "string", arg: "DIR", defaultText: "<db>-runs", description: "where each run's folder goes (run)" },
+    "retry-failed": { type: "boolean", description: "queue failed runs again (run)" },
+    "lease-s": { type: "number", default: 120, check: (v) => v > 0, expected: "a positive number of seconds",
+      description: "a running row whose owner has not renewed its claim for this long is taken back (run)" },
+    format: { type: "string", choices: ["table", "csv", "json"], default: "table", description: "output format (results)" },
+  },
+  example: "sweep run sweep.json --db results.sqlite --workers 2",
+  async run(v, [action, file]) {
+    if (action === "run") {
+      if (!file) throw new UsageError("sweep run: expected the sweep file (sweep run FILE --db results.sqlite)");
+      return sweepRun(file, v.db, v.workers ?? defaultWorkers(), v["out-dir"], v["lease-s"], v["retry-failed"]);
+    }
+    if (file) throw new UsageError(`sweep ${action}: takes no FILE (got ${JSON.stringify(file)})`);
+    const db = ResultsDb.open(v.db);
+    try {
+      if (action === "status") return printStatus(db);
+      const sel = selectBest(db.rows());
+      process.stdout.write(v.format === "json" ? JSON.stringify(sel, null, 2) + "\n" : v.format === "csv" ? resultsCsv(sel) : resultsTable(sel));
+    } finally {
+      db.close();
+    }
+  },
+});
 
-export async function sweepCommand(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  if (sub === "run") return sweepRun(rest);
-  if (sub === "status") return sweepStatus(rest);
-  if (sub === "results") return sweepResults(rest);
-  throw new UsageError(`sweep: expected run, status or results, got ${JSON.stringify(sub ?? "")}`);
-}
-
-async function sweepRun(argv: string[]): Promise<void> {
-  const [file, ...rest] = argv;
-  if (!file || file.startsWith("--")) throw new UsageError("sweep run: expected the sweep file first (sweep run FILE --db results.sqlite)");
-  const flags = parseFlags(rest, { db: { type: "string" }, workers: { type: "string" }, "out-dir": { type: "string" },
-    "retry-failed": { type: "boolean" }, "lease-s": { type: "string" } });
-  const dbPath = requireString(flags, "db");
-  const workers = numberFlag(flags, "workers", defaultWorkers(), positiveInt, "a positive integer");
-  const leaseS = numberFlag(flags, "lease-s", 120, (v) => v > 0, "a positive number of seconds");
+async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<void> {
   const sweep = loadSweep(file); // validates everything before the database is touched
-  const outDir = resolve((flags["out-dir"] as string | undefined) ?? dbPath.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
+  const outDir = resolve(outDirFlag ?? dbPath.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
   mkdirSync(outDir, { recursive: true });
   const db = ResultsDb.open(dbPath, { create: true });
   try {
     const added = db.addRuns(sweep);
     process.stderr.write(`sweep ${sweep.name}: ${sweep.runs.length} runs (${added} new) · db ${dbPath} · runs in ${outDir} · ${workers} worker(s)\n`);
-    await runSweep(sweep, db, { workers, outDir, leaseS, retryFailed: Boolean(flags["retry-failed"]) });
+    await runSweep(sweep, db, { workers, outDir, leaseS, retryFailed });
     printStatus(db, sweep.runs.map((r) => r.id));
   } finally {
     db.close();
   }
-}
-
-function sweepStatus(argv: string[]): void {
-  const flags = parseFlags(argv, { db: { type: "string" } });
-  const db = ResultsDb.open(requireString(flags, "db"));
-  try { printStatus(db); } finally { db.close(); }
 }
 
 /** Counts by status and an ETA from the mean wall time of finished runs (over the runs in flight, at least one at a time). */
@@ -67,28 +80,24 @@ function printStatus(db: ResultsDb, ids?: string[]): void {
     ` · mean wall time ${Number.isFinite(meanWall) ? `${meanWall.toFixed(1)} s` : "-"} · ETA ${clock(eta)}\n`);
 }
 
-function sweepResults(argv: string[]): void {
-  const flags = parseFlags(argv, { db: { type: "string" }, format: { type: "string" } });
-  const format = (flags.format as string | undefined) ?? "table";
-  if (!["table", "csv", "json"].includes(format)) throw new UsageError(`--format ${JSON.stringify(format)}: expected table, csv or json`);
-  const db = ResultsDb.open(requireString(flags, "db"));
-  try {
-    const sel = selectBest(db.rows());
-    process.stdout.write(format === "json" ? JSON.stringify(sel, null, 2) + "\n" : format === "csv" ? resultsCsv(sel) : resultsTable(sel));
-  } finally {
-    db.close();
-  }
-}
-
-export async function reportCommand(argv: string[]): Promise<void> {
-  const flags = parseFlags(argv, { db: { type: "string" }, out: { type: "string" }, "small-lr": { type: "string" } });
-  const db = ResultsDb.open(requireString(flags, "db"));
-  try {
-    const smallLr = flags["small-lr"] === undefined ? undefined : numberFlag(flags, "small-lr", 0, (v) => v > 0, "a positive number");
-    const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports
-    const files = await writeReport(db.rows(), requireString(flags, "out"), { smallLr });
-    process.stdout.write(files.map((f) => `${f}\n`).join(""));
-  } finally {
-    db.close();
-  }
-}
+export const reportCommand = defineCommand({
+  name: "report",
+  summary: "Tables (the paper's Tables 5/6) and figures (3, 4a–c, 5) from a results database, as markdown, CSV, SVG and PNG.",
+  flags: {
+    db: { type: "string", required: true, arg: "FILE", description: "SQLite results database of `sweep run`" },
+    out: { type: "string", required: true, arg: "DIR", description: "folder for report.md, results.csv and the figures" },
+    "small-lr": { type: "number", check: (x) => x > 0, expected: "a positive number", defaultText: "the smallest LR in the database",
+      description: "learning rate of Figure 4b (accuracy against epochs)" },
+  },
+  example: "report --db results.sqlite --out report/",
+  async run(v) {
+    const db = ResultsDb.open(v.db);
+    try {
+      const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports
+      const files = await writeReport(db.rows(), v.out, { smallLr: v["small-lr"] });
+      process.stdout.write(files.map((f) => `${f}\n`).join(""));
+    } finally {
+      db.close();
+    }
+  },
+});

@@ -1,103 +1,115 @@
 // `randmask finetune` and `randmask eval`.
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { OPTForCausalLM } from "../models/opt.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
-import { loadTaskData, type SampleSizes } from "../tasks/sampling.js";
-import { evaluate } from "../eval/evaluate.js";
+import { loadTaskData } from "../tasks/sampling.js";
+import { predict, writePredictions } from "../eval/evaluate.js";
 import { finetune } from "../train/run.js";
 import { Progress } from "../train/progress.js";
-import { SCHEDULES, type ScheduleName } from "../train/schedule.js";
-import { UsageError, numberFlag, parseFlags, requireString, type FlagSpec } from "./args.js";
-import { METHOD_FLAG_SPEC, methodOptions } from "./method-flags.js";
-import { dtypeFlag } from "./model-commands.js";
+import { SCHEDULES } from "../train/schedule.js";
+import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
+import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
+import { DATA_FLAGS, dtypeOf, sampleSizes } from "./shared-flags.js";
 
-const DATA_FLAGS: FlagSpec = {
-  model: { type: "string" }, tokenizer: { type: "string" }, task: { type: "string" }, "data-dir": { type: "string" },
-  dtype: { type: "string" }, seed: { type: "string" }, "train-size": { type: "string" }, "dev-size": { type: "string" },
-  "test-size": { type: "string" }, "eval-batch": { type: "string" },
-};
+const training = "training flags";
+const output = "output flags";
 
-const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
-const nonNegInt = (v: number) => Number.isSafeInteger(v) && v >= 0;
+export const finetuneCommand = defineCommand({
+  name: "finetune",
+  summary: "Fine-tune a model on a task with one PEFT method. Writes --out/adapter/ (the best epoch), metrics.json, " +
+    "predictions.jsonl (best epoch on test), train.log and loss.svg; refuses an --out that holds files and creates " +
+    "nothing there until every flag and input has been checked.",
+  flags: {
+    ...DATA_FLAGS,
+    ...METHOD_FLAGS,
+    seed: { ...METHOD_FLAGS.seed, description: "seed of the data sample, initialisation, training order and (unless --mask-seed) the mask" },
+    lr: { type: "number", default: 1e-3, check: (v) => v > 0, expected: "a positive number", group: training, description: "learning rate (AdamW)" },
+    epochs: { type: "integer", default: 5, check: positiveInt, expected: "a positive integer", group: training, description: "passes over the train sample" },
+    "batch-size": { type: "integer", default: 8, check: positiveInt, expected: "a positive integer", group: training, description: "examples per optimizer step" },
+    "grad-accum": { type: "integer", default: 1, check: positiveInt, expected: "a positive integer", group: training, description: "micro-batches per step (same step, less memory)" },
+    "max-grad-norm": { type: "number", default: 1.0, check: (v) => v >= 0, expected: "a number ≥ 0 (0 turns clipping off)", group: training, description: "gradient clipping norm; 0: off" },
+    schedule: { type: "string", choices: SCHEDULES, default: "constant", group: training, description: "learning-rate schedule" },
+    "warmup-ratio": { type: "number", default: 0, check: (v) => v >= 0 && v < 1, expected: "in [0, 1)", group: training, description: "share of steps with linear warmup" },
+    "weight-decay": { type: "number", default: 0, check: (v) => v >= 0, expected: "a number ≥ 0", group: training, description: "AdamW weight decay" },
+    "divergence-factor": { type: "number", default: 5, check: (v) => v === 0 || v > 1, expected: "0 (off) or a number > 1", group: training,
+      description: "stop as diverged when the loss exceeds this × the first step's; 0: off" },
+    "gradient-checkpointing": { type: "boolean", group: training, description: "recompute layers in backward (less memory, ~1.5× time)" },
+    out: { type: "string", required: true, arg: "DIR", group: output, description: "run folder to create (must be absent or empty)" },
+    "store-indices": { type: "boolean", group: output, description: "store mask indices in the adapter too (they are regenerated from the seed otherwise)" },
+    "adapter-format": { type: "string", choices: ["randmask", "peft"], default: "randmask", group: output, description: "adapter files: randmask's, or Hugging Face PEFT's (LoRA only)" },
+    quiet: { type: "boolean", group: output, description: "no progress or log lines on stderr" },
+  },
+  example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
+  async run(v) {
+    if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    const record = await finetune({
+      modelDir: v.model,
+      tokenizerDir: v.tokenizer,
+      task: v.task,
+      dataDir: v["data-dir"],
+      method: v.method,
+      methodOptions: methodOptions(v),
+      dtype: dtypeOf(v.dtype),
+      out: v.out,
+      sizes: sampleSizes(v),
+      quiet: v.quiet,
+      save: { storeIndices: v["store-indices"], format: v["adapter-format"] as "randmask" | "peft" },
+      gradientCheckpointing: v["gradient-checkpointing"],
+      train: {
+        lr: v.lr, epochs: v.epochs, batchSize: v["batch-size"], gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
+        schedule: v.schedule as (typeof SCHEDULES)[number], warmupRatio: v["warmup-ratio"], weightDecay: v["weight-decay"],
+        divergenceFactor: v["divergence-factor"], seed: v.seed, evalBatchRows: v["eval-batch"],
+      },
+    });
+    process.stdout.write(JSON.stringify({ status: record.status, test: record.test, best_dev: record.best_dev, diverged: record.diverged }) + "\n");
+  },
+});
 
-/** --train-size, --dev-size, --test-size (the sampling protocol's sizes). */
-export function sizes(flags: Record<string, unknown>): SampleSizes {
-  return {
-    train: numberFlag(flags, "train-size", 1000, positiveInt, "a positive integer"),
-    dev: numberFlag(flags, "dev-size", 500, positiveInt, "a positive integer"),
-    test: numberFlag(flags, "test-size", 1000, positiveInt, "a positive integer"),
-  };
+const PREDICTIONS_FLAG = {
+  type: "string", arg: "FILE.jsonl",
+  description: "also write one JSON line per example: prompt, gold, prediction, and option scores (classification) or F1/EM (generation)",
+} as const satisfies FlagDef;
+
+/** Checks an output file path before anything is read: its folder exists and the path is not a folder. */
+export function checkOutputFile(flag: string, file: string): void {
+  const dir = dirname(resolve(file));
+  if (!existsSync(dir)) throw new UsageError(`--${flag} ${file}: folder ${dir} does not exist`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--${flag} ${file}: is a folder, expected a file name`);
 }
 
-export async function finetuneCommand(argv: string[]): Promise<void> {
-  const flags = parseFlags(argv, {
-    ...DATA_FLAGS, ...METHOD_FLAG_SPEC, method: { type: "string" }, out: { type: "string" }, lr: { type: "string" },
-    epochs: { type: "string" }, "batch-size": { type: "string" }, "grad-accum": { type: "string" },
-    "max-grad-norm": { type: "string" }, schedule: { type: "string" }, "warmup-ratio": { type: "string" },
-    "weight-decay": { type: "string" }, "divergence-factor": { type: "string" }, quiet: { type: "boolean" },
-    "store-indices": { type: "boolean" }, "adapter-format": { type: "string" }, "gradient-checkpointing": { type: "boolean" },
-  });
-  const schedule = (flags.schedule as string | undefined) ?? "constant";
-  if (!SCHEDULES.includes(schedule as ScheduleName)) throw new UsageError(`--schedule ${JSON.stringify(schedule)}: expected ${SCHEDULES.join(", ")}`);
-  const seed = numberFlag(flags, "seed", 0, nonNegInt, "a non-negative integer");
-  const format = (flags["adapter-format"] as string | undefined) ?? "randmask";
-  if (format !== "randmask" && format !== "peft") throw new UsageError(`--adapter-format ${JSON.stringify(format)}: expected randmask or peft (LoRA only)`);
-  if (format === "peft" && flags.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
-  const options = methodOptions(flags);
-  if (options.seed === undefined) options.seed = seed; // the mask follows the run's seed unless --mask-seed says otherwise
-  const record = await finetune({
-    modelDir: requireString(flags, "model"),
-    tokenizerDir: flags.tokenizer as string | undefined,
-    task: requireString(flags, "task"),
-    dataDir: requireString(flags, "data-dir"),
-    method: requireString(flags, "method"),
-    methodOptions: options,
-    dtype: dtypeFlag(flags),
-    out: requireString(flags, "out"),
-    sizes: sizes(flags),
-    quiet: Boolean(flags.quiet),
-    save: { storeIndices: Boolean(flags["store-indices"]), format },
-    gradientCheckpointing: Boolean(flags["gradient-checkpointing"]),
-    train: {
-      lr: numberFlag(flags, "lr", 1e-3, (v) => v > 0 && Number.isFinite(v), "a positive number"),
-      epochs: numberFlag(flags, "epochs", 5, positiveInt, "a positive integer"),
-      batchSize: numberFlag(flags, "batch-size", 8, positiveInt, "a positive integer"),
-      gradAccum: numberFlag(flags, "grad-accum", 1, positiveInt, "a positive integer"),
-      maxGradNorm: numberFlag(flags, "max-grad-norm", 1.0, (v) => v >= 0, "a number ≥ 0 (0 turns clipping off)"),
-      schedule: schedule as ScheduleName,
-      warmupRatio: numberFlag(flags, "warmup-ratio", 0, (v) => v >= 0 && v < 1, "in [0, 1)"),
-      weightDecay: numberFlag(flags, "weight-decay", 0, (v) => v >= 0, "a number ≥ 0"),
-      divergenceFactor: numberFlag(flags, "divergence-factor", 5, (v) => v === 0 || v > 1, "0 (off) or a number > 1"),
-      seed,
-      evalBatchRows: numberFlag(flags, "eval-batch", 32, positiveInt, "a positive integer"),
-    },
-  });
-  process.stdout.write(JSON.stringify({ status: record.status, test: record.test, best_dev: record.best_dev, diverged: record.diverged }) + "\n");
-}
-
-export function evalCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { ...DATA_FLAGS, adapter: { type: "string" }, split: { type: "string" } });
-  const split = (flags.split as string | undefined) ?? "test";
-  if (!["train", "dev", "test"].includes(split)) throw new UsageError(`--split ${JSON.stringify(split)}: expected train, dev or test`);
-  const modelDir = requireString(flags, "model");
-  const dataDir = requireString(flags, "data-dir");
-  const task = getTask(requireString(flags, "task"), dataDir);
-  const seed = numberFlag(flags, "seed", 0, nonNegInt, "a non-negative integer");
-  const sampled = loadTaskData(task, dataDir, seed, sizes(flags));
-  const tokDir = (flags.tokenizer as string | undefined) ?? modelDir;
-  const tok = BpeTokenizer.fromDir(tokDir);
-  const model = OPTForCausalLM.load(modelDir, { dtype: dtypeFlag(flags) });
-  const peft = flags.adapter ? PeftModel.load(model, String(flags.adapter)) : null;
-  const examples = split === "train" ? sampled.train : split === "dev" ? sampled.dev : sampled.test;
-  const progress = new Progress(`eval ${task.name}/${split}`, examples.length, "examples");
-  const metrics = evaluate(model, tok, task.kind, examples, {
-    batchRows: numberFlag(flags, "eval-batch", 32, positiveInt, "a positive integer"),
-    onProgress: (done) => progress.update(done),
-    sources: { tokenizer: `the tokenizer in ${tokDir}`, config: join(modelDir, "config.json") },
-  });
-  process.stdout.write(JSON.stringify({ task: task.name, split, adapter: flags.adapter ?? null, ...metrics }) + "\n");
-  peft?.remove();
-  model.dispose();
-}
+export const evalCommand = defineCommand({
+  name: "eval",
+  summary: "Evaluate a model (with an adapter, if given) on a task's sampled split; prints the metrics as one JSON line.",
+  flags: {
+    ...DATA_FLAGS,
+    adapter: { type: "dir", description: "adapter folder to apply (finetune's --out/adapter)" },
+    split: { type: "string", choices: ["test", "dev", "train"], default: "test", group: "data flags", description: "which sampled split to evaluate" },
+    predictions: PREDICTIONS_FLAG,
+  },
+  example: "eval --model ~/opt-125m --adapter runs/sst2-rm/adapter --task sst2 --data-dir ~/data/nlp --predictions sst2-test.jsonl",
+  run(v) {
+    if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
+    const task = getTask(v.task, v["data-dir"]);
+    const sampled = loadTaskData(task, v["data-dir"], v.seed, sampleSizes(v));
+    const tokDir = v.tokenizer ?? v.model;
+    const tok = BpeTokenizer.fromDir(tokDir);
+    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    try {
+      const peft = v.adapter ? PeftModel.load(model, v.adapter) : null;
+      const examples = sampled[v.split as "train" | "dev" | "test"];
+      const progress = new Progress(`eval ${task.name}/${v.split}`, examples.length, "examples");
+      const { metrics, predictions } = predict(model, tok, task.kind, examples, {
+        batchRows: v["eval-batch"], onProgress: (done) => progress.update(done),
+        sources: { tokenizer: `the tokenizer in ${tokDir}`, config: join(v.model, "config.json") },
+      });
+      if (v.predictions !== undefined) writePredictions(v.predictions, predictions);
+      process.stdout.write(JSON.stringify({ task: task.name, split: v.split, adapter: v.adapter ?? null, ...metrics }) + "\n");
+      peft?.remove();
+    } finally {
+      model.dispose();
+    }
+  },
+});

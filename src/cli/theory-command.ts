@@ -5,60 +5,68 @@ import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { THEORY_DEFAULTS, runTheory, theoryMarkdown, type TheoryOptions } from "../analysis/theory.js";
 import { eigenRatioSpec, gdCurvesSpec, normSpec } from "../analysis/theory-plots.js";
 import { vegaLiteSvg } from "../analysis/vega-svg.js";
-import { UsageError, numberFlag, parseFlags } from "./args.js";
+import { UsageError, defineCommand, nonNegInt, positiveInt } from "./args.js";
 
-const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
+const D = THEORY_DEFAULTS;
 
-function numberList(flags: Record<string, unknown>, name: string, dflt: number[], check: (v: number) => boolean, expected: string): number[] {
-  const v = flags[name];
-  if (v === undefined) return dflt;
-  const list = String(v).split(",").map((s) => s.trim());
+/** A comma-separated list of numbers, each checked. */
+function numbers(name: string, list: string[] | undefined, dflt: number[], check: (v: number) => boolean, expected: string): number[] {
+  if (list === undefined) return dflt;
   const nums = list.map(Number);
-  if (list.some((s) => s === "") || !nums.every(check)) throw new UsageError(`--${name} ${JSON.stringify(v)}: expected ${expected}`);
+  if (list.length === 0 || !nums.every((x) => Number.isFinite(x) && check(x))) throw new UsageError(`--${name} ${JSON.stringify(list.join(","))}: expected ${expected}`);
   return nums;
 }
 
-export async function theoryCommand(argv: string[]): Promise<void> {
-  const flags = parseFlags(argv, {
-    n: { type: "string" }, d: { type: "string" }, r: { type: "string" }, sigma: { type: "string" }, p: { type: "string" },
-    delta: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, draws: { type: "string" }, signal: { type: "string" },
-    bisections: { type: "string" }, "curve-factors": { type: "string" }, out: { type: "string" }, json: { type: "boolean" }, quiet: { type: "boolean" },
-  });
-  const D = THEORY_DEFAULTS;
-  const o: TheoryOptions = {
-    n: numberFlag(flags, "n", D.n, positiveInt, "a positive integer"),
-    d: numberFlag(flags, "d", D.d, positiveInt, "a positive integer"),
-    r: numberFlag(flags, "r", D.r, (v) => v > 0 && Number.isFinite(v), "a positive number"),
-    sigma: numberFlag(flags, "sigma", D.sigma, (v) => v >= 0 && Number.isFinite(v), "a number ≥ 0"),
-    ps: numberList(flags, "p", D.ps, (v) => v > 0 && v <= 1, "comma-separated densities in (0, 1]"),
-    delta: numberFlag(flags, "delta", D.delta, (v) => v > 0 && v < 1, "in (0, 1)"),
-    seed: numberFlag(flags, "seed", D.seed, (v) => Number.isSafeInteger(v) && v >= 0, "a non-negative integer"),
-    steps: numberFlag(flags, "steps", D.steps, positiveInt, "a positive integer"),
-    draws: numberFlag(flags, "draws", D.draws, (v) => Number.isSafeInteger(v) && v >= 2, "an integer ≥ 2"),
-    signal: numberFlag(flags, "signal", D.signal, (v) => v >= 0 && Number.isFinite(v), "a number ≥ 0"),
-    edgeBisections: numberFlag(flags, "bisections", D.edgeBisections, (v) => Number.isSafeInteger(v) && v >= 0, "a non-negative integer"),
-    curveFactors: numberList(flags, "curve-factors", D.curveFactors, (v) => v > 0 && Number.isFinite(v), "comma-separated positive numbers"),
-  };
-  if (o.d < o.n) throw new UsageError(`--d ${o.d}: must be at least --n ${o.n} (the theory is about d ≫ n)`);
-  const out = flags.out === undefined ? null : resolve(String(flags.out));
-  if (out && existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
-
-  const started = Date.now();
-  const res = runTheory(o, (line) => { if (!flags.quiet) process.stderr.write(`${line}\n`); });
-  const wall = (Date.now() - started) / 1000;
-  const markdown = theoryMarkdown(res);
-  const json = { ...res, wall_time_s: wall };
-  if (out) {
-    // render everything before writing anything
-    const svgs = {
-      "eigen-ratio.svg": await vegaLiteSvg(eigenRatioSpec(res)),
-      "gd-loss.svg": await vegaLiteSvg(gdCurvesSpec(res)),
-      "norm.svg": await vegaLiteSvg(normSpec(res)),
+export const theoryCommand = defineCommand({
+  name: "theory",
+  summary: "Check Section 5's linear-regression predictions numerically (eigenvalue ratios, gradient-descent curves, norms) " +
+    "and print a Markdown report; --out also writes theory.json, theory.md and plots (SVG).",
+  flags: {
+    n: { type: "integer", default: D.n, check: positiveInt, expected: "a positive integer", description: "training examples" },
+    d: { type: "integer", default: D.d, check: positiveInt, expected: "a positive integer", description: "parameters (d ≫ n)" },
+    r: { type: "number", default: D.r, check: (v) => v > 0, expected: "a positive number", description: "input scale" },
+    sigma: { type: "number", default: D.sigma, check: (v) => v >= 0, expected: "a number ≥ 0", description: "label noise" },
+    p: { type: "list", arg: "P,P,...", defaultText: D.ps.join(","), description: "mask densities in (0, 1]" },
+    delta: { type: "number", default: D.delta, check: (v) => v > 0 && v < 1, expected: "in (0, 1)", description: "failure probability of the bounds" },
+    seed: { type: "integer", default: D.seed, check: nonNegInt, expected: "a non-negative integer", description: "seed of data and masks" },
+    steps: { type: "integer", default: D.steps, check: positiveInt, expected: "a positive integer", description: "gradient-descent steps" },
+    draws: { type: "integer", default: D.draws, check: (v) => v >= 2, expected: "an integer ≥ 2", description: "masks drawn per density" },
+    signal: { type: "number", default: D.signal, check: (v) => v >= 0, expected: "a number ≥ 0", description: "norm of the true parameter" },
+    bisections: { type: "integer", default: D.edgeBisections, check: nonNegInt, expected: "a non-negative integer", description: "bisection steps locating the stability edge" },
+    "curve-factors": { type: "list", arg: "F,F,...", defaultText: D.curveFactors.join(","), description: "learning rates of the plotted curves, as multiples of the edge" },
+    out: { type: "string", arg: "DIR", description: "also write theory.json, theory.md and SVG plots here (absent or empty)" },
+    json: { type: "boolean", description: "print the results as one JSON line" },
+    quiet: { type: "boolean", description: "no progress lines on stderr" },
+  },
+  example: "theory --n 32 --d 2048 --p 0.01,0.1,1 --out runs/theory",
+  async run(v) {
+    const o: TheoryOptions = {
+      n: v.n, d: v.d, r: v.r, sigma: v.sigma,
+      ps: numbers("p", v.p, D.ps, (x) => x > 0 && x <= 1, "comma-separated densities in (0, 1]"),
+      delta: v.delta, seed: v.seed, steps: v.steps, draws: v.draws, signal: v.signal, edgeBisections: v.bisections,
+      curveFactors: numbers("curve-factors", v["curve-factors"], D.curveFactors, (x) => x > 0, "comma-separated positive numbers"),
     };
-    mkdirSync(out, { recursive: true });
-    writeJsonAtomic(join(out, "theory.json"), json);
-    writeFileAtomic(join(out, "theory.md"), `# randmask theory\n\n${markdown}`);
-    for (const [name, svg] of Object.entries(svgs)) writeFileAtomic(join(out, name), svg);
-  }
-  process.stdout.write(flags.json ? JSON.stringify(json) + "\n" : markdown + (out ? `\nwritten to ${out}\n` : ""));
-}
+    if (o.d < o.n) throw new UsageError(`--d ${o.d}: must be at least --n ${o.n} (the theory is about d ≫ n)`);
+    const out = v.out === undefined ? null : resolve(v.out);
+    if (out && existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
+
+    const started = Date.now();
+    const res = runTheory(o, (line) => { if (!v.quiet) process.stderr.write(`${line}\n`); });
+    const wall = (Date.now() - started) / 1000;
+    const markdown = theoryMarkdown(res);
+    const json = { ...res, wall_time_s: wall };
+    if (out) {
+      // render everything before writing anything
+      const svgs = {
+        "eigen-ratio.svg": await vegaLiteSvg(eigenRatioSpec(res)),
+        "gd-loss.svg": await vegaLiteSvg(gdCurvesSpec(res)),
+        "norm.svg": await vegaLiteSvg(normSpec(res)),
+      };
+      mkdirSync(out, { recursive: true });
+      writeJsonAtomic(join(out, "theory.json"), json);
+      writeFileAtomic(join(out, "theory.md"), `# randmask theory\n\n${markdown}`);
+      for (const [name, svg] of Object.entries(svgs)) writeFileAtomic(join(out, name), svg);
+    }
+    process.stdout.write(v.json ? JSON.stringify(json) + "\n" : markdown + (out ? `\nwritten to ${out}\n` : ""));
+  },
+});

@@ -1,6 +1,7 @@
 // Task metrics: accuracy by the highest mean log-probability option, or
 // greedy generation scored by SQuAD token F1 / exact match.
 import { tidy, noGrad } from "../engine/index.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import type { OPTForCausalLM } from "../models/opt.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
@@ -22,14 +23,17 @@ export interface EvalOptions {
 
 export function maxLength(model: OPTForCausalLM): number { return model.config.maxPositionEmbeddings; }
 
-export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
+/** Per example, per option: the mean log-probability of the option's tokens and how many tokens were scored. */
+export interface OptionScores { meanLogProb: number[][]; tokens: number[][] }
+
+export function scoreOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): OptionScores {
   const batchRows = opts.batchRows ?? 32;
   const encoded = encodeOptions(tok, examples, maxLength(model));
   checkTokenIds(encoded.flat().map((r) => r.ids), model.config.vocabSize, opts.sources);
   // batches of similar lengths pad less (the test sentences of SST-2 vary from 5 to 64 tokens)
   const longest = encoded.map((rows) => Math.max(...rows.map((r) => r.ids.length)));
   const order = examples.map((_, i) => i).sort((a, b) => longest[b] - longest[a] || a - b);
-  const predictions = new Array<number>(examples.length);
+  const meanLogProb = new Array<number[]>(examples.length);
   let i = 0;
   while (i < order.length) {
     // whole examples per batch, up to batchRows sequences (at least one example)
@@ -40,14 +44,18 @@ export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, example
     const scores = noGrad(() => tidy(() => continuationLogProbs(model, batch.flatMap((e) => encoded[e])).toNumbers()));
     let r = 0;
     for (const e of batch) {
-      const s = scores.slice(r, r + encoded[e].length);
+      meanLogProb[e] = scores.slice(r, r + encoded[e].length);
       r += encoded[e].length;
-      predictions[e] = s.indexOf(Math.max(...s));
     }
     i = j;
     opts.onProgress?.(i, examples.length);
   }
-  return predictions;
+  return { meanLogProb, tokens: encoded.map((seqs) => seqs.map((s) => s.ids.length - s.start)) };
+}
+
+/** The chosen option of each example: the highest mean log-probability (the first on a tie). */
+export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
+  return scoreOptions(model, tok, examples, opts).meanLogProb.map((s) => s.indexOf(Math.max(...s)));
 }
 
 export function generateAnswers(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
@@ -64,26 +72,67 @@ export function generateAnswers(model: OPTForCausalLM, tok: BpeTokenizer, exampl
   return out;
 }
 
-export function evaluate(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
+/** One line of a predictions file: what the model answered for one example, and how it scored. */
+export type Prediction = {
+  /** Position in the evaluated split. */
+  index: number;
+  prompt: string;
+} & ({
+  options: string[];
+  label: number;
+  /** Every option that counts as right (ReCoRD), when more than the label. */
+  correct?: number[];
+  prediction: number;
+  right: boolean;
+  /** Per option, in order: mean log-probability of its tokens and the number of tokens scored. */
+  scores: { mean_logprob: number; tokens: number }[];
+} | {
+  answers: string[];
+  /** The generated text (greedy, stopped at a newline or EOS, trimmed). */
+  prediction: string;
+  f1: number;
+  em: number;
+});
+
+/** Metrics and the per-example predictions they come from. */
+export function predict(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}):
+  { metrics: Metrics; predictions: Prediction[] } {
   const wasTraining = model.training;
   model.training = false;
   try {
-    if (examples.length === 0) return { n: 0 };
+    if (examples.length === 0) return { metrics: { n: 0 }, predictions: [] };
     if (kind === "classification") {
-      const pred = predictOptions(model, tok, examples, opts);
-      const right = pred.filter((p, i) => (examples[i].correct ?? [examples[i].label]).includes(p)).length;
-      return { accuracy: right / examples.length, n: examples.length };
+      const { meanLogProb, tokens } = scoreOptions(model, tok, examples, opts);
+      const predictions: Prediction[] = examples.map((e, i) => {
+        const s = meanLogProb[i];
+        const prediction = s.indexOf(Math.max(...s));
+        const right = (e.correct ?? [e.label!]).includes(prediction);
+        return { index: i, prompt: e.prompt, options: e.options!, label: e.label!, ...(e.correct ? { correct: e.correct } : {}),
+          prediction, right, scores: s.map((m, k) => ({ mean_logprob: m, tokens: tokens[i][k] })) };
+      });
+      const right = predictions.filter((p) => "right" in p && p.right).length;
+      return { metrics: { accuracy: right / examples.length, n: examples.length }, predictions };
     }
     const answers = generateAnswers(model, tok, examples, opts);
+    const predictions: Prediction[] = answers.map((a, i) => ({
+      index: i, prompt: examples[i].prompt, answers: examples[i].answers!, prediction: a,
+      f1: bestOver(examples[i].answers!, a, tokenF1), em: bestOver(examples[i].answers!, a, exactMatch),
+    }));
     let f1 = 0, em = 0;
-    answers.forEach((a, i) => {
-      f1 += bestOver(examples[i].answers!, a, tokenF1);
-      em += bestOver(examples[i].answers!, a, exactMatch);
-    });
-    return { f1: f1 / examples.length, em: em / examples.length, n: examples.length };
+    for (const p of predictions) if ("f1" in p) { f1 += p.f1; em += p.em; }
+    return { metrics: { f1: f1 / examples.length, em: em / examples.length, n: examples.length }, predictions };
   } finally {
     model.training = wasTraining;
   }
+}
+
+export function evaluate(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
+  return predict(model, tok, kind, examples, opts).metrics;
+}
+
+/** A predictions file: one JSON object per line (JSONL), written atomically. */
+export function writePredictions(file: string, predictions: Prediction[]): void {
+  writeFileAtomic(file, predictions.map((p) => JSON.stringify(p)).join("\n") + (predictions.length ? "\n" : ""));
 }
 
 /** The number a run selects its best epoch by. */

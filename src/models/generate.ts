@@ -1,4 +1,5 @@
-// Greedy decoding, batched with left padding, with or without a KV cache.
+// Decoding, batched with left padding, with or without a KV cache: greedy
+// (argmax) unless the caller chooses tokens itself (sampling: ./sampling.ts).
 import { Tensor, tensor, cat, ones, tidy, noGrad, disposeAll } from "../engine/index.js";
 import type { LayerKV, OPTForCausalLM } from "./opt.js";
 
@@ -8,6 +9,10 @@ export interface GenerateOptions {
   stopTokenIds?: number[];
   /** Recompute the whole sequence each step instead of caching keys/values (for checking). */
   noCache?: boolean;
+  /** Picks each row's next token from the last position's logits [batch, vocab]; argmax when absent. */
+  chooseNext?: (logits: Tensor) => number[];
+  /** Called when row `row` gains a token (`tokens`: all it generated so far); returning true ends the row there. */
+  onToken?: (row: number, tokens: number[]) => boolean | void;
 }
 
 /** Left-pads token rows to one length; returns ids and the attention mask. */
@@ -22,7 +27,11 @@ export function leftPad(rows: number[][], padId: number): { ids: Tensor; mask: T
   return { ids: tensor(ids, [rows.length, len], "int64"), mask: tensor(mask, [rows.length, len], "int64") };
 }
 
-/** Greedy continuation of each prompt (token ids, BOS included by the caller). */
+/**
+ * Continuation of each prompt (token ids, BOS included by the caller): greedy
+ * unless `chooseNext` is given. Returns the new tokens of each row, stop token
+ * excluded.
+ */
 export function greedyGenerate(model: OPTForCausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
   const stop = new Set(opts.stopTokenIds ?? []);
   const batch = prompts.length;
@@ -39,15 +48,18 @@ export function greedyGenerate(model: OPTForCausalLM, prompts: number[][], opts:
         const last = tensor(new Array(batch).fill(input.size(1) - 1), [batch, 1], "int64");
         const res = tidy(() => {
           const r = model.forward(input, { attentionMask: mask, past: cache, useCache: !opts.noCache, logitsAt: last });
-          return { next: r.logits.argmax(-1).reshape([batch]), cache: r.cache };
+          const logits = r.logits.reshape([batch, r.logits.size(2)]);
+          return { next: opts.chooseNext ? opts.chooseNext(logits) : logits.argmax(-1).toNumbers(), cache: r.cache };
         });
         last.dispose();
-        const next = res.next.toNumbers();
-        res.next.dispose();
+        const next = res.next;
         next.forEach((t, b) => {
           if (done[b]) return;
           if (stop.has(t)) done[b] = true;
-          else out[b].push(t);
+          else {
+            out[b].push(t);
+            if (opts.onToken?.(b, out[b])) done[b] = true;
+          }
         });
         const fed = next.map((t, b) => (done[b] ? pad : t));
         const nextIds = tensor(fed, [batch, 1], "int64");

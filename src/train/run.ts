@@ -1,6 +1,6 @@
 // One fine-tuning run as the paper runs it: sample the task's data, attach a
 // PEFT method, train, evaluate the best epoch on test, and write the run
-// folder (adapter/, metrics.json, train.log, loss.svg) without touching
+// folder (adapter/, metrics.json, predictions.jsonl, train.log, loss.svg) without touching
 // anything that was there.
 import { existsSync, mkdirSync, readdirSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -12,8 +12,10 @@ import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling.js";
-import { evaluate, type Metrics } from "../eval/evaluate.js";
+import { predict, writePredictions, type Metrics } from "../eval/evaluate.js";
 import { RANDMASK_VERSION } from "../version.js";
+import { encodeOptions } from "../eval/encode.js";
+import { prepare } from "./objectives.js";
 import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
 import { lineChartSvg } from "./plot.js";
 
@@ -58,39 +60,63 @@ export interface RunRecord {
   randmask_version: string;
 }
 
-/** Refuses an output folder that holds anything, so nothing the user had is overwritten. */
-export function prepareOutDir(out: string): void {
+/** Refuses an output folder that holds anything, so nothing the user had is overwritten; creates nothing. */
+export function checkOutDir(out: string): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`--out ${out}: exists and is not empty; nothing was written`);
+}
+
+/** Refuses a non-empty output folder, then creates it. */
+export function prepareOutDir(out: string): void {
+  checkOutDir(out);
   mkdirSync(out, { recursive: true });
 }
 
 export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   const started = Date.now();
   const out = resolve(o.out);
+  // Everything is read and checked before --out is created, so a run that
+  // fails validation leaves nothing behind and can simply be rerun.
+  checkOutDir(out);
+  if (!existsSync(o.modelDir)) throw new Error(`${o.modelDir}: model folder does not exist`);
+  const task = getTask(o.task, o.dataDir);
+  const sampled = loadTaskData(task, o.dataDir, o.train.seed, o.sizes ?? DEFAULT_SIZES);
+  const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
+  const model = OPTForCausalLM.load(o.modelDir, { dtype: o.dtype });
+  model.gradientCheckpointing = o.gradientCheckpointing ?? false;
+  const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
+  const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
+  let peft: PeftModel;
+  try {
+    // every example tokenised now, so a row that cannot be scored or trained fails before --out exists
+    const maxLen = model.config.maxPositionEmbeddings;
+    prepare(tok, task.kind, task.objective, sampled.train, maxLen);
+    if (task.kind === "classification") for (const split of [sampled.dev, sampled.test]) encodeOptions(tok, split, maxLen);
+    peft = PeftModel.create(model, o.method, methodOptions);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+
   prepareOutDir(out);
   const logFile = join(out, "train.log");
   const log = (line: string) => {
     appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
     if (!o.quiet) process.stderr.write(`${line}\n`);
   };
-
-  const task = getTask(o.task, o.dataDir);
-  const sampled = loadTaskData(task, o.dataDir, o.train.seed, o.sizes ?? DEFAULT_SIZES);
   log(`task ${task.name}: ${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test` +
     `${sampled.fallback ? " (drawn from the validation split: the train split is missing or tiny)" : ""}`);
-  const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
-  const model = OPTForCausalLM.load(o.modelDir, { dtype: o.dtype });
-  model.gradientCheckpointing = o.gradientCheckpointing ?? false;
-  const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
-  const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
-  const peft = PeftModel.create(model, o.method, methodOptions);
   log(`method ${o.method}: ${peft.trainableCount()} trainable of ${peft.base.numParameters} (${(peft.trainableRatio() * 100).toPrecision(3)}%)`);
 
   try {
     const result = await train(peft, tok, task, sampled, { ...o.train, log, quiet: o.quiet ?? false });
     // test metrics only for weights that are not diverged: the best completed epoch
-    const test = result.bestEpoch !== null && (o.evaluateTest ?? true) ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
-    if (test) log(`test (epoch ${result.bestEpoch} weights): ${JSON.stringify(test)}`);
+    const tested = result.bestEpoch !== null && (o.evaluateTest ?? true)
+      ? predict(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
+    const test = tested?.metrics ?? null;
+    if (tested) {
+      log(`test (epoch ${result.bestEpoch} weights): ${JSON.stringify(test)}`);
+      writePredictions(join(out, "predictions.jsonl"), tested.predictions);
+    }
     if (result.bestEpoch !== null) peft.save(join(out, "adapter"), o.save);
 
     const record: RunRecord = {

@@ -1,0 +1,40 @@
+// Flags several commands share (model folder, dtype, task data), declared once.
+import type { DType } from "../engine/index.js";
+import { TASK_NAMES } from "../tasks/registry.js";
+import type { SampleSizes } from "../tasks/sampling.js";
+import { nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
+
+export const MODEL_FLAG = {
+  type: "dir", required: true, description: "Hugging Face model folder (config.json, weights, tokenizer files)",
+} as const satisfies FlagDef;
+
+export const DTYPE_FLAG = {
+  type: "string", choices: ["fp32", "bf16"], default: "fp32", description: "dtype the weights are loaded and run in",
+} as const satisfies FlagDef;
+
+export function dtypeOf(v: string): DType {
+  return v === "bf16" ? "bfloat16" : "float32";
+}
+
+const sizeFlag = (dflt: number, what: string) => ({
+  type: "integer", default: dflt, check: positiveInt, expected: "a positive integer", group: "data flags",
+  description: `${what} examples sampled`,
+}) as const satisfies FlagDef;
+
+/** Which task, where its files are, and how many examples the seeded protocol draws. */
+export const DATA_FLAGS = {
+  model: MODEL_FLAG,
+  tokenizer: { type: "dir", defaultText: "--model", description: "folder with the tokenizer files" },
+  dtype: DTYPE_FLAG,
+  task: { type: "string", required: true, choices: TASK_NAMES, arg: "T", group: "data flags", description: "task (jsonl: your own train/validation/test.jsonl)" },
+  "data-dir": { type: "dir", required: true, group: "data flags", description: "folder holding the task's dataset files" },
+  seed: { type: "integer", default: 0, check: nonNegInt, expected: "a non-negative integer", group: "data flags", description: "seed of the data sample" },
+  "train-size": sizeFlag(1000, "train"),
+  "dev-size": sizeFlag(500, "dev"),
+  "test-size": sizeFlag(1000, "test"),
+  "eval-batch": { type: "integer", default: 32, check: positiveInt, expected: "a positive integer", description: "sequences per evaluation forward pass" },
+} as const satisfies Record<string, FlagDef>;
+
+export function sampleSizes(v: FlagValues<typeof DATA_FLAGS>): SampleSizes {
+  return { train: v["train-size"], dev: v["dev-size"], test: v["test-size"] };
+}

@@ -1,6 +1,6 @@
-// `randmask logits` and `randmask info`: run and describe a Hugging Face OPT folder.
+// `randmask logits` and `randmask info`: run and describe a Hugging Face model folder (any supported family).
 import { tensor, tidy, noGrad, type DType } from "../engine/index.js";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, isIntMatrix, jsonFlag, parseFlags, requireString } from "./args.js";
 
@@ -20,7 +20,7 @@ export function logitsCommand(argv: string[]): void {
   if (mask && (mask.length !== ids.length || mask[0].length !== ids[0].length || !mask.flat().every((x) => x === 0 || x === 1))) {
     throw new UsageError("--attention-mask: expected 0/1 rows with the same shape as --input-ids");
   }
-  const model = OPTForCausalLM.load(dir, { dtype: dtypeFlag(flags) });
+  const model = loadCausalLM(dir, { dtype: dtypeFlag(flags) });
   const vocab = model.config.vocabSize;
   if (ids.flat().some((t) => t < 0 || t >= vocab)) throw new UsageError(`--input-ids: token ids must lie in [0, ${vocab})`);
   const logits = noGrad(() => tidy(() => {
@@ -34,13 +34,14 @@ export function logitsCommand(argv: string[]): void {
 
 export function infoCommand(argv: string[]): void {
   const flags = parseFlags(argv, { model: { type: "string" }, dtype: { type: "string" }, json: { type: "boolean" } });
-  const model = OPTForCausalLM.load(requireString(flags, "model"), { dtype: dtypeFlag(flags) });
+  const model = loadCausalLM(requireString(flags, "model"), { dtype: dtypeFlag(flags) });
   const c = model.config;
   const params = model.numParameters();
   const info = {
-    architecture: "OPTForCausalLM",
-    layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, ffn: c.ffnDim, vocab: c.vocabSize,
-    maxPositions: c.maxPositionEmbeddings, layerNorm: c.doLayerNormBefore ? "pre" : "post", activation: c.activationFunction,
+    architecture: c.architecture,
+    modelType: c.modelType, layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads,
+    kvHeads: c.numKeyValueHeads, headDim: c.headDim, vocab: c.vocabSize, maxPositions: c.maxPositionEmbeddings,
+    tiedHead: c.tieWordEmbeddings, ...model.family.describe(c),
     parameters: params, checkpointDtype: c.torchDtype, loadedDtype: model.dtype,
     memoryBytes: params * DTYPE_BYTES[model.dtype],
   };

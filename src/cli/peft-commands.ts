@@ -5,8 +5,8 @@ import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
 import { checkpointFiles, readHeader, saveFile } from "../io/safetensors.js";
-import { readConfig, toHfConfig } from "../models/config.js";
-import { OPTForCausalLM } from "../models/opt.js";
+import { readModelConfig, toHfModelConfig } from "../models/registry.js";
+import { loadCausalLM } from "../models/registry.js";
 import { presetConfig } from "../models/presets.js";
 import { getMethod } from "../peft/registry.js";
 import { PeftModel } from "../peft/peft-model.js";
@@ -18,7 +18,7 @@ export function countCommand(argv: string[]): void {
   const flags = parseFlags(argv, { model: { type: "string" }, preset: { type: "string" }, method: { type: "string" }, json: { type: "boolean" }, ...METHOD_FLAG_SPEC });
   if (!flags.model === !flags.preset) throw new UsageError("give --model DIR (a Hugging Face folder) or --preset NAME (e.g. opt-125m)");
   // only config.json is read: counting needs shapes, not weights
-  const config = flags.model ? readConfig(join(String(flags.model), "config.json")) : presetConfig(String(flags.preset));
+  const config = flags.model ? readModelConfig(join(String(flags.model), "config.json")) : presetConfig(String(flags.preset));
   const def = getMethod(requireString(flags, "method"));
   const shapes = shapesOf(config);
   const methodConfig = def.resolveConfig(methodOptions(flags), shapes);
@@ -39,7 +39,7 @@ export function mergeCommand(argv: string[]): void {
   // keep the base checkpoint's dtype (merging itself happens in float32)
   const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => t.name.endsWith("embed_tokens.weight"));
   const saveDtype = embed?.dtype ?? "float32";
-  const model = OPTForCausalLM.load(modelDir);
+  const model = loadCausalLM(modelDir);
   const peft = PeftModel.load(model, requireString(flags, "adapter"));
   const tmp = tempPathFor(out);
   rmSync(tmp, { recursive: true, force: true });
@@ -50,7 +50,7 @@ export function mergeCommand(argv: string[]): void {
       noGrad(() => { for (const [k, v] of stateDict) converted.set(k, keep(tidy(() => v.detach().to(saveDtype)))); });
       try { saveFile(join(tmp, "model.safetensors"), converted, { format: "pt" }); } finally { converted.forEach((t) => t.dispose()); }
     });
-    writeJsonAtomic(join(tmp, "config.json"), { ...toHfConfig(readConfig(join(modelDir, "config.json"))), torch_dtype: saveDtype });
+    writeJsonAtomic(join(tmp, "config.json"), { ...toHfModelConfig(readModelConfig(join(modelDir, "config.json"))), torch_dtype: saveDtype });
     for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
     if (existsSync(out)) rmSync(out, { recursive: true });
     renameSync(tmp, out);

@@ -1,5 +1,5 @@
 // `randmask finetune` and `randmask eval`.
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
@@ -85,7 +85,7 @@ export function evalCommand(argv: string[]): void {
   const seed = numberFlag(flags, "seed", 0, nonNegInt, "a non-negative integer");
   const sampled = loadTaskData(task, dataDir, seed, sizes(flags));
   const tok = BpeTokenizer.fromDir((flags.tokenizer as string | undefined) ?? modelDir);
-  const model = OPTForCausalLM.load(modelDir, { dtype: dtypeFlag(flags) });
+  const model = loadCausalLM(modelDir, { dtype: dtypeFlag(flags) });
   const peft = flags.adapter ? PeftModel.load(model, String(flags.adapter)) : null;
   const examples = split === "train" ? sampled.train : split === "dev" ? sampled.dev : sampled.test;
   const progress = new Progress(`eval ${task.name}/${split}`, examples.length, "examples");

@@ -1,7 +1,7 @@
 // Task metrics: accuracy by the highest mean log-probability option, or
 // greedy generation scored by SQuAD token F1 / exact match.
 import { tidy, noGrad } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind } from "../tasks/types.js";
@@ -18,9 +18,9 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export function maxLength(model: OPTForCausalLM): number { return model.config.maxPositionEmbeddings; }
+export function maxLength(model: CausalLM): number { return model.config.maxPositionEmbeddings; }
 
-export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
+export function predictOptions(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
   const batchRows = opts.batchRows ?? 32;
   const encoded = encodeOptions(tok, examples, maxLength(model));
   const predictions: number[] = [];
@@ -44,7 +44,7 @@ export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, example
   return predictions;
 }
 
-export function generateAnswers(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
+export function generateAnswers(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
   const maxNew = opts.maxNewTokens ?? 50;
   const batch = Math.max(1, Math.floor((opts.batchRows ?? 32) / 4));
   const stop = [...tok.newlineTokenIds(), ...(tok.eosId !== null ? [tok.eosId] : [])];
@@ -57,7 +57,7 @@ export function generateAnswers(model: OPTForCausalLM, tok: BpeTokenizer, exampl
   return out;
 }
 
-export function evaluate(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
+export function evaluate(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
   const wasTraining = model.training;
   model.training = false;
   try {

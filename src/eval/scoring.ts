@@ -1,14 +1,14 @@
 // Log-probabilities of continuations, batched with right padding and logits
 // computed only at the positions that predict the scored tokens.
 import { Tensor, tensor } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import type { Scored } from "./encode.js";
 
 /**
  * Per sequence: the mean (or sum) of log p(token | prefix) over its scored
  * tokens. Differentiable, so training uses it too.
  */
-export function continuationLogProbs(model: OPTForCausalLM, rows: Scored[], reduce: "mean" | "sum" = "mean"): Tensor {
+export function continuationLogProbs(model: CausalLM, rows: Scored[], reduce: "mean" | "sum" = "mean"): Tensor {
   const n = rows.length;
   const len = Math.max(...rows.map((r) => r.ids.length));
   const k = Math.max(...rows.map((r) => r.ids.length - r.start));

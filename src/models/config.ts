@@ -3,10 +3,12 @@
 // one error naming the file.
 import { readFileSync } from "node:fs";
 import type { DType } from "../engine/index.js";
+import type { ModelConfig } from "./causal-lm.js";
+import { ConfigError } from "./config-fields.js";
 
-export const SUPPORTED_MODEL_TYPES = ["opt"] as const;
+export { ConfigError } from "./config-fields.js";
 
-export interface OPTConfig {
+export interface OPTConfig extends ModelConfig {
   modelType: "opt";
   vocabSize: number;
   hiddenSize: number;
@@ -29,19 +31,12 @@ export interface OPTConfig {
   torchDtype: DType;
 }
 
-export class ConfigError extends Error {
-  constructor(file: string, message: string) {
-    super(`${file}: ${message}`);
-    this.name = "ConfigError";
-  }
-}
-
 const TORCH_DTYPES: Record<string, DType> = { float32: "float32", float16: "float16", bfloat16: "bfloat16", float64: "float64" };
 
 export function parseConfig(raw: Record<string, unknown>, file = "config.json"): OPTConfig {
   const type = raw.model_type;
   if (type !== "opt") {
-    throw new ConfigError(file, `model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
+    throw new ConfigError(file, `model_type ${JSON.stringify(type)} is not an OPT config (model_type "opt")`);
   }
   const int = (key: string, dflt?: number): number => {
     const v = raw[key] ?? dflt;
@@ -72,6 +67,9 @@ export function parseConfig(raw: Record<string, unknown>, file = "config.json"):
   if (typeof dt !== "string" || !(dt in TORCH_DTYPES)) throw new ConfigError(file, `torch_dtype ${JSON.stringify(dt)} is not supported (float32, float16, bfloat16)`);
   return {
     modelType: "opt",
+    architecture: "OPTForCausalLM",
+    numKeyValueHeads: heads,
+    headDim: hiddenSize / heads,
     vocabSize: int("vocab_size"),
     hiddenSize,
     numHiddenLayers: int("num_hidden_layers"),

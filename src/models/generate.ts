@@ -1,6 +1,6 @@
 // Greedy decoding, batched with left padding, with or without a KV cache.
 import { Tensor, tensor, cat, ones, tidy, noGrad, disposeAll } from "../engine/index.js";
-import type { LayerKV, OPTForCausalLM } from "./opt.js";
+import type { CausalLM, LayerKV } from "./causal-lm.js";
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -23,7 +23,7 @@ export function leftPad(rows: number[][], padId: number): { ids: Tensor; mask: T
 }
 
 /** Greedy continuation of each prompt (token ids, BOS included by the caller). */
-export function greedyGenerate(model: OPTForCausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
+export function greedyGenerate(model: CausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
   const stop = new Set(opts.stopTokenIds ?? []);
   const batch = prompts.length;
   const out: number[][] = prompts.map(() => []);

@@ -2,7 +2,7 @@
 // merged copy of its weight (the original is kept, so unmerge restores it
 // bitwise) and the method's module steps aside until unmerge.
 import { Tensor, keep, noGrad, tidy } from "../engine/index.js";
-import type { Linear, LinearModule, OPTForCausalLM } from "../models/opt.js";
+import type { Linear, LinearModule, CausalLM } from "../models/causal-lm.js";
 
 export interface DeltaModule extends LinearModule {
   readonly base: Linear;
@@ -13,7 +13,7 @@ export interface DeltaModule extends LinearModule {
 export class DeltaMerger {
   private originals = new Map<string, Tensor>();
 
-  constructor(private readonly model: OPTForCausalLM, private readonly modules: Map<string, DeltaModule>) {}
+  constructor(private readonly model: CausalLM, private readonly modules: Map<string, DeltaModule>) {}
 
   merge(): void {
     if (this.originals.size) return;

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tensor, noGrad, tidy } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { loadFile, saveFile } from "../io/safetensors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "./method.js";
@@ -35,7 +35,7 @@ export class AdapterError extends Error {
   }
 }
 
-export function fingerprint(model: OPTForCausalLM, names: string[]): BaseFingerprint {
+export function fingerprint(model: CausalLM, names: string[]): BaseFingerprint {
   const h = createHash("sha256");
   const shapes: Record<string, number[]> = {};
   for (const name of [...names].sort()) {
@@ -46,15 +46,15 @@ export function fingerprint(model: OPTForCausalLM, names: string[]): BaseFingerp
     const f32 = noGrad(() => tidy(() => t.to("float32").toArray() as Float32Array));
     h.update(new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength));
   }
-  return { architecture: "OPTForCausalLM", numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
+  return { architecture: "CausalLM", numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
 }
 
 export class PeftModel {
-  private constructor(readonly model: OPTForCausalLM, readonly definition: MethodDefinition,
+  private constructor(readonly model: CausalLM, readonly definition: MethodDefinition,
     readonly instance: PeftInstance, readonly base: BaseFingerprint) {}
 
   /** Attaches a freshly initialised method. `rawConfig` uses the method's option names. */
-  static create(model: OPTForCausalLM, method: string, rawConfig: MethodConfig = {}): PeftModel {
+  static create(model: CausalLM, method: string, rawConfig: MethodConfig = {}): PeftModel {
     const def = getMethod(method);
     const config = def.resolveConfig(rawConfig, shapesOf(model.config));
     const probe = def.apply(model, config);
@@ -64,7 +64,7 @@ export class PeftModel {
   }
 
   /** Attaches a saved adapter (randmask's format, or a Hugging Face PEFT LoRA folder). */
-  static load(model: OPTForCausalLM, dir: string): PeftModel {
+  static load(model: CausalLM, dir: string): PeftModel {
     const cfgFile = join(dir, ADAPTER_CONFIG);
     if (!existsSync(cfgFile)) throw new AdapterError(dir, `no ${ADAPTER_CONFIG} (not an adapter folder)`);
     let raw: Record<string, unknown>;
@@ -98,7 +98,7 @@ export class PeftModel {
     }
   }
 
-  private static fromHfPeft(model: OPTForCausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
+  private static fromHfPeft(model: CausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
     if (raw.peft_type !== "LORA") throw new AdapterError(dir, `Hugging Face PEFT type ${JSON.stringify(raw.peft_type)} is not supported (LORA is)`);
     if (raw.use_dora || raw.fan_in_fan_out) throw new AdapterError(dir, "DoRA and fan_in_fan_out LoRA adapters are not supported");
     const prefix = "base_model.model.";

@@ -1,7 +1,7 @@
 // LoRA (Hu et al. 2021): ΔW = (α/r)·B·A on target linears; A Kaiming-uniform,
 // B zero (Hugging Face PEFT's init), so the model starts unchanged.
 import { Tensor, linear, dropout, zeros } from "../../engine/index.js";
-import { Linear, type OPTForCausalLM } from "../../models/opt.js";
+import { Linear, type CausalLM } from "../../models/causal-lm.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
@@ -13,7 +13,7 @@ const NAME = "lora";
 
 export class LoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly b: Tensor, readonly scaling: number,
-    readonly dropoutP: number, private readonly model: OPTForCausalLM) {}
+    readonly dropoutP: number, private readonly model: CausalLM) {}
   forward(x: Tensor): Tensor {
     const dt = this.base.weight.dtype;
     const h = dropout(x, this.dropoutP, this.model.training);
@@ -30,7 +30,7 @@ export class LoraInstance implements PeftInstance {
   readonly modules = new Map<string, LoraModule>();
   private readonly merger: DeltaMerger;
 
-  constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, weights?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: CausalLM, weights?: Map<string, Tensor>) {
     const r = config.r as number;
     const scaling = (config.alpha as number) / r;
     for (const name of config.targets as string[]) {
@@ -71,7 +71,7 @@ export class LoraInstance implements PeftInstance {
 }
 
 export function resolveLoraOptions(method: string, raw: MethodConfig, shapes: ModelShapes): MethodConfig {
-  const patterns = parseTargets(method, raw.targetModules);
+  const patterns = parseTargets(method, raw.targetModules, shapes);
   return {
     targetModules: patterns,
     targets: matchTargets(method, patterns, shapes.linears.keys()),

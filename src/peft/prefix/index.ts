@@ -3,7 +3,7 @@
 // values for real vocabulary tokens (drawn with the seed), which trains more
 // stably than random init. Attention masks and positions account for them.
 import { Tensor, tensor, tidy, noGrad, keep } from "../../engine/index.js";
-import type { LayerKV, OPTForCausalLM } from "../../models/opt.js";
+import type { LayerKV, CausalLM } from "../../models/causal-lm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import { intOption, seedOption } from "../options.js";
 import { Xoshiro128 } from "../rng.js";
@@ -14,7 +14,7 @@ class PrefixInstance implements PeftInstance {
   readonly method = NAME;
   private readonly kv: LayerKV[] = [];
 
-  constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, saved?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: CausalLM, saved?: Map<string, Tensor>) {
     const c = model.config;
     const p = config.numVirtualTokens as number;
     const shape = [1, c.numAttentionHeads, p, c.hiddenSize / c.numAttentionHeads];

@@ -100,7 +100,7 @@ export class PeftModel {
 
   private static fromHfPeft(model: CausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
     if (raw.peft_type !== "LORA") throw new AdapterError(dir, `Hugging Face PEFT type ${JSON.stringify(raw.peft_type)} is not supported (LORA is)`);
-    if (raw.use_dora || raw.fan_in_fan_out) throw new AdapterError(dir, "DoRA and fan_in_fan_out LoRA adapters are not supported");
+    if (raw.use_dora) throw new AdapterError(dir, "DoRA LoRA adapters are not supported");
     const prefix = "base_model.model.";
     const renamed = new Map<string, Tensor>();
     for (const [k, v] of tensors) {
@@ -110,6 +110,11 @@ export class PeftModel {
     const def = getMethod("lora");
     const config = def.resolveConfig({ r: raw.r, alpha: raw.lora_alpha, dropout: raw.lora_dropout ?? 0, targetModules: raw.target_modules },
       shapesOf(model.config));
+    // fan_in_fan_out marks Conv1D targets (GPT-2), whose A/B are stored like nn.Linear's; randmask holds those weights [out, in] too
+    const conv = (config.targets as string[]).map((t) => model.family.isConv1D?.(t) ?? false);
+    if (raw.fan_in_fan_out === true && !conv.every(Boolean)) {
+      throw new AdapterError(dir, "fan_in_fan_out is true but the targeted modules are not Conv1D layers of this model (the adapter was made for another architecture)");
+    }
     const instance = def.load(model, config, renamed, {});
     return new PeftModel(model, def, instance, fingerprint(model, instance.baseTensorNames()));
   }
@@ -142,7 +147,8 @@ export class PeftModel {
     saveFile(join(dir, ADAPTER_WEIGHTS), tensors, { format: "pt" });
     writeJsonAtomic(join(dir, ADAPTER_CONFIG), {
       peft_type: "LORA", task_type: "CAUSAL_LM", r: c.r, lora_alpha: c.alpha, lora_dropout: c.dropout,
-      target_modules: c.targetModules, bias: "none", fan_in_fan_out: false, inference_mode: true, init_lora_weights: true,
+      target_modules: c.targetModules, bias: "none",
+      fan_in_fan_out: (c.targets as string[]).every((t) => this.model.family.isConv1D?.(t) ?? false), inference_mode: true, init_lora_weights: true,
       base_model_name_or_path: null, revision: null, modules_to_save: null, layers_to_transform: null, layers_pattern: null,
       rank_pattern: {}, alpha_pattern: {}, use_rslora: false, use_dora: false,
     });

@@ -17,7 +17,7 @@ class PrefixInstance implements PeftInstance {
   constructor(readonly config: MethodConfig, private readonly model: CausalLM, saved?: Map<string, Tensor>) {
     const c = model.config;
     const p = config.numVirtualTokens as number;
-    const shape = [1, c.numAttentionHeads, p, c.hiddenSize / c.numAttentionHeads];
+    const shape = [1, c.numKeyValueHeads, p, c.headDim];
     const init = saved ? null : this.activationsOf(config.initTokenIds as number[]);
     for (let i = 0; i < c.numHiddenLayers; i++) {
       const pick = (which: "key" | "value") => {
@@ -76,7 +76,11 @@ export const prefix: MethodDefinition = {
     const initTokenIds = Array.from({ length: n }, () => 4 + rng.below(Math.min(shapes.config.vocabSize, 50261) - 4));
     return { numVirtualTokens: n, seed, initTokenIds };
   },
-  count: (config, shapes) => shapes.config.numHiddenLayers * 2 * (config.numVirtualTokens as number) * shapes.config.hiddenSize,
+  // keys and values per layer: [kvHeads, p, headDim] each (grouped-query models store fewer heads)
+  count: (config, shapes) => {
+    const c = shapes.config;
+    return c.numHiddenLayers * 2 * (config.numVirtualTokens as number) * c.numKeyValueHeads * c.headDim;
+  },
   apply: (model, config) => new PrefixInstance(config, model),
   load: (model, config, tensors) => new PrefixInstance(config, model, tensors),
 };

@@ -4,6 +4,7 @@ import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
+import { tokenizeCommand } from "./tokenize-command.js";
 
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
 
@@ -12,7 +13,8 @@ const commands: Record<string, Command> = {
   eval: { run: evalCommand, help: "eval --model DIR [--adapter DIR] --task T --data-dir DIR [--split test|dev|train] [--seed 0]   metrics as JSON" },
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
-  count: { run: countCommand, help: "count (--model DIR | --preset opt-125m) --method M [method flags] [--json]   trainable parameters" },
+  count: { run: countCommand, help: "count (--model DIR | --preset opt-125m|gpt2|llama-2-7b|…) --method M [method flags] [--json]   trainable parameters" },
+  tokenize: { run: tokenizeCommand, help: "tokenize --model DIR (--text STR | --file F) [--json]   ids, tokens and offsets with the special tokens the config adds" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 

@@ -1,5 +1,10 @@
 // Turning examples into token sequences: the option's tokens are those of
-// encode(prompt + option) after the first len(encode(prompt)) tokens.
+// encode(prompt + option) after the prompt's own tokens (MeZO's rule). Where a
+// tokenizer joins the prompt's last piece with the option's first (SentencePiece
+// pieces that carry a trailing "▁", BPE merges across the boundary), scoring
+// starts at the first token that differs from encode(prompt), so every token
+// holding option text is scored. No EOS is appended here, whatever
+// tokenizer_config.json says: scores are of the option's own tokens.
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { DataError, type Example } from "../tasks/types.js";
 
@@ -7,9 +12,10 @@ import { DataError, type Example } from "../tasks/types.js";
 export interface Scored { ids: number[]; start: number }
 
 export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuation: string, maxLen: number, promptIds?: number[]): Scored {
-  const p = promptIds ?? tok.encode(prompt);
-  let ids = tok.encode(prompt + continuation);
-  let start = p.length;
+  const p = promptIds ?? tok.encode(prompt, { addEos: false });
+  let ids = tok.encode(prompt + continuation, { addEos: false });
+  let start = 0;
+  while (start < p.length && start < ids.length && ids[start] === p[start]) start++;
   if (ids.length <= start) {
     throw new DataError(`option ${JSON.stringify(continuation)}`, "tokenises to zero tokens after the prompt; an option must add at least one token");
   }
@@ -26,14 +32,14 @@ export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuati
 /** One scored sequence per option of each example, in order. */
 export function encodeOptions(tok: BpeTokenizer, examples: Example[], maxLen: number): Scored[][] {
   return examples.map((e) => {
-    const p = tok.encode(e.prompt);
+    const p = tok.encode(e.prompt, { addEos: false });
     return e.options!.map((o) => encodeContinuation(tok, e.prompt, o, maxLen, p));
   });
 }
 
 /** The prompt alone, truncated from the left to leave room for `reserve` new tokens. */
 export function encodePrompt(tok: BpeTokenizer, prompt: string, maxLen: number, reserve: number): number[] {
-  const ids = tok.encode(prompt);
+  const ids = tok.encode(prompt, { addEos: false });
   const room = maxLen - reserve;
   return ids.length <= room ? ids : [ids[0], ...ids.slice(ids.length - room + 1)];
 }

@@ -339,3 +339,16 @@ test("gpt2: LoRA exports Hugging Face PEFT's GPT-2 format (fan_in_fan_out, c_att
   back.remove();
   model.dispose(); model2.dispose();
 }));
+
+test("Llama-2-7B shapes (the paper's Table 4 model): parameter total, Random Masking at 0.001/0.01/0.1% on q,v, LoRA r=8 on q,v", () => {
+  const shapes = shapesOf(presetConfig("llama-2-7b"));
+  assert.equal(shapes.totalParams, 6_738_415_616);
+  const rm = getMethod("random-mask");
+  for (const [ratio, expected] of [[1e-5, 67_384], [1e-4, 673_842], [1e-3, 6_738_416]] as const) {
+    const exact = rm.resolveConfig({ trainableRatio: ratio, maskKind: "exact" }, shapes);
+    assert.equal((exact.targets as string[]).length, 64);
+    assert.equal(rm.count(exact, shapes), expected, `exact count at ${ratio}`);
+  }
+  const lora = getMethod("lora");
+  assert.equal(lora.count(lora.resolveConfig({ r: 8 }, shapes), shapes), 32 * 2 * 8 * (4096 + 4096));
+});

@@ -37,7 +37,7 @@ export function mergeCommand(argv: string[]): void {
   const out = resolve(requireString(flags, "out"));
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   // keep the base checkpoint's dtype (merging itself happens in float32)
-  const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => t.name.endsWith("embed_tokens.weight"));
+  const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => /(embed_tokens|wte)\.weight$/.test(t.name));
   const saveDtype = embed?.dtype ?? "float32";
   const model = loadCausalLM(modelDir);
   const peft = PeftModel.load(model, requireString(flags, "adapter"));

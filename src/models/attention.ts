@@ -43,10 +43,14 @@ export function repeatKv(x: Tensor, groups: number): Tensor {
 export function attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, dropoutP: number, training: boolean): Tensor {
   const [b, heads, t, hd] = q.shape;
   const groups = heads / k.size(1);
-  const scores = q.matmul(repeatKv(k, groups).transpose(2, 3));                    // [b, h, t, T]
-  const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
-  const probs = lowPrecision ? scores.to("float32").add(bias).softmax(-1).to(scores.dtype) : scores.add(bias).softmax(-1);
+  const probs = maskedSoftmax(q.matmul(repeatKv(k, groups).transpose(2, 3)), bias);  // [b, h, t, T]
   return dropout(probs, dropoutP, training).matmul(repeatKv(v, groups)).transpose(1, 2).reshape([b, t, heads * hd]);
+}
+
+/** softmax(scores + bias) over the last dim, in scores' dtype; half-precision scores are upcast first, so the bias never overflows. */
+export function maskedSoftmax(scores: Tensor, bias: Tensor): Tensor {
+  const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
+  return lowPrecision ? scores.to("float32").add(bias).softmax(-1).to(scores.dtype) : scores.add(bias).softmax(-1);
 }
 
 /**

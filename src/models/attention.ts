@@ -1,7 +1,28 @@
 // Pieces every family's attention shares: the additive mask and the scaled
 // dot-product with grouped-query heads. Formulas: Vaswani et al. 2017 §3.2;
 // GQA as Hugging Face's repeat_kv (modeling_llama.py).
-import { type Tensor, arange, dropout } from "../engine/index.js";
+import { type Tensor, arange, cat, dropout, ones } from "../engine/index.js";
+import type { ForwardOptions, LayerKV, SublayerHooks } from "./causal-lm.js";
+
+/**
+ * The keys/values before the input (generation cache, or a prefix-tuning
+ * prefix) and the attention mask over past + input [batch, past+seq] int64.
+ * A prefix's positions are prepended to the caller's mask, which covers real
+ * tokens only (as Hugging Face PEFT does).
+ */
+export function pastAndMask(batch: number, seq: number, opts: ForwardOptions, hooks: SublayerHooks):
+  { past: LayerKV[] | undefined; pastLen: number; mask: Tensor } {
+  const prefix = hooks.prefix;
+  const past = opts.past ?? prefix?.keyValues(batch);
+  const pastLen = past?.[0]?.key.size(2) ?? 0;
+  const prefixLen = prefix?.length ?? 0;
+  let mask = opts.attentionMask ?? ones([batch, pastLen + seq - prefixLen], "int64");
+  if (prefixLen) mask = cat([ones([batch, prefixLen], "int64"), mask], 1);
+  if (mask.size(1) !== pastLen + seq) {
+    throw new Error(`attention mask covers ${mask.size(1) - prefixLen} positions, expected ${pastLen + seq - prefixLen} (past ${pastLen - prefixLen} + input ${seq})`);
+  }
+  return { past, pastLen, mask };
+}
 
 /**
  * Added to blocked scores. Finite, and the bias is always float32 and added to

@@ -8,12 +8,12 @@
 // `transformer.` prefix (the original `gpt2` upload has none) both load.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type DType, Tensor, cat, embedding, layerNorm, linear, dropout, ones } from "../engine/index.js";
+import { type DType, Tensor, cat, embedding, layerNorm, linear, dropout } from "../engine/index.js";
 import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type LoadOptions, type ModelConfig,
   type ModelFamily, type RandomOptions, type SublayerHooks, Linear, countParams,
 } from "./causal-lm.js";
-import { attend, attentionBias, positionsFromMask } from "./attention.js";
+import { attend, attentionBias, pastAndMask, positionsFromMask } from "./attention.js";
 import { runDecoderStack } from "./decoder-stack.js";
 import { loadWeights, randomWeights } from "./load.js";
 import { ConfigError, readConfigJson, configReader } from "./config-fields.js";
@@ -54,15 +54,7 @@ export class GPT2LMHeadModel implements CausalLM {
   forward(inputIds: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const c = this.config;
     const [batch, seq] = inputIds.shape;
-    const prefix = this.hooks.prefix;
-    const past = opts.past ?? prefix?.keyValues(batch);
-    const pastLen = past?.[0]?.key.size(2) ?? 0;
-    const prefixLen = prefix?.length ?? 0;
-    let mask = opts.attentionMask ?? ones([batch, pastLen + seq - prefixLen], "int64");
-    if (prefixLen) mask = cat([ones([batch, prefixLen], "int64"), mask], 1);
-    if (mask.size(1) !== pastLen + seq) {
-      throw new Error(`attention mask covers ${mask.size(1) - prefixLen} positions, expected ${pastLen + seq - prefixLen} (past ${pastLen - prefixLen} + input ${seq})`);
-    }
+    const { past, pastLen, mask } = pastAndMask(batch, seq, opts, this.hooks);
 
     const positions = opts.positionIds ?? positionsFromMask(mask, pastLen, seq);
     let h = embedding(this.p("transformer.wte.weight"), inputIds).add(embedding(this.p("transformer.wpe.weight"), positions));

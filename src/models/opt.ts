@@ -9,15 +9,15 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  type DType, Tensor, cat, embedding, layerNorm, linear, reluMask, dropout, randn, rand, zeros, ones, tidy, noGrad, keep, manualSeed,
-  checkpoint, isGradEnabled,
+  type DType, Tensor, cat, embedding, layerNorm, linear, reluMask, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
 } from "../engine/index.js";
 import { loadCheckpoint } from "../io/safetensors.js";
 import { type OPTConfig, readConfig, parseConfig, toHfConfig } from "./config.js";
 import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type ModelFamily, type SublayerHooks, Linear,
 } from "./causal-lm.js";
-import { attend, attentionBias } from "./attention.js";
+import { attend, attentionBias, pastAndMask } from "./attention.js";
+import { runDecoderStack } from "./decoder-stack.js";
 import { checkComputeDtype } from "./load.js";
 
 export { Linear } from "./causal-lm.js";
@@ -60,15 +60,7 @@ export class OPTForCausalLM implements CausalLM {
   forward(inputIds: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const c = this.config;
     const [batch, seq] = inputIds.shape;
-    const prefix = this.hooks.prefix;
-    const past = opts.past ?? prefix?.keyValues(batch);
-    const pastLen = past?.[0]?.key.size(2) ?? 0;
-    const prefixLen = prefix?.length ?? 0;
-    let mask = opts.attentionMask ?? ones([batch, pastLen + seq - prefixLen], "int64");
-    if (prefixLen) mask = cat([ones([batch, prefixLen], "int64"), mask], 1);
-    if (mask.size(1) !== pastLen + seq) {
-      throw new Error(`attention mask covers ${mask.size(1) - prefixLen} positions, expected ${pastLen + seq - prefixLen} (past ${pastLen - prefixLen} + input ${seq})`);
-    }
+    const { past, pastLen, mask } = pastAndMask(batch, seq, opts, this.hooks);
 
     // Learned positions (given, or from the mask so left padding works: cumsum(mask)·mask − 1),
     // offset by 2 (OPT's embedding rows 0 and 1 are reserved; padding lands on row 1).
@@ -79,33 +71,10 @@ export class OPTForCausalLM implements CausalLM {
     h = dropout(h, c.dropout, this.training);
 
     const additiveMask = attentionBias(mask, seq, pastLen);
-    const cache: LayerKV[] = [];
-    const checkpointed = this.gradientCheckpointing && isGradEnabled() && !opts.useCache;
-    // Each layer draws its dropout masks from its own seed, so a checkpointed
-    // layer repeats them when recomputed, and checkpointing changes nothing.
     const random = this.training && (c.dropout > 0 || c.attentionDropout > 0);
-    const seedBase = random ? Math.floor(rand([1]).item() * 2 ** 30) : 0;
-    for (let i = 0; i < c.numHiddenLayers; i++) {
-      // Each layer in its own scope: its intermediates are freed as soon as it
-      // returns (autograd keeps what backward needs), so inference holds one
-      // layer's activations at a time.
-      const input = h;
-      const out = tidy(() => {
-        if (random) manualSeed(seedBase + i);
-        if (checkpointed) {
-          const run = (x: Tensor) => {
-            if (random) manualSeed(seedBase + i);
-            return this.decoderLayer(i, x, additiveMask, past?.[i], undefined);
-          };
-          return { h: checkpoint(run, input.requiresGrad ? input : input.detach().setRequiresGrad(true)), kv: undefined };
-        }
-        const kv: LayerKV[] = [];
-        return { h: this.decoderLayer(i, input, additiveMask, past?.[i], opts.useCache ? kv : undefined), kv: kv[0] };
-      });
-      input.dispose();
-      h = out.h;
-      if (out.kv) cache.push(out.kv);
-    }
+    const out = runDecoderStack(h, { layers: c.numHiddenLayers, random, checkpointing: this.gradientCheckpointing, useCache: Boolean(opts.useCache) },
+      (i, x, kv) => this.decoderLayer(i, x, additiveMask, past?.[i], kv));
+    h = out.h;
 
     if (c.doLayerNormBefore && !c.removeFinalLayerNorm) h = this.layerNorm("model.decoder.final_layer_norm", h);
     if (opts.logitsAt) {
@@ -115,7 +84,7 @@ export class OPTForCausalLM implements CausalLM {
     }
     if (this.linears.has("model.decoder.project_out")) h = this.lin("model.decoder.project_out", h);
     const logits = linear(h, this.p("lm_head.weight"));
-    return opts.useCache ? { logits, cache } : { logits };
+    return opts.useCache ? { logits, cache: out.cache } : { logits };
   }
 
   private decoderLayer(i: number, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {

@@ -13,6 +13,7 @@ import { greedyGenerate } from "../src/models/generate.js";
 import { saveFile, saveSharded } from "../src/io/safetensors.js";
 import { attentionBias, maskedSoftmax } from "../src/models/attention.js";
 import { inverseFrequencies } from "../src/models/rotary.js";
+import type { LlamaConfig } from "../src/models/llama-config.js";
 import { sharedDir } from "./helpers.js";
 
 interface Case { name: string; input_ids: number[][]; attention_mask: number[][]; position_ids: number[][]; labels: number[][];
@@ -225,6 +226,8 @@ test("config errors name the field: unsupported rope type, Qwen2 sliding window,
     /c\.json: rope type "yarn" is not supported \(default, linear, dynamic, llama3\)/);
   assert.throws(() => parseModelConfig({ ...base, model_type: "qwen2", use_sliding_window: true }, "c.json"), /use_sliding_window: true .* is not supported/);
   assert.throws(() => parseModelConfig({ ...base, hidden_act: "gelu" }, "c.json"), /hidden_act "gelu" is not supported/);
+  assert.equal((parseModelConfig({ ...base, model_type: "mistral" }) as LlamaConfig).slidingWindow, 4096, "MistralConfig's default window");
+  assert.equal((parseModelConfig({ ...base, model_type: "mistral", sliding_window: null }) as LlamaConfig).slidingWindow, null);
   assert.throws(() => parseModelConfig({ ...base, rope_parameters: { rope_type: "linear" } }, "c.json"), /rope linear: "factor" must be a positive number/);
 });
 

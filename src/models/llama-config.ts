@@ -64,7 +64,7 @@ export function parseLlamaConfig(raw: Record<string, unknown>, file = "config.js
 
 function slidingWindow(raw: Record<string, unknown>, type: LlamaModelType, file: string,
   optInt: (k: string, d: number | null) => number | null): number | null {
-  if (type === "mistral") return optInt("sliding_window", null);
+  if (type === "mistral") return optInt("sliding_window", 4096); // MistralConfig's default; null turns it off
   if (type === "qwen2" && raw.use_sliding_window === true) {
     throw new ConfigError(file, "use_sliding_window: true (Qwen2's per-layer sliding window) is not supported; set it to false or use a model without it");
   }

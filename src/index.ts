@@ -1,4 +1,4 @@
-// randmask's public API: the engine, OPT models, PEFT methods, tasks, evaluation and training.
+// randmask's public API: the engine, causal LMs (OPT, GPT-2, the Llama family), PEFT methods, tasks, evaluation and training.
 export * from "./engine/index.js";
 export { Linear } from "./models/causal-lm.js";
 export type { CausalLM, ModelConfig, ModelFamily, LinearModule, LayerKV, ForwardOptions, ForwardResult, SublayerHooks } from "./models/causal-lm.js";

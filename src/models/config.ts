@@ -1,10 +1,9 @@
-// config.json for the architectures randmask runs (OPT today). Every field that
+// OPT's config.json (the other families parse theirs in gpt2.ts, llama-config.ts). Every field that
 // changes the computation is read and checked; anything missing or unknown is
 // one error naming the file.
-import { readFileSync } from "node:fs";
 import type { DType } from "../engine/index.js";
 import type { ModelConfig } from "./causal-lm.js";
-import { ConfigError } from "./config-fields.js";
+import { ConfigError, readConfigJson } from "./config-fields.js";
 
 export { ConfigError } from "./config-fields.js";
 
@@ -93,16 +92,7 @@ export function parseConfig(raw: Record<string, unknown>, file = "config.json"):
 }
 
 export function readConfig(file: string): OPTConfig {
-  let text: string;
-  try { text = readFileSync(file, "utf8"); } catch (e) {
-    throw new ConfigError(file, `cannot read: ${(e as Error).message}`);
-  }
-  let raw: unknown;
-  try { raw = JSON.parse(text); } catch (e) {
-    throw new ConfigError(file, `not valid JSON (${(e as Error).message})`);
-  }
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(file, "not a JSON object");
-  return parseConfig(raw as Record<string, unknown>, file);
+  return parseConfig(readConfigJson(file), file);
 }
 
 /** The config back in Hugging Face's field names, for writing checkpoints. */

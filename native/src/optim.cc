@@ -10,7 +10,9 @@ class AdamWHandle : public Napi::ObjectWrap<AdamWHandle> {
     return DefineClass(env, "AdamW",
                        {InstanceMethod("step", &AdamWHandle::Step), InstanceMethod("zeroGrad", &AdamWHandle::ZeroGrad),
                         InstanceMethod("setLr", &AdamWHandle::SetLr),
-                        InstanceMethod("stateBytes", &AdamWHandle::StateBytes)});
+                        InstanceMethod("stateBytes", &AdamWHandle::StateBytes),
+                        InstanceMethod("getState", &AdamWHandle::GetState),
+                        InstanceMethod("setState", &AdamWHandle::SetState)});
   }
 
   // new AdamW(params[], {lr, beta1, beta2, eps, weightDecay})
@@ -66,6 +68,63 @@ class AdamWHandle : public Napi::ObjectWrap<AdamWHandle> {
       count(s.max_exp_avg_sq());
     }
     return Napi::Number::New(info.Env(), bytes);
+  }
+
+  // libtorch keys per-parameter state by the parameter's TensorImpl address.
+  static std::string Key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+
+  // [{step, expAvg, expAvgSq}] in parameter order; null for a parameter not stepped yet.
+  // The moments are copies, so saving them cannot race a later step.
+  Napi::Value GetState(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    const auto& params = optimizer_->param_groups().at(0).params();
+    auto out = Napi::Array::New(env, params.size());
+    for (size_t i = 0; i < params.size(); i++) {
+      auto it = optimizer_->state().find(Key(params[i]));
+      if (it == optimizer_->state().end()) {
+        out.Set(i, env.Null());
+        continue;
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      auto o = Napi::Object::New(env);
+      o.Set("step", Napi::Number::New(env, static_cast<double>(s.step())));
+      o.Set("expAvg", TensorHandle::Wrap(env, s.exp_avg().clone()));
+      o.Set("expAvgSq", TensorHandle::Wrap(env, s.exp_avg_sq().clone()));
+      out.Set(i, o);
+    }
+    return out;
+  }
+  // The inverse of getState: entries are copied in (shape and dtype must match the parameter).
+  Napi::Value SetState(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto list = info[0].As<Napi::Array>();
+    const auto& params = optimizer_->param_groups().at(0).params();
+    if (list.Length() != params.size())
+      throw Napi::Error::New(env, "AdamW.setState: expected " + std::to_string(params.size()) + " entries, got " +
+                                      std::to_string(list.Length()));
+    try {
+      for (size_t i = 0; i < params.size(); i++) {
+        auto v = list.Get(i);
+        auto key = Key(params[i]);
+        if (v.IsNull() || v.IsUndefined()) {
+          optimizer_->state().erase(key);
+          continue;
+        }
+        auto o = v.As<Napi::Object>();
+        auto& m = TensorHandle::Get(o.Get("expAvg"), "expAvg");
+        auto& sq = TensorHandle::Get(o.Get("expAvgSq"), "expAvgSq");
+        if (!m.sizes().equals(params[i].sizes()) || !sq.sizes().equals(params[i].sizes()))
+          throw Napi::Error::New(env, "AdamW.setState: moment shape differs from parameter " + std::to_string(i));
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(static_cast<int64_t>(o.Get("step").As<Napi::Number>().Int64Value()));
+        s->exp_avg(m.to(params[i].options()).clone());
+        s->exp_avg_sq(sq.to(params[i].options()).clone());
+        optimizer_->state()[key] = std::move(s);
+      }
+    } catch (const c10::Error& e) {
+      throw Napi::Error::New(env, e.what_without_backtrace());
+    }
+    return env.Undefined();
   }
 
   std::unique_ptr<torch::optim::AdamW> optimizer_;

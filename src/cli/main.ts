@@ -3,6 +3,7 @@
 import { UsageError } from "./args.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
+import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 import { tokenizeCommand } from "./tokenize-command.js";
 
@@ -15,6 +16,7 @@ const commands: Record<string, Command> = {
   logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m|gpt2|llama-2-7b|…) --method M [method flags] [--json]   trainable parameters" },
   tokenize: { run: tokenizeCommand, help: "tokenize --model DIR (--text STR | --file F) [--json]   ids, tokens and offsets with the special tokens the config adds" },
+  pretrain: { run: pretrainCommand, help: "pretrain (--config F | --preset P | --init-from DIR) --data a.txt:2,b.jsonl --out DIR (--max-steps N | --max-tokens N) [--resume DIR]   causal-LM pretraining" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };
 

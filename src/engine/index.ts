@@ -4,4 +4,4 @@ export * from "./scope.js";
 export * from "./autograd.js";
 export * from "./nn.js";
 export * from "./optim.js";
-export { buildInfo, getNumThreads, setNumThreads, manualSeed, liveHandles, emptyCache, cacheStats } from "./native.js";
+export { buildInfo, getNumThreads, setNumThreads, manualSeed, getRngState, setRngState, liveHandles, emptyCache, cacheStats } from "./native.js";

@@ -81,6 +81,16 @@ export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
 
+/** The CPU generator's state (what manualSeed sets; dropout draws from it), as opaque bytes. */
+export function getRngState(): Uint8Array {
+  return new Uint8Array(native.getRngState());
+}
+
+/** Restores a state from getRngState, so later draws repeat exactly. */
+export function setRngState(state: Uint8Array): void {
+  native.setRngState(Buffer.from(state));
+}
+
 /** Live native tensor handles: count and bytes of fresh storage they own. */
 export function liveHandles(): { count: number; bytes: number } {
   return native.liveHandles();

@@ -1,6 +1,11 @@
 // AdamW (libtorch's implementation) and gradient clipping.
 import { native } from "./native.js";
-import type { Tensor } from "./tensor.js";
+import { Tensor } from "./tensor.js";
+
+/** One parameter's AdamW state (torch's AdamWParamState): steps taken and the two moments, shaped like it. */
+export interface AdamWParamState { step: number; expAvg: Tensor; expAvgSq: Tensor }
+
+type NativeParamState = { step: number; expAvg: unknown; expAvgSq: unknown } | null;
 
 export interface AdamWOptions {
   lr: number;
@@ -12,7 +17,10 @@ export interface AdamWOptions {
 }
 
 export class AdamW {
-  private readonly impl: { step(): void; zeroGrad(): void; setLr(lr: number): void; stateBytes(): number };
+  private readonly impl: {
+    step(): void; zeroGrad(): void; setLr(lr: number): void; stateBytes(): number;
+    getState(): NativeParamState[]; setState(s: NativeParamState[]): void;
+  };
   readonly params: Tensor[];
   private lrNow: number;
 
@@ -31,6 +39,18 @@ export class AdamW {
   set lr(v: number) { this.lrNow = v; this.impl.setLr(v); }
   /** Bytes of optimizer state (first and second moments). */
   stateBytes(): number { return this.impl.stateBytes(); }
+
+  /** Copies of each parameter's state, in `params` order; null where the parameter was never stepped. Caller disposes. */
+  getState(): (AdamWParamState | null)[] {
+    return this.impl.getState().map((s) => s && {
+      step: s.step, expAvg: new Tensor(s.expAvg as never), expAvgSq: new Tensor(s.expAvgSq as never),
+    });
+  }
+
+  /** Replaces the state with copies of `state` (as getState returns it); throws on a count or shape mismatch. */
+  setState(state: (AdamWParamState | null)[]): void {
+    this.impl.setState(state.map((s) => s && { step: s.step, expAvg: s.expAvg.handle, expAvgSq: s.expAvgSq.handle }));
+  }
 }
 
 /**

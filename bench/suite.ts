@@ -2,23 +2,25 @@
 // methods against a plain PyTorch peer (/usr/bin/python3 + Debian's
 // python3-torch, same threads and BLAS) in the same run, on OPT-125m's shapes.
 // Markdown tables by default; `-- --json` prints one JSON object per line;
-// `-- --quick` is a smoke run (< 3 minutes). Each configuration runs in its
-// own process so peak RSS belongs to it alone.
+// `-- --quick` is a smoke run (< 3 minutes); `-- --peer hf` adds the peer users
+// compare against, Hugging Face transformers + PEFT LoRA (scripts/hf-peer-venv.sh).
+// Each configuration runs in its own process so peak RSS belongs to it alone.
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildInfo, getNumThreads } from "../src/engine/index.js";
 import { presetConfig } from "../src/models/presets.js";
 import { shapesOf } from "../src/peft/shapes.js";
-import { peerAvailable, runPeer } from "./peer/python.js";
+import { HF_PEER_PYTHON, peerAvailable, runPeer } from "./peer/python.js";
 import { parseFlags } from "./timing.js";
 
-const { json, quick } = parseFlags(process.argv.slice(2));
+const { json, quick, hfPeer } = parseFlags(process.argv.slice(2));
 const here = dirname(fileURLToPath(import.meta.url));
 const steps = quick ? 2 : 10;
 const warmup = quick ? 1 : 3;
 const info = buildInfo();
 const noPeer = peerAvailable();
+const noHfPeer = hfPeer ? peerAvailable(HF_PEER_PYTHON, "torch, transformers, peft", "run scripts/hf-peer-venv.sh") : "not asked for (--peer hf)";
 
 interface Probe { step_ms: number; peak_rss_mib: number; trainable: number; loss_first: number; loss_last: number; losses: number[] }
 type Dtype = "float32" | "bfloat16";
@@ -31,6 +33,10 @@ function ours(args: Record<string, unknown>): Probe {
 function peer(args: Record<string, unknown>): Probe | null {
   if (noPeer) return null;
   return runPeer<Probe>("opt_peer.py", { steps, warmup, ...args })[0];
+}
+function hf(args: Record<string, unknown>): Probe | null {
+  if (noHfPeer) return null;
+  return runPeer<Probe>("hf_peer.py", { steps, warmup, ...args }, HF_PEER_PYTHON)[0];
 }
 
 // ---------------------------------------------------------------- useful FLOPs
@@ -69,7 +75,8 @@ if (!json) {
   console.log(`# randmask benchmark suite${quick ? " (quick)" : ""} — ${new Date().toISOString().slice(0, 10)}, libtorch ${info.torchVersion}, ` +
     `${getNumThreads()} threads, BLAS ${info.blasLibraries.join(", ")}`);
   console.log(`OPT-125m shapes (${shapes.totalParams.toLocaleString("en-US")} parameters), random weights, batch 8 × 64, loss on the last 2 positions; ` +
-    `median of ${steps} steps after ${warmup} warm-ups.${noPeer ? ` PyTorch peer skipped: ${noPeer}.` : ""}\n`);
+    `median of ${steps} steps after ${warmup} warm-ups.${noPeer ? ` PyTorch peer skipped: ${noPeer}.` : ""}` +
+    `${hfPeer && noHfPeer ? ` Hugging Face peer skipped: ${noHfPeer}.` : ""}\n`);
 }
 
 // ---------------------------------------------------------------- 1, 2: methods vs peers
@@ -79,9 +86,13 @@ const maskRatios = quick ? [1e-4] : [1e-3, 1e-4, 1e-5];
 for (const dtype of dtypes) {
   if (!json) process.stderr.write(`${dtype}:\n`);
   const lora = peer({ method: "lora", dtype });
+  const hfLora = hf({ dtype });
+  const hfLoraKeep = hf({ dtype, logits_to_keep: true });
   for (const ratio of maskRatios) {
     const p = ours({ method: "random-mask", options: { trainableRatio: ratio }, dtype });
     record("random-mask", ratio, dtype, "needed", p, "pytorch-lora", lora, false);
+    if (hfLora) record("random-mask", ratio, dtype, "needed", p, "hf-peft-lora", hfLora, false);
+    if (hfLoraKeep) record("random-mask", ratio, dtype, "needed", p, "hf-peft-lora-keep3", hfLoraKeep, false);
     record("random-mask", ratio, dtype, "needed", p, "pytorch-dense-mask", peer({ method: "dense-mask", density: densityOf(ratio), dtype }), false);
     if (!quick) record("random-mask", ratio, dtype, "needed", p, "pytorch-shira", peer({ method: "shira", density: densityOf(ratio), dtype }), false);
     if (dtype === "float32" && ratio === maskRatios[0]) {

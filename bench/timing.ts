@@ -21,6 +21,9 @@ export async function timeIt(fn: () => void, opts: { warmup?: number; minRuns?: 
   return { medianMs: times[Math.floor(times.length / 2)], runs: times.length };
 }
 
-export function parseFlags(argv: string[]): { json: boolean; quick: boolean } {
-  return { json: argv.includes("--json"), quick: argv.includes("--quick") };
+/** `--json`, `--quick`, and `--peer hf` (also measure the Hugging Face transformers + PEFT peer). */
+export function parseFlags(argv: string[]): { json: boolean; quick: boolean; hfPeer: boolean } {
+  const peer = argv.indexOf("--peer");
+  if (peer >= 0 && argv[peer + 1] !== "hf") throw new Error(`--peer ${argv[peer + 1] ?? ""}: expected 'hf'`);
+  return { json: argv.includes("--json"), quick: argv.includes("--quick"), hfPeer: peer >= 0 };
 }

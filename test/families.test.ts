@@ -15,6 +15,7 @@ import { attentionBias, maskedSoftmax } from "../src/models/attention.js";
 import { inverseFrequencies } from "../src/models/rotary.js";
 import type { LlamaConfig } from "../src/models/llama-config.js";
 import { sharedDir } from "./helpers.js";
+import { writeTorchZip } from "./torch-writer.js";
 
 interface Case { name: string; input_ids: number[][]; attention_mask: number[][]; position_ids: number[][]; labels: number[][];
   per_sequence_loss: number[]; logits: number[][][] }
@@ -80,6 +81,18 @@ test("gpt2: a checkpoint without the transformer. prefix (the original upload) g
   const x = ids([[0, 5, 9, 200]]);
   assert.ok(a.forward(x).logits.equal(b.forward(x).logits));
   assert.equal(sd.get("transformer.h.0.attn.c_attn.weight")!.shape.join(), "64,192", "Conv1D weights are saved [in, out]");
+  a.dispose(); b.dispose();
+}));
+
+test("gpt2: the original upload's layout — pytorch_model.bin, no transformer. prefix, no lm_head — gives the same logits", () => tidy(() => {
+  const src = join(sharedDir, "fixtures", "gpt2-tiny");
+  const a = loadCausalLM(src);
+  const dir = mkdtempSync(join(tmpdir(), "randmask-gpt2-bin-"));
+  copyFileSync(join(src, "config.json"), join(dir, "config.json"));
+  writeTorchZip(join(dir, "pytorch_model.bin"), new Map([...a.stateDict()].map(([k, v]) => [k.replace(/^transformer\./, ""), v.contiguous()])));
+  const b = loadCausalLM(dir);
+  const x = ids([[0, 5, 9, 200]]);
+  assert.ok(a.forward(x).logits.equal(b.forward(x).logits));
   a.dispose(); b.dispose();
 }));
 

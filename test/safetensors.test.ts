@@ -5,7 +5,8 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync, existsSync, rea
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tensor, tidy } from "../src/engine/index.js";
-import { loadCheckpoint, loadFile, readHeader, saveFile, saveSharded } from "../src/io/safetensors.js";
+import { loadFile, readHeader, saveFile, saveSharded } from "../src/io/safetensors.js";
+import { loadCheckpoint } from "../src/io/checkpoint.js";
 import { readConfig } from "../src/models/config.js";
 import { readModelConfig } from "../src/models/registry.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
@@ -30,6 +31,8 @@ test("load → save → load is bitwise equal, and all dtypes survive", () => ti
   a.set("extra.bf16", tensor([1.5, -2], [2], "bfloat16"));
   a.set("extra.f16", tensor([0.25], [1], "float16"));
   a.set("extra.i32", tensor([7], [1], "int32"));
+  a.set("extra.i16", tensor([-32768, 32767], [2], "int16"));
+  a.set("extra.i8", tensor([-128, 127], [2], "int8"));
   a.set("extra.bool", tensor([1, 0], [2], "bool"));
   const file = join(tmp(), "model.safetensors");
   saveFile(file, a, { format: "pt" });
@@ -80,7 +83,7 @@ test("malformed files each give their own clear error", () => {
     /tensor 'a': unsupported dtype "Q4"/);
   assert.throws(() => readHeader(craft({ a: { dtype: "F32", shape: [2], data_offsets: [8, 16] } }, 16)),
     /leaving a hole/);
-  assert.throws(() => readHeader(join(tmp(), "pytorch_model.bin")), /pickle checkpoints are never loaded/);
+  assert.throws(() => readHeader(join(tmp(), "pytorch_model.bin")), /is a PyTorch pickle checkpoint, not safetensors/);
 });
 
 test("config errors name the file and what is supported", () => {
@@ -104,7 +107,7 @@ test("a checkpoint that does not fit its config is refused with the tensor named
   const empty = tmp();
   writeFileSync(join(empty, "config.json"), JSON.stringify(cfg));
   writeFileSync(join(empty, "pytorch_model.bin"), "x");
-  assert.throws(() => OPTForCausalLM.load(empty), /pytorch_model\.bin: pickle checkpoints are never loaded/);
+  assert.throws(() => OPTForCausalLM.load(empty), /pytorch_model\.bin: truncated: 1 bytes is no PyTorch checkpoint/);
 });
 
 test("fuzz: random bytes and mutated headers never crash the reader", () => {

@@ -95,8 +95,10 @@ torch::ScalarType ParseDtype(const Napi::Value& v) {
   if (s == "int32") return torch::kInt32;
   if (s == "bool") return torch::kBool;
   if (s == "uint8") return torch::kUInt8;
+  if (s == "int16") return torch::kInt16;
+  if (s == "int8") return torch::kInt8;
   throw Napi::TypeError::New(v.Env(), "unknown dtype '" + s +
-                                          "' (expected float32, float64, bfloat16, float16, int64, int32, bool, uint8)");
+                                          "' (expected float32, float64, bfloat16, float16, int64, int32, int16, int8, bool, uint8)");
 }
 
 std::string DtypeName(torch::ScalarType t) {
@@ -109,6 +111,8 @@ std::string DtypeName(torch::ScalarType t) {
     case torch::kInt32: return "int32";
     case torch::kBool: return "bool";
     case torch::kUInt8: return "uint8";
+    case torch::kInt16: return "int16";
+    case torch::kInt8: return "int8";
     default: return c10::toString(t);
   }
 }

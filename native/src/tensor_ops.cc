@@ -50,6 +50,9 @@ OP(Expand) { WRAP(T(info, 0).expand(ToShape(info[1], "expand shape"))); }
 OP(Unsqueeze) { WRAP(T(info, 0).unsqueeze(I(info, 1))); }
 OP(Squeeze) { WRAP(T(info, 0).squeeze(I(info, 1))); }
 OP(Narrow) { WRAP(T(info, 0).narrow(I(info, 1), I(info, 2), I(info, 3))); }
+// asStrided(t, size, stride, offset): a view of t's storage (checkpoint readers
+// materialise non-contiguous saved tensors with it; bounds are checked by the caller and libtorch).
+OP(AsStrided) { WRAP(T(info, 0).as_strided(ToShape(info[1], "asStrided size"), ToShape(info[2], "asStrided stride"), I(info, 3))); }
 OP(Select) { WRAP(T(info, 0).select(I(info, 1), I(info, 2))); }
 OP(Cat) { WRAP(torch::cat(ToTensorList(info[0], "cat inputs"), I(info, 1))); }
 OP(Stack) { WRAP(torch::stack(ToTensorList(info[0], "stack inputs"), I(info, 1))); }
@@ -259,6 +262,7 @@ void RegisterTensorOps(Registry& r) {
   r.add<Squeeze>("squeeze");
   r.add<Narrow>("narrow");
   r.add<Select>("select");
+  r.add<AsStrided>("asStrided");
   r.add<Cat>("cat");
   r.add<Stack>("stack");
   r.add<Tril>("tril");

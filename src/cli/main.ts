@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // randmask command-line entry: one subcommand per job; errors print one line.
 import { UsageError } from "./args.js";
+import { convertCommand } from "./convert-command.js";
 import { infoCommand, logitsCommand } from "./model-commands.js";
 import { countCommand, mergeCommand } from "./peft-commands.js";
 import { pretrainCommand } from "./pretrain-command.js";
@@ -13,9 +14,11 @@ const commands: Record<string, Command> = {
   finetune: { run: finetuneCommand, help: "finetune --model DIR --task T --data-dir DIR --method M [--lr 1e-3 --epochs 5 --batch-size 8 --seed 0 --dtype fp32] [method flags] --out DIR" },
   eval: { run: evalCommand, help: "eval --model DIR [--adapter DIR] --task T --data-dir DIR [--split test|dev|train] [--seed 0]   metrics as JSON" },
   info: { run: infoCommand, help: "info --model DIR [--dtype fp32|bf16] [--json]      architecture, parameters, memory" },
-  logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits" },
+  logits: { run: logitsCommand, help: "logits --model DIR --input-ids '[[2,100]]' [--attention-mask '[[1,1]]']   JSON logits\n" +
+    "  logits --model DIR --pixel-values FILE.json [--head FILE.safetensors]   vision: [batch,3,H,W] normalised pixels → logits or image_embeds" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m|gpt2|llama-2-7b|…) --method M [method flags] [--json]   trainable parameters" },
   tokenize: { run: tokenizeCommand, help: "tokenize --model DIR (--text STR | --file F) [--json]   ids, tokens and offsets with the special tokens the config adds" },
+  convert: { run: convertCommand, help: "convert --model DIR --out DIR [--dtype fp32|bf16|fp16] [--max-shard-size 2GB]   .bin or safetensors → HF safetensors folder" },
   pretrain: { run: pretrainCommand, help: "pretrain (--config F | --preset P | --init-from DIR) --data a.txt:2,b.jsonl --out DIR (--max-steps N | --max-tokens N) [--resume DIR]   causal-LM pretraining" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },
 };

@@ -3,6 +3,8 @@ import { tensor, tidy, noGrad, type DType } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, isIntMatrix, jsonFlag, parseFlags, requireString } from "./args.js";
+import { isVisionModelDir } from "../models/vision/index.js";
+import { visionLogits } from "./vision-logits.js";
 
 export function dtypeFlag(flags: Record<string, unknown>): DType {
   const v = (flags.dtype as string | undefined) ?? "fp32";
@@ -12,8 +14,13 @@ export function dtypeFlag(flags: Record<string, unknown>): DType {
 }
 
 export function logitsCommand(argv: string[]): void {
-  const flags = parseFlags(argv, { model: { type: "string" }, "input-ids": { type: "string" }, "attention-mask": { type: "string" }, dtype: { type: "string" } });
+  const flags = parseFlags(argv, { model: { type: "string" }, "input-ids": { type: "string" }, "attention-mask": { type: "string" },
+    "pixel-values": { type: "string" }, head: { type: "string" }, dtype: { type: "string" } });
   const dir = requireString(flags, "model");
+  if (isVisionModelDir(dir)) {
+    if (typeof flags["pixel-values"] !== "string") throw new UsageError("--pixel-values FILE.json is required for a vision model");
+    return visionLogits(dir, flags["pixel-values"], dtypeFlag(flags), flags.head as string | undefined);
+  }
   const ids = jsonFlag(flags, "input-ids", isIntMatrix, "a rectangular JSON array of token-id rows, e.g. [[2,100,200]]");
   if (!ids) throw new UsageError("--input-ids is required");
   const mask = jsonFlag(flags, "attention-mask", isIntMatrix, "a JSON array of 0/1 rows shaped like --input-ids");

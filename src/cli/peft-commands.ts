@@ -4,9 +4,9 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } 
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type Tensor } from "../engine/index.js";
-import { checkpointFiles, readHeader, saveFile } from "../io/safetensors.js";
-import { readModelConfig, toHfModelConfig } from "../models/registry.js";
-import { loadCausalLM } from "../models/registry.js";
+import { saveFile } from "../io/safetensors.js";
+import { checkpointTensors } from "../io/checkpoint.js";
+import { loadCausalLM, readModelConfig, toHfModelConfig } from "../models/registry.js";
 import { presetConfig } from "../models/presets.js";
 import { getMethod } from "../peft/registry.js";
 import { PeftModel } from "../peft/peft-model.js";
@@ -37,7 +37,7 @@ export function mergeCommand(argv: string[]): void {
   const out = resolve(requireString(flags, "out"));
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   // keep the base checkpoint's dtype (merging itself happens in float32)
-  const embed = checkpointFiles(modelDir).flatMap((f) => readHeader(f).tensors).find((t) => /(embed_tokens|wte)\.weight$/.test(t.name));
+  const embed = checkpointTensors(modelDir).find((t) => /(embed_tokens|wte)\.weight$/.test(t.name));
   const saveDtype = embed?.dtype ?? "float32";
   const model = loadCausalLM(modelDir);
   const peft = PeftModel.load(model, requireString(flags, "adapter"));

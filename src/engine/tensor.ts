@@ -4,12 +4,12 @@
 import { native, type NativeHandle } from "./native.js";
 import { track, untrack } from "./scope.js";
 
-export type DType = "float32" | "float64" | "bfloat16" | "float16" | "int64" | "int32" | "bool" | "uint8";
+export type DType = "float32" | "float64" | "bfloat16" | "float16" | "int64" | "int32" | "int16" | "int8" | "bool" | "uint8";
 export type Device = "cpu" | `cuda${string}`;
 export type Operand = Tensor | number;
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  float32: 4, float64: 8, bfloat16: 2, float16: 2, int64: 8, int32: 4, bool: 1, uint8: 1,
+  float32: 4, float64: 8, bfloat16: 2, float16: 2, int64: 8, int32: 4, int16: 2, int8: 1, bool: 1, uint8: 1,
 };
 
 function h(x: Operand): NativeHandle | number {
@@ -55,13 +55,15 @@ export class Tensor {
   }
 
   // ------------------------------------------------------------ readback
-  toArray(): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint16Array | Uint8Array {
+  toArray(): Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint16Array | Uint8Array {
     const buf: ArrayBuffer = native.toBuffer(this.handle);
     switch (this.dtype) {
       case "float32": return new Float32Array(buf);
       case "float64": return new Float64Array(buf);
       case "int64": return new BigInt64Array(buf);
       case "int32": return new Int32Array(buf);
+      case "int16": return new Int16Array(buf);
+      case "int8": return new Int8Array(buf);
       case "bfloat16": case "float16": return new Uint16Array(buf);
       default: return new Uint8Array(buf);
     }
@@ -103,6 +105,10 @@ export class Tensor {
   /** Elements [start, start+length) along dim (a view). */
   narrow(dim: number, start: number, length: number): Tensor {
     return new Tensor(native.narrow(this.handle, dim, start, length));
+  }
+  /** A view of this tensor's storage with the given sizes, strides and element offset (torch.as_strided). */
+  asStrided(shape: number[], stride: number[], offset: number): Tensor {
+    return new Tensor(native.asStrided(this.handle, shape, stride, offset));
   }
   select(dim: number, index: number): Tensor { return new Tensor(native.select(this.handle, dim, index)); }
   tril(diagonal = 0): Tensor { return new Tensor(native.tril(this.handle, diagonal)); }
@@ -219,6 +225,8 @@ function toTyped(data: Numeric, dtype: DType): ArrayBufferView {
     case "float64": return data instanceof Float64Array ? data : Float64Array.from(data as ArrayLike<number>);
     case "int64": return data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number>, (x) => BigInt(x));
     case "int32": return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+    case "int16": return data instanceof Int16Array ? data : Int16Array.from(data as ArrayLike<number>);
+    case "int8": return data instanceof Int8Array ? data : Int8Array.from(data as ArrayLike<number>);
     case "bool": case "uint8": return data instanceof Uint8Array ? data : Uint8Array.from(data as ArrayLike<number>);
     case "bfloat16": case "float16":
       if (data instanceof Uint16Array) return data; // raw bits

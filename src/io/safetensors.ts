@@ -1,15 +1,16 @@
-// safetensors reader and writer (single file and sharded). The header is
+// safetensors reader and writer (single file and sharded; folders of either
+// format are loaded by checkpoint.ts). The header is
 // validated completely before any tensor is allocated; tensors are then read
 // one at a time straight into native memory, so loading never holds a second
 // copy of the model. Writes go to a temp file renamed into place.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { replaceAtomically, writeJsonAtomic } from "./atomic.js";
 import { type DType, DTYPE_BYTES, Tensor, fromFile } from "../engine/index.js";
 import { native } from "../engine/native.js";
 
 const FILE_DTYPES: Record<string, DType> = {
-  F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16", I64: "int64", I32: "int32", BOOL: "bool", U8: "uint8",
+  F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16", I64: "int64", I32: "int32", I16: "int16", I8: "int8", BOOL: "bool", U8: "uint8",
 };
 const DTYPE_CODES = Object.fromEntries(Object.entries(FILE_DTYPES).map(([k, v]) => [v, k])) as Record<DType, string>;
 
@@ -41,8 +42,8 @@ export interface SafetensorsHeader {
 /** Reads and validates a safetensors header; throws one SafetensorsError naming the file and tensor. */
 export function readHeader(file: string): SafetensorsHeader {
   if (/\.(bin|pt|pth|pkl)$/.test(file)) {
-    throw new SafetensorsError(file, "pickle checkpoints are never loaded (they can execute code); " +
-      "convert to safetensors, e.g. with `transformers`' save_pretrained(safe_serialization=True)");
+    throw new SafetensorsError(file, "is a PyTorch pickle checkpoint, not safetensors: load its folder with loadCheckpoint(), " +
+      "or convert it with `randmask convert`");
   }
   let fd: number;
   try { fd = openSync(file, "r"); } catch (e) {
@@ -119,42 +120,6 @@ export function loadFile(file: string, filter: (name: string) => boolean = () =>
   return out;
 }
 
-/** Where the weights of a model folder are: one file or a sharded index. */
-export function checkpointFiles(dir: string): string[] {
-  const single = join(dir, "model.safetensors");
-  const index = join(dir, "model.safetensors.index.json");
-  if (existsSync(index)) {
-    let parsed: { weight_map?: Record<string, string> };
-    try { parsed = JSON.parse(readFileSync(index, "utf8")); } catch (e) {
-      throw new SafetensorsError(index, `not valid JSON (${(e as Error).message})`);
-    }
-    if (!parsed.weight_map || typeof parsed.weight_map !== "object") throw new SafetensorsError(index, "has no weight_map object");
-    return [...new Set(Object.values(parsed.weight_map))].map((f) => join(dir, f));
-  }
-  if (existsSync(single)) return [single];
-  const pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json"].filter((f) => existsSync(join(dir, f)));
-  if (pickles.length) {
-    throw new SafetensorsError(join(dir, pickles[0]), "pickle checkpoints are never loaded (they can execute code); " +
-      "convert the folder to safetensors first (transformers: model.save_pretrained(dir, safe_serialization=True))");
-  }
-  throw new SafetensorsError(dir, "no model.safetensors or model.safetensors.index.json in this folder");
-}
-
-/** Loads a model folder's weights, single file or sharded. */
-export function loadCheckpoint(dir: string, filter?: (name: string) => boolean): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
-  try {
-    for (const f of checkpointFiles(dir)) for (const [k, v] of loadFile(f, filter)) {
-      if (out.has(k)) throw new SafetensorsError(f, `tensor '${k}' appears in more than one shard`);
-      out.set(k, v);
-    }
-  } catch (e) {
-    for (const t of out.values()) t.dispose();
-    throw e;
-  }
-  return out;
-}
-
 /** Writes tensors to `file` atomically (temp file, then rename). Keys are written sorted. */
 export function saveFile(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {
   const names = [...tensors.keys()].sort();
@@ -179,7 +144,7 @@ export function saveFile(file: string, tensors: Map<string, Tensor>, metadata: R
 }
 
 /** Writes a folder's weights as shards of at most maxShardBytes, with model.safetensors.index.json. */
-export function saveSharded(dir: string, tensors: Map<string, Tensor>, maxShardBytes: number): void {
+export function saveSharded(dir: string, tensors: Map<string, Tensor>, maxShardBytes: number, metadata: Record<string, string> = {}): void {
   const names = [...tensors.keys()].sort();
   const shards: string[][] = [[]];
   let size = 0;
@@ -194,7 +159,7 @@ export function saveSharded(dir: string, tensors: Map<string, Tensor>, maxShardB
   let total = 0;
   shards.forEach((shard, i) => {
     const fname = `model-${String(i + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`;
-    saveFile(join(dir, fname), new Map(shard.map((n) => [n, tensors.get(n)!])));
+    saveFile(join(dir, fname), new Map(shard.map((n) => [n, tensors.get(n)!])), metadata);
     for (const n of shard) {
       weightMap[n] = fname;
       total += tensors.get(n)!.numel * DTYPE_BYTES[tensors.get(n)!.dtype];

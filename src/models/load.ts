@@ -2,7 +2,7 @@
 // key renaming (prefixes real uploads omit), dtype conversion, Conv1D
 // transposition to [out, in], head tying, and one shape check against config.json.
 import { type DType, type Tensor, keep, noGrad, ones, randn, tidy, manualSeed, zeros } from "../engine/index.js";
-import { loadCheckpoint } from "../io/safetensors.js";
+import { loadCheckpoint } from "../io/checkpoint.js";
 import type { ModelConfig } from "./causal-lm.js";
 
 /** Refuses dtypes the CPU build cannot compute in, before any weight is read. */

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import {
   type DType, Tensor, cat, embedding, layerNorm, linear, reluMask, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
 } from "../engine/index.js";
-import { loadCheckpoint } from "../io/safetensors.js";
+import { loadCheckpoint } from "../io/checkpoint.js";
+import { alignKeyPrefix } from "../io/state-dict-keys.js";
 import { type OPTConfig, readConfig, parseConfig, toHfConfig } from "./config.js";
 import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type ModelFamily, type SublayerHooks, Linear,
@@ -169,7 +170,7 @@ export class OPTForCausalLM implements CausalLM {
 
   // ------------------------------------------------------------ construction
 
-  /** Loads a Hugging Face OPT folder (config.json + safetensors), converting to `dtype`. */
+  /** Loads a Hugging Face OPT folder (config.json + safetensors or pytorch_model.bin), converting to `dtype`. */
   static load(dir: string, opts: { dtype?: DType } = {}): OPTForCausalLM {
     const configFile = join(dir, "config.json");
     if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (expected a Hugging Face model folder)`);
@@ -179,8 +180,7 @@ export class OPTForCausalLM implements CausalLM {
     const raw = loadCheckpoint(dir);
     const params = new Map<string, Tensor>();
     try {
-      for (const [key, t] of raw) {
-        const name = key.startsWith("decoder.") ? `model.${key}` : key;
+      for (const [name, t] of alignKeyPrefix(raw, expectedShapes(config).keys(), "model.", dir)) {
         params.set(name, t.dtype === dtype ? t : convert(t, dtype));
       }
       checkParams(config, params, dir);

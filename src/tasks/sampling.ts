@@ -23,7 +23,8 @@ export interface SampledData {
   sizes: { train: number; dev: number; test: number };
 }
 
-function shuffled<T>(items: T[], seed: number, stream: string): T[] {
+/** A copy of `items` in a seeded Fisher–Yates order (randmask's own generator, stream `stream`). */
+export function shuffled<T>(items: T[], seed: number, stream: string): T[] {
   const a = items.slice();
   const rng = new Xoshiro128(seed, stream);
   for (let i = a.length - 1; i > 0; i--) {

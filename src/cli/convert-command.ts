@@ -1,0 +1,85 @@
+// `randmask convert`: any weights folder randmask reads (safetensors or PyTorch
+// .bin, single or sharded) → a Hugging Face safetensors folder. It works on the
+// checkpoint level (tensors as stored, config.json, tokenizer files), so it
+// converts every model family alike. The output appears whole or not at all:
+// it is written into a temp folder beside --out and renamed into place.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type DType, DTYPE_BYTES, type Tensor, noGrad } from "../engine/index.js";
+import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
+import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
+import { saveFile, saveSharded } from "../io/safetensors.js";
+import { UsageError, parseFlags, requireString } from "./args.js";
+
+const DTYPES: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16", fp16: "float16", float16: "float16" };
+const FLOATING = new Set<DType>(["float32", "float64", "float16", "bfloat16"]);
+/** Files of a Hugging Face folder that travel with the weights. */
+const SIDE_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+  "vocab.txt", "tokenizer.model", "spiece.model", "generation_config.json", "preprocessor_config.json"];
+
+/** "2GB" → 2e9 bytes, "500MiB" → 500·2²⁰, "1000" → 1000 (transformers' convert_file_size_to_int units). */
+export function parseShardSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?$/i.exec(text.trim());
+  const scale: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+  const bytes = m ? Math.floor(Number(m[1]) * scale[(m[2] ?? "B").toUpperCase()]) : NaN;
+  if (!(bytes >= 1)) throw new UsageError(`--max-shard-size ${JSON.stringify(text)}: expected a size such as 2GB, 500MB or 1GiB`);
+  return bytes;
+}
+
+export function convertCommand(argv: string[]): void {
+  const flags = parseFlags(argv, { model: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, "max-shard-size": { type: "string" } });
+  const modelDir = requireString(flags, "model");
+  const out = resolve(requireString(flags, "out"));
+  const dtypeName = flags.dtype as string | undefined;
+  if (dtypeName !== undefined && !(dtypeName in DTYPES)) throw new UsageError(`--dtype ${JSON.stringify(dtypeName)}: expected fp32, bf16 or fp16`);
+  const dtype = dtypeName === undefined ? undefined : DTYPES[dtypeName];
+  const maxShardBytes = parseShardSize((flags["max-shard-size"] as string | undefined) ?? "2GB");
+  if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
+  const configFile = join(modelDir, "config.json");
+  if (!existsSync(configFile)) throw new Error(`${modelDir}: no config.json (expected a Hugging Face model folder)`);
+  let config: Record<string, unknown>;
+  try { config = JSON.parse(readFileSync(configFile, "utf8")); } catch (e) {
+    throw new Error(`${configFile}: not valid JSON (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${configFile}: not a JSON object`);
+  const { format } = checkpointFiles(modelDir);
+
+  // the whole input is read and validated before anything is written
+  const tensors = loadCheckpoint(modelDir);
+  const owned = new Set(tensors.values());
+  const tmp = tempPathFor(out);
+  try {
+    if (dtype) castFloating(tensors, dtype, owned);
+    const total = [...tensors.values()].reduce((n, t) => n + t.numel * DTYPE_BYTES[t.dtype], 0);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    if (total <= maxShardBytes) saveFile(join(tmp, "model.safetensors"), tensors, { format: "pt" });
+    else saveSharded(tmp, tensors, maxShardBytes, { format: "pt" });
+    writeJsonAtomic(join(tmp, "config.json"), dtype ? { ...config, torch_dtype: dtype } : config);
+    for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
+    if (existsSync(out)) rmSync(out, { recursive: true });
+    renameSync(tmp, out);
+    const files = readdirSync(out).filter((f) => f.endsWith(".safetensors")).length;
+    process.stdout.write(`converted ${tensors.size} tensors (${format}) to ${out}: ${files} safetensors file(s), ` +
+      `${(total / 2 ** 20).toFixed(1)} MiB${dtype ? `, ${dtype}` : ""}\n`);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+}
+
+/** Casts every floating tensor to `dtype` in place in the map, one at a time; a tensor stored under two names (tied) is cast once. */
+function castFloating(tensors: Map<string, Tensor>, dtype: DType, owned: Set<Tensor>): void {
+  const names = new Map<Tensor, string[]>();
+  for (const [name, t] of tensors) names.set(t, [...(names.get(t) ?? []), name]);
+  for (const [t, list] of names) {
+    if (!FLOATING.has(t.dtype) || t.dtype === dtype) continue;
+    const c = noGrad(() => t.to(dtype));
+    owned.add(c);
+    for (const n of list) tensors.set(n, c);
+    t.dispose();
+    owned.delete(t);
+  }
+}

@@ -1,0 +1,89 @@
+// `randmask logits --pixel-values` for the vision fixtures, against Hugging Face's outputs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tensor } from "../src/engine/index.js";
+import { saveFile } from "../src/io/safetensors.js";
+import { repoRoot, sharedDir } from "./helpers.js";
+
+const cli = join(repoRoot, "dist", "src", "cli", "main.js");
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
+const tmp = mkdtempSync(join(tmpdir(), "vision-cli-"));
+
+function maxErr(a: unknown, b: unknown): number {
+  if (Array.isArray(a)) {
+    assert.ok(Array.isArray(b) && a.length === b.length, "shapes differ");
+    return Math.max(...a.map((x, i) => maxErr(x, (b as unknown[])[i])));
+  }
+  return Math.abs((a as number) - (b as number));
+}
+
+function fixture(name: string): { dir: string; ref: Record<string, unknown>; pixels: string } {
+  const dir = join(sharedDir, "fixtures", name);
+  const ref = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8"));
+  const pixels = join(tmp, `${name}-pixels.json`);
+  writeFileSync(pixels, JSON.stringify(ref.pixel_values));
+  return { dir, ref, pixels };
+}
+
+test("randmask logits --pixel-values prints a ViT classifier's logits", () => {
+  const { dir, ref, pixels } = fixture("vit-tiny");
+  const r = run("logits", "--model", dir, "--pixel-values", pixels);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(Object.keys(out), ["logits"]);
+  assert.ok(maxErr(out.logits, ref.logits) <= 1e-4);
+});
+
+test("randmask logits --pixel-values prints CLIP's image_embeds and last_hidden_state", () => {
+  const { dir, ref, pixels } = fixture("clip-vision-tiny");
+  const r = run("logits", "--model", dir, "--pixel-values", pixels);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(Object.keys(out).sort(), ["image_embeds", "last_hidden_state"]);
+  assert.ok(maxErr(out.image_embeds, ref.image_embeds) <= 1e-4);
+  assert.ok(maxErr(out.last_hidden_state, ref.last_hidden_state) <= 1e-4);
+});
+
+test("--head runs CLIP's features through a fixed head file (normalised by default for CLIP)", () => {
+  const { dir, ref, pixels } = fixture("clip-vision-tiny");
+  const head = join(tmp, "head.safetensors");
+  // weight rows e0 and e1 + e2 with bias (0.5, 0), no normalise flag
+  const w = new Float32Array(2 * 32);
+  w[0] = 1; w[32 + 1] = 1; w[32 + 2] = 1;
+  const t = new Map([["weight", tensor(w, [2, 32])], ["bias", tensor([0.5, 0], [2])]]);
+  saveFile(head, t);
+  const r = run("logits", "--model", dir, "--pixel-values", pixels, "--head", head);
+  assert.equal(r.status, 0, r.stderr);
+  const { logits } = JSON.parse(r.stdout);
+  (ref.image_embeds as number[][]).forEach((e, b) => {
+    const norm = Math.hypot(...e);
+    assert.ok(Math.abs(logits[b][0] - (e[0] / norm + 0.5)) < 1e-4 && Math.abs(logits[b][1] - (e[1] + e[2]) / norm) < 1e-4, `row ${b}`);
+  });
+  const wrong = join(tmp, "wrong-head.safetensors");
+  saveFile(wrong, new Map([["weight", tensor(new Float32Array(3 * 64), [3, 64])]]));
+  const bad = run("logits", "--model", dir, "--pixel-values", pixels, "--head", wrong);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /wrong-head\.safetensors: 'weight' is \[3,64\] but the model's features have 32 dimensions/);
+});
+
+test("bad pixel files give one clear error naming the file", () => {
+  const dir = join(sharedDir, "fixtures", "vit-tiny");
+  const ragged = join(tmp, "ragged.json");
+  writeFileSync(ragged, JSON.stringify([[[[0, 1], [2]]]]));
+  let r = run("logits", "--model", dir, "--pixel-values", ragged);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--pixel-values .*ragged\.json: expected a rectangular JSON array \[batch, channels, height, width\]/);
+  const small = join(tmp, "small.json");
+  writeFileSync(small, JSON.stringify([Array.from({ length: 3 }, () => Array.from({ length: 8 }, () => Array(8).fill(0)))]));
+  r = run("logits", "--model", dir, "--pixel-values", small);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /small\.json: shape \[1,3,8,8\], but the model takes \[batch, 3, 32, 32\]/);
+  r = run("logits", "--model", dir, "--pixel-values", join(tmp, "absent.json"));
+  assert.match(r.stderr, /absent\.json: cannot read as JSON/);
+  r = run("logits", "--model", dir, "--input-ids", "[[1,2]]");
+  assert.match(r.stderr, /--pixel-values FILE\.json is required for a vision model/);
+});

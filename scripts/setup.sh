@@ -60,7 +60,10 @@ if [ $configured = 0 ]; then
 fi
 
 if [ ! -d node_modules/node-addon-api ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # --ignore-scripts: npm would otherwise build the addon itself (binding.gyp),
+  # before a libtorch is chosen; the dependencies' own scripts run in rebuild.
+  npm ci --ignore-scripts --no-audit --no-fund
+  npm rebuild --no-audit --no-fund
 fi
 
 if [ $configured = 0 ]; then

@@ -36,4 +36,6 @@ export type { Example, TaskDefinition } from "./tasks/types.js";
 export { evaluate, type Metrics } from "./eval/evaluate.js";
 export { train, type TrainOptions, type TrainResult } from "./train/trainer.js";
 export { finetune, type FinetuneOptions, type RunRecord } from "./train/run.js";
+export { hessianNorm, hessianTopEigenvalue, hessianVectorProduct, type HessianEstimate } from "./analysis/hessian.js";
+export { runTheory, THEORY_DEFAULTS, type TheoryOptions, type TheoryResult } from "./analysis/theory.js";
 export { RANDMASK_VERSION } from "./version.js";

@@ -167,6 +167,12 @@ OP(Linear) {
 OP(Matmul) { WRAP(torch::matmul(T(info, 0), T(info, 1))); }
 OP(Bmm) { WRAP(torch::bmm(T(info, 0), T(info, 1))); }
 OP(Baddbmm) { WRAP(torch::baddbmm(T(info, 0), T(info, 1), T(info, 2), D(info, 3), D(info, 4))); }
+// linalgEigh(A[..., n, n]) -> [eigenvalues ascending [..., n], eigenvectors as columns [..., n, n]];
+// reads the lower triangle, like torch.linalg.eigh(A, UPLO="L").
+OP(LinalgEigh) {
+  auto res = torch::linalg_eigh(T(info, 0), "L");
+  return FromTensorList(info.Env(), {std::get<0>(res), std::get<1>(res)});
+}
 
 // ------------------------------------------------------------ nn
 OP(LayerNorm) {
@@ -309,6 +315,7 @@ void RegisterTensorOps(Registry& r) {
   r.add<Matmul>("matmul");
   r.add<Bmm>("bmm");
   r.add<Baddbmm>("baddbmm");
+  r.add<LinalgEigh>("linalgEigh");
   r.add<LayerNorm>("layerNorm");
   r.add<Embedding>("embedding");
   r.add<Dropout>("dropout");

@@ -7,6 +7,8 @@ import { countCommand, mergeCommand } from "./peft-commands.js";
 import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 import { tokenizeCommand } from "./tokenize-command.js";
+import { hessianCommand } from "./hessian-command.js";
+import { theoryCommand } from "./theory-command.js";
 
 type Command = { run: (argv: string[]) => void | Promise<void>; help: string };
 
@@ -18,6 +20,8 @@ const commands: Record<string, Command> = {
     "  logits --model DIR --pixel-values FILE.json [--head FILE.safetensors]   vision: [batch,3,H,W] normalised pixels → logits or image_embeds" },
   count: { run: countCommand, help: "count (--model DIR | --preset opt-125m|gpt2|llama-2-7b|…) --method M [method flags] [--json]   trainable parameters" },
   tokenize: { run: tokenizeCommand, help: "tokenize --model DIR (--text STR | --file F) [--json]   ids, tokens and offsets with the special tokens the config adds" },
+  hessian: { run: hessianCommand, help: "hessian --model DIR [--adapter DIR] --method M [method flags] --task T --data-dir DIR [--examples 64 --seed 0 --train-size 1000 --max-iters 100 --tol 1e-3 --json]   ‖Hessian‖₂ of the training loss" },
+  theory: { run: theoryCommand, help: "theory [--n 32 --d 4096 --r 1 --sigma 0.5 --p 1,0.5,0.1 --delta 0.05 --seed 0 --steps 1000 --draws 200] [--out DIR] [--json]   Section 5's linear-regression predictions" },
   convert: { run: convertCommand, help: "convert --model DIR --out DIR [--dtype fp32|bf16|fp16] [--max-shard-size 2GB]   .bin or safetensors → HF safetensors folder" },
   pretrain: { run: pretrainCommand, help: "pretrain (--config F | --preset P | --init-from DIR) --data a.txt:2,b.jsonl --out DIR (--max-steps N | --max-tokens N) [--resume DIR]   causal-LM pretraining" },
   merge: { run: mergeCommand, help: "merge --model DIR --adapter DIR --out DIR   standalone checkpoint with the adapter merged" },

@@ -21,7 +21,8 @@ const DATA_FLAGS: FlagSpec = {
 const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
 const nonNegInt = (v: number) => Number.isSafeInteger(v) && v >= 0;
 
-function sizes(flags: Record<string, unknown>): SampleSizes {
+/** --train-size, --dev-size, --test-size (the sampling protocol's sizes). */
+export function sizes(flags: Record<string, unknown>): SampleSizes {
   return {
     train: numberFlag(flags, "train-size", 1000, positiveInt, "a positive integer"),
     dev: numberFlag(flags, "dev-size", 500, positiveInt, "a positive integer"),

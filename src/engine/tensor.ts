@@ -162,6 +162,15 @@ export class Tensor {
   // ------------------------------------------------------------ linear algebra
   matmul(o: Tensor): Tensor { return new Tensor(native.matmul(this.handle, o.handle)); }
   bmm(o: Tensor): Tensor { return new Tensor(native.bmm(this.handle, o.handle)); }
+  /**
+   * Eigen-decomposition of a symmetric (Hermitian) matrix [..., n, n], like
+   * torch.linalg.eigh (lower triangle read): eigenvalues ascending [..., n] and
+   * orthonormal eigenvectors as columns [..., n, n].
+   */
+  eigh(): [Tensor, Tensor] {
+    const [l, v] = native.linalgEigh(this.handle);
+    return [new Tensor(l), new Tensor(v)];
+  }
 
   // ------------------------------------------------------------ indexing
   indexSelect(dim: number, index: Tensor): Tensor { return new Tensor(native.indexSelect(this.handle, dim, index.handle)); }

@@ -60,10 +60,7 @@ if [ $configured = 0 ]; then
 fi
 
 if [ ! -d node_modules/node-addon-api ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # --ignore-scripts: npm would otherwise build the addon itself (binding.gyp),
-  # before a libtorch is chosen; the dependencies' own scripts run in rebuild.
-  npm ci --ignore-scripts --no-audit --no-fund
-  npm rebuild --no-audit --no-fund
+  npm ci --no-audit --no-fund   # the root's install step builds nothing here: scripts/npm-install.mjs
 fi
 
 if [ $configured = 0 ]; then

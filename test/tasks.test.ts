@@ -9,7 +9,7 @@ import { getTask } from "../src/tasks/registry.js";
 import { sampleSplits } from "../src/tasks/sampling.js";
 import type { Example } from "../src/tasks/types.js";
 import { exactMatch, normalizeAnswer, tokenF1, bestOver } from "../src/eval/squad-metrics.js";
-import { encodeContinuation } from "../src/eval/encode.js";
+import { encodeContinuation, encodeOptions } from "../src/eval/encode.js";
 import { BpeTokenizer } from "../src/tokenizer/bpe-tokenizer.js";
 import { sharedDir } from "./helpers.js";
 
@@ -142,5 +142,24 @@ test("bad input: unknown task, missing file, malformed row with file:line, optio
   writeFileSync(join(dir, "train.jsonl"), '{"prompt": "a", "options": ["x", "y"], "label": 0}\n{oops\n');
   assert.throws(() => getTask("jsonl", dir), /train\.jsonl:2: not valid JSON/);
   const tok = BpeTokenizer.fromDir(join(sharedDir, "tokenizers", "opt"));
-  assert.throws(() => encodeContinuation(tok, "It was great", "", 100), /tokenises to zero tokens after the prompt/);
+  assert.throws(() => encodeContinuation(tok, "It was great", "", 100), /example: option "" tokenises to no tokens after the prompt/);
+});
+
+test("option scoring moves the prompt's trailing whitespace into the option (lm-evaluation-harness); an option adding no token names its row", () => {
+  const tok = BpeTokenizer.fromDir(join(sharedDir, "tokenizers", "opt"));
+  const dir = tmp();
+  const rows = [
+    { prompt: "The weather was lovely. It was ", options: ["great day", "terrible day"], label: 0 },
+    { prompt: "It was grea", options: ["t", " bad"], label: 0 },
+  ];
+  for (const f of ["train.jsonl", "validation.jsonl"]) writeFileSync(join(dir, f), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  const train = getTask("jsonl", dir).load(dir).train!;
+  const [great, terrible] = encodeOptions(tok, [train[0]], 100)[0];
+  // the whole of " great day" / " terrible day" is scored, not just " day"
+  for (const [row, text] of [[great, " great day"], [terrible, " terrible day"]] as const) {
+    assert.equal(tok.decode(row.ids.slice(row.start)), text);
+    assert.deepEqual(row.ids.slice(row.start), tok.encode("The weather was lovely. It was" + text).slice(-2));
+  }
+  // "It was grea" + "t" is "It was great": fewer tokens than the prompt alone, so the option adds none
+  assert.throws(() => encodeOptions(tok, [train[1]], 100), /train\.jsonl:2: option "t" tokenises to no tokens after the prompt/);
 });

@@ -256,22 +256,24 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   torch::manual_seed(static_cast<uint64_t>(I(info, 0)));
   return info.Env().Undefined();
 }
+torch::Tensor CpuRngState() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+void SetCpuRngState(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
 // The default CPU generator's state (dropout, init) as bytes, and back: for resumable training.
 static Napi::Value GetRngState(const Napi::CallbackInfo& info) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  torch::Tensor state;
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    state = gen.get_state();
-  }
+  torch::Tensor state = CpuRngState();
   return Napi::Buffer<uint8_t>::Copy(info.Env(), state.data_ptr<uint8_t>(), state.numel());
 }
 static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-  auto state = torch::from_blob(buf.Data(), {static_cast<int64_t>(buf.Length())}, torch::kUInt8).clone();
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
+  SetCpuRngState(torch::from_blob(buf.Data(), {static_cast<int64_t>(buf.Length())}, torch::kUInt8).clone());
   return info.Env().Undefined();
 }
 static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {

@@ -3,6 +3,11 @@
 // input; backward runs the function again with the graph on and
 // backpropagates through that recomputation. CPU backward runs on the calling
 // (JS) thread, so calling back into JS from backward is safe.
+//
+// Like torch.utils.checkpoint(preserve_rng_state=True), the recompute starts
+// from the CPU generator's state at forward time and the generator is put back
+// afterwards, so random ops (dropout) repeat their draws and the recompute
+// leaves no trace in the random stream the rest of training sees.
 #include <unordered_map>
 
 #include "common.h"
@@ -45,6 +50,7 @@ class CheckpointFn : public torch::autograd::Function<CheckpointFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input, int64_t id) {
     ctx->save_for_backward({input});
     ctx->saved_data["id"] = id;
+    ctx->saved_data["rng"] = CpuRngState();
     return CallJs(id, input.detach());
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -53,8 +59,16 @@ class CheckpointFn : public torch::autograd::Function<CheckpointFn> {
     auto input = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     torch::Tensor out;
     {
+      torch::Tensor outer = CpuRngState();
+      SetCpuRngState(ctx->saved_data["rng"].toTensor());
       torch::AutoGradMode enable(true);
-      out = CallJs(id, input);
+      try {
+        out = CallJs(id, input);
+      } catch (...) {
+        SetCpuRngState(outer);
+        throw;
+      }
+      SetCpuRngState(outer);
     }
     Callbacks_().fns.erase(id);
     torch::autograd::backward({out}, {gradOutputs[0]});

@@ -31,6 +31,10 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   bool released_ = false;
 };
 
+// The default CPU generator's state (a uint8 tensor), read and restored under its lock.
+torch::Tensor CpuRngState();
+void SetCpuRngState(const torch::Tensor& state);
+
 // Live-handle accounting, for leak tests and for reporting to V8.
 struct HandleStats {
   int64_t live = 0;

@@ -1,4 +1,5 @@
 // `randmask finetune` and `randmask eval`.
+import { join } from "node:path";
 import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
@@ -85,7 +86,8 @@ export function evalCommand(argv: string[]): void {
   const task = getTask(requireString(flags, "task"), dataDir);
   const seed = numberFlag(flags, "seed", 0, nonNegInt, "a non-negative integer");
   const sampled = loadTaskData(task, dataDir, seed, sizes(flags));
-  const tok = BpeTokenizer.fromDir((flags.tokenizer as string | undefined) ?? modelDir);
+  const tokDir = (flags.tokenizer as string | undefined) ?? modelDir;
+  const tok = BpeTokenizer.fromDir(tokDir);
   const model = loadCausalLM(modelDir, { dtype: dtypeFlag(flags) });
   const peft = flags.adapter ? PeftModel.load(model, String(flags.adapter)) : null;
   const examples = split === "train" ? sampled.train : split === "dev" ? sampled.dev : sampled.test;
@@ -93,6 +95,7 @@ export function evalCommand(argv: string[]): void {
   const metrics = evaluate(model, tok, task.kind, examples, {
     batchRows: numberFlag(flags, "eval-batch", 32, positiveInt, "a positive integer"),
     onProgress: (done) => progress.update(done),
+    sources: { tokenizer: `the tokenizer in ${tokDir}`, config: join(modelDir, "config.json") },
   });
   process.stdout.write(JSON.stringify({ task: task.name, split, adapter: flags.adapter ?? null, ...metrics }) + "\n");
   peft?.remove();

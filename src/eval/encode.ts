@@ -11,18 +11,37 @@ import { DataError, type Example } from "../tasks/types.js";
 /** A sequence (BOS first) whose tokens from `start` on are scored or trained. */
 export interface Scored { ids: number[]; start: number }
 
-export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuation: string, maxLen: number, promptIds?: number[]): Scored {
-  const p = promptIds ?? tok.encode(prompt, { addEos: false });
-  let ids = tok.encode(prompt + continuation, { addEos: false });
+/**
+ * Moves the prompt's trailing whitespace to the front of the continuation, as
+ * lm-evaluation-harness does before tokenising (a byte-level BPE spells a space
+ * with the word after it: "It was " + "great" would score only part of "great").
+ */
+function splitAtWhitespace(prompt: string, continuation: string): [string, string] {
+  const n = prompt.length - prompt.trimEnd().length;
+  return n > 0 ? [prompt.slice(0, -n), prompt.slice(-n) + continuation] : [prompt, continuation];
+}
+
+/**
+ * ids = encode(prompt + continuation), scored from the first token that differs
+ * from encode(prompt) (len(encode(prompt)) wherever the prompt's tokens are a
+ * prefix), after moving the prompt's trailing whitespace into the continuation. `where` names
+ * the row in errors (a DataError when the continuation adds no token or does not fit).
+ * `contextIds`: the prompt's encoding without its trailing whitespace, when already known.
+ */
+export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuation: string, maxLen: number, where = "example",
+  contextIds?: number[]): Scored {
+  const [context, cont] = splitAtWhitespace(prompt, continuation);
+  const p = contextIds ?? tok.encode(context, { addEos: false });
+  let ids = tok.encode(context + cont, { addEos: false });
   let start = 0;
   while (start < p.length && start < ids.length && ids[start] === p[start]) start++;
-  if (ids.length <= start) {
-    throw new DataError(`option ${JSON.stringify(continuation)}`, "tokenises to zero tokens after the prompt; an option must add at least one token");
+  if (ids.length <= p.length) {
+    throw new DataError(where, `option ${JSON.stringify(continuation)} tokenises to no tokens after the prompt; an option must add at least one token`);
   }
   if (ids.length > maxLen) {
     // drop the oldest prompt tokens (after BOS) so the option still fits
     const cut = ids.length - maxLen;
-    if (cut >= start - 1) throw new DataError(`option ${JSON.stringify(continuation.slice(0, 40))}`, `is longer than the model's ${maxLen} positions`);
+    if (cut >= start - 1) throw new DataError(where, `option ${JSON.stringify(continuation.slice(0, 40))} is longer than the model's ${maxLen} positions`);
     ids = [ids[0], ...ids.slice(1 + cut)];
     start -= cut;
   }
@@ -31,9 +50,9 @@ export function encodeContinuation(tok: BpeTokenizer, prompt: string, continuati
 
 /** One scored sequence per option of each example, in order. */
 export function encodeOptions(tok: BpeTokenizer, examples: Example[], maxLen: number): Scored[][] {
-  return examples.map((e) => {
-    const p = tok.encode(e.prompt, { addEos: false });
-    return e.options!.map((o) => encodeContinuation(tok, e.prompt, o, maxLen, p));
+  return examples.map((e, i) => {
+    const contextIds = tok.encode(splitAtWhitespace(e.prompt, "")[0], { addEos: false });
+    return e.options!.map((o) => encodeContinuation(tok, e.prompt, o, maxLen, e.source ?? `example ${i + 1}`, contextIds));
   });
 }
 
@@ -42,4 +61,22 @@ export function encodePrompt(tok: BpeTokenizer, prompt: string, maxLen: number, 
   const ids = tok.encode(prompt, { addEos: false });
   const room = maxLen - reserve;
   return ids.length <= room ? ids : [ids[0], ...ids.slice(ids.length - room + 1)];
+}
+
+/** Where token ids and the vocabulary size come from, for errors. */
+export interface VocabSources { tokenizer: string; config: string }
+
+/**
+ * Throws an Error listing the token ids (at most 8) that `vocabSize` (the
+ * model's config) does not cover, naming both files: a tokenizer and a model
+ * that do not belong together would otherwise fail deep in the embedding.
+ */
+export function checkTokenIds(rows: number[][], vocabSize: number,
+  sources: VocabSources = { tokenizer: "the tokenizer", config: "the model's config" }): void {
+  const bad = new Set<number>();
+  for (const r of rows) for (const id of r) if (id >= vocabSize || id < 0) bad.add(id);
+  if (bad.size === 0) return;
+  const ids = [...bad].sort((a, b) => a - b);
+  throw new Error(`token ids ${ids.slice(0, 8).join(", ")}${ids.length > 8 ? `, … (${ids.length} distinct)` : ""} from ${sources.tokenizer} ` +
+    `are beyond the model's vocabulary of ${vocabSize} (vocab_size in ${sources.config}): the tokenizer and the model do not belong together`);
 }

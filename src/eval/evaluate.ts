@@ -5,7 +5,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind } from "../tasks/types.js";
-import { encodeOptions, encodePrompt } from "./encode.js";
+import { type VocabSources, checkTokenIds, encodeOptions, encodePrompt } from "./encode.js";
 import { continuationLogProbs } from "./scoring.js";
 import { bestOver, exactMatch, tokenF1 } from "./squad-metrics.js";
 
@@ -16,6 +16,8 @@ export interface EvalOptions {
   batchRows?: number;
   maxNewTokens?: number;
   onProgress?: (done: number, total: number) => void;
+  /** The tokenizer's and the config's files, named when a token id is beyond the vocabulary. */
+  sources?: VocabSources;
 }
 
 export function maxLength(model: CausalLM): number { return model.config.maxPositionEmbeddings; }
@@ -23,6 +25,7 @@ export function maxLength(model: CausalLM): number { return model.config.maxPosi
 export function predictOptions(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
   const batchRows = opts.batchRows ?? 32;
   const encoded = encodeOptions(tok, examples, maxLength(model));
+  checkTokenIds(encoded.flat().map((r) => r.ids), model.config.vocabSize, opts.sources);
   const predictions: number[] = [];
   let i = 0;
   while (i < examples.length) {
@@ -51,6 +54,7 @@ export function generateAnswers(model: CausalLM, tok: BpeTokenizer, examples: Ex
   const out: string[] = [];
   for (let i = 0; i < examples.length; i += batch) {
     const prompts = examples.slice(i, i + batch).map((e) => encodePrompt(tok, e.prompt, maxLength(model), maxNew));
+    checkTokenIds(prompts, model.config.vocabSize, opts.sources);
     for (const ids of greedyGenerate(model, prompts, { maxNewTokens: maxNew, stopTokenIds: stop })) out.push(tok.decode(ids).trim());
     opts.onProgress?.(Math.min(i + batch, examples.length), examples.length);
   }

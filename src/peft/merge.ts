@@ -1,17 +1,20 @@
 // Merging a weight-delta method into the base: each target's Linear gets a
-// merged copy of its weight (the original is kept, so unmerge restores it
-// bitwise) and the method's module steps aside until unmerge.
+// merged copy of its weight (and bias, where the method changes it; the
+// originals are kept, so unmerge restores them bitwise) and the method's
+// module steps aside until unmerge.
 import { Tensor, keep, noGrad, tidy } from "../engine/index.js";
 import type { Linear, LinearModule, CausalLM } from "../models/causal-lm.js";
 
 export interface DeltaModule extends LinearModule {
   readonly base: Linear;
-  /** W + ΔW in the base weight's dtype. */
+  /** W + ΔW, computed in float32 and rounded once to the base weight's dtype. */
   mergedWeight(): Tensor;
+  /** b + Δb for methods that change the bias (LoRA's lora_bias); null or absent otherwise. */
+  mergedBias?(): Tensor | null;
 }
 
 export class DeltaMerger {
-  private originals = new Map<string, Tensor>();
+  private originals = new Map<string, { weight: Tensor; bias: Tensor | null }>();
 
   constructor(private readonly model: CausalLM, private readonly modules: Map<string, DeltaModule>) {}
 
@@ -19,9 +22,12 @@ export class DeltaMerger {
     if (this.originals.size) return;
     noGrad(() => {
       for (const [name, m] of this.modules) {
-        this.originals.set(name, m.base.weight);
+        const mergedBias = tidy(() => m.mergedBias?.() ?? null);
+        const bias = mergedBias && keep(mergedBias);
+        this.originals.set(name, { weight: m.base.weight, bias: bias && m.base.bias });
         this.model.linears.set(name, m.base);
         this.model.setParam(`${name}.weight`, keep(tidy(() => m.mergedWeight())));
+        if (bias) this.model.setParam(`${name}.bias`, bias);
       }
     });
   }
@@ -30,9 +36,12 @@ export class DeltaMerger {
     for (const [name, m] of this.modules) {
       const orig = this.originals.get(name);
       if (!orig) continue;
-      const mergedW = this.model.params.get(`${name}.weight`)!;
-      this.model.setParam(`${name}.weight`, orig);
-      mergedW.dispose();
+      for (const [suffix, t] of [["weight", orig.weight], ["bias", orig.bias]] as const) {
+        if (!t) continue;
+        const merged = this.model.params.get(`${name}.${suffix}`)!;
+        this.model.setParam(`${name}.${suffix}`, t);
+        merged.dispose();
+      }
       this.model.linears.set(name, m);
     }
     this.originals = new Map();

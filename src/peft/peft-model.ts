@@ -13,6 +13,7 @@ import type { MethodConfig, MethodDefinition, PeftInstance } from "./method.js";
 import { getMethod } from "./registry.js";
 import { shapesOf } from "./shapes.js";
 import { SparseDeltaInstance } from "./sparse-delta.js";
+import { type HfPeftExtras, hfPeftConfig, hfPeftTensors, loadHfPeft } from "./hf-peft.js";
 import { RANDMASK_VERSION } from "../version.js";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -24,8 +25,15 @@ export interface BaseFingerprint {
   numParameters: number;
   /** Shapes of the base tensors the method reads or changes. */
   shapes: Record<string, number[]>;
-  /** sha256 of those tensors (names, shapes and values as float32). */
+  /** sha256 of those tensors: names, shapes and values (see `fingerprint`). */
   hash: string;
+  /**
+   * What the values were hashed as. "bfloat16": each value rounded once to
+   * bfloat16, so a checkpoint loaded in float32 or in bfloat16 (or stored in
+   * either) gives one hash, while any change of a weight beyond bfloat16's
+   * precision changes it. Absent in adapters written before it existed (values hashed as float32).
+   */
+  hash_values?: "bfloat16";
 }
 
 export class AdapterError extends Error {
@@ -35,7 +43,13 @@ export class AdapterError extends Error {
   }
 }
 
-export function fingerprint(model: CausalLM, names: string[]): BaseFingerprint {
+/**
+ * Identifies the base a method was made for: the shapes and a hash of the base
+ * tensors it reads or changes. The hash is of the checkpoint, not of the dtype
+ * it was loaded in: values are rounded once to bfloat16 (round-to-nearest-even,
+ * exact for bf16 and the same from an fp32 value or its bf16 load).
+ */
+export function fingerprint(model: CausalLM, names: string[], values: "bfloat16" | "float32" = "bfloat16"): BaseFingerprint {
   const h = createHash("sha256");
   const shapes: Record<string, number[]> = {};
   for (const name of [...names].sort()) {
@@ -43,15 +57,20 @@ export function fingerprint(model: CausalLM, names: string[]): BaseFingerprint {
     if (!t) continue;
     shapes[name] = t.shape;
     h.update(`${name}:${t.shape.join("x")};`);
-    const f32 = noGrad(() => tidy(() => t.to("float32").toArray() as Float32Array));
-    h.update(new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength));
+    const bytes = noGrad(() => tidy(() => values === "bfloat16"
+      // bf16 has no JS array type: its bits are the high half of the float32 it widens to
+      ? new Uint16Array((t.to("bfloat16").to("float32").toArray() as Float32Array).buffer).filter((_, i) => i % 2 === 1)
+      : (t.to("float32").toArray() as Float32Array)));
+    h.update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
-  return { architecture: "CausalLM", numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
+  const fp: BaseFingerprint = { architecture: model.config.architecture, numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
+  if (values === "bfloat16") fp.hash_values = "bfloat16";
+  return fp;
 }
 
 export class PeftModel {
   private constructor(readonly model: CausalLM, readonly definition: MethodDefinition,
-    readonly instance: PeftInstance, readonly base: BaseFingerprint) {}
+    readonly instance: PeftInstance, readonly base: BaseFingerprint, private readonly hfExtras: HfPeftExtras | null = null) {}
 
   /** Attaches a freshly initialised method. `rawConfig` uses the method's option names. */
   static create(model: CausalLM, method: string, rawConfig: MethodConfig = {}): PeftModel {
@@ -78,7 +97,7 @@ export class PeftModel {
       const def = getMethod(raw.method as string);
       const config = raw.config as MethodConfig;
       const expected = raw.base_model as BaseFingerprint;
-      const actual = fingerprint(model, Object.keys(expected.shapes));
+      const actual = fingerprint(model, Object.keys(expected.shapes), expected.hash_values ?? "float32");
       for (const [name, shape] of Object.entries(expected.shapes)) {
         const got = actual.shapes[name];
         if (!got) throw new AdapterError(dir, `adapter was made for a base with tensor '${name}', which this model lacks`);
@@ -99,24 +118,9 @@ export class PeftModel {
   }
 
   private static fromHfPeft(model: CausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
-    if (raw.peft_type !== "LORA") throw new AdapterError(dir, `Hugging Face PEFT type ${JSON.stringify(raw.peft_type)} is not supported (LORA is)`);
-    if (raw.use_dora) throw new AdapterError(dir, "DoRA LoRA adapters are not supported");
-    const prefix = "base_model.model.";
-    const renamed = new Map<string, Tensor>();
-    for (const [k, v] of tensors) {
-      if (!k.startsWith(prefix)) throw new AdapterError(dir, `tensor '${k}' is not a PEFT LoRA key (expected '${prefix}…')`);
-      renamed.set(k.slice(prefix.length), v);
-    }
-    const def = getMethod("lora");
-    const config = def.resolveConfig({ r: raw.r, alpha: raw.lora_alpha, dropout: raw.lora_dropout ?? 0, targetModules: raw.target_modules },
-      shapesOf(model.config));
-    // fan_in_fan_out marks Conv1D targets (GPT-2), whose A/B are stored like nn.Linear's; randmask holds those weights [out, in] too
-    const conv = (config.targets as string[]).map((t) => model.family.isConv1D?.(t) ?? false);
-    if (raw.fan_in_fan_out === true && !conv.every(Boolean)) {
-      throw new AdapterError(dir, "fan_in_fan_out is true but the targeted modules are not Conv1D layers of this model (the adapter was made for another architecture)");
-    }
-    const instance = def.load(model, config, renamed, {});
-    return new PeftModel(model, def, instance, fingerprint(model, instance.baseTensorNames()));
+    const { instance, extras } = loadHfPeft(model, dir, raw, tensors);
+    const base = fingerprint(model, instance.baseTensorNames());
+    return new PeftModel(model, getMethod("lora"), instance, base, extras);
   }
 
   trainableParams(): Tensor[] { return this.instance.trainableParams(); }
@@ -126,6 +130,13 @@ export class PeftModel {
 
   /** Writes the adapter folder (files are written to temp names, then renamed). */
   save(dir: string, opts: { storeIndices?: boolean; format?: "randmask" | "peft" } = {}): void {
+    // refuse before creating anything
+    if (opts.format === "peft" && this.definition.name !== "lora") {
+      throw new Error(`only LoRA adapters have a Hugging Face PEFT format (this is ${this.definition.name})`);
+    }
+    if (opts.format !== "peft" && this.hfExtras?.overrides.size) {
+      throw new Error("this adapter carries trained base tensors (PEFT's bias / modules_to_save), which only the Hugging Face PEFT format holds: save with format \"peft\"");
+    }
     mkdirSync(dir, { recursive: true });
     if (opts.format === "peft") return this.saveHfPeft(dir);
     const tensors = new Map(this.instance.stateTensors());
@@ -140,30 +151,35 @@ export class PeftModel {
   }
 
   private saveHfPeft(dir: string): void {
-    if (this.definition.name !== "lora") throw new Error(`only LoRA adapters have a Hugging Face PEFT format (this is ${this.definition.name})`);
-    const c = this.instance.config;
-    const tensors = new Map<string, Tensor>();
-    for (const [k, v] of this.instance.stateTensors()) tensors.set(`base_model.model.${k}`, v);
-    saveFile(join(dir, ADAPTER_WEIGHTS), tensors, { format: "pt" });
-    writeJsonAtomic(join(dir, ADAPTER_CONFIG), {
-      peft_type: "LORA", task_type: "CAUSAL_LM", r: c.r, lora_alpha: c.alpha, lora_dropout: c.dropout,
-      target_modules: c.targetModules, bias: "none",
-      fan_in_fan_out: (c.targets as string[]).every((t) => this.model.family.isConv1D?.(t) ?? false), inference_mode: true, init_lora_weights: true,
-      base_model_name_or_path: null, revision: null, modules_to_save: null, layers_to_transform: null, layers_pattern: null,
-      rank_pattern: {}, alpha_pattern: {}, use_rslora: false, use_dora: false,
-    });
+    saveFile(join(dir, ADAPTER_WEIGHTS), hfPeftTensors(this.instance, this.hfExtras), { format: "pt" });
+    writeJsonAtomic(join(dir, ADAPTER_CONFIG), hfPeftConfig(this.instance.config, this.hfExtras,
+      (this.instance.config.targets as string[]).every((t) => this.model.family.isConv1D?.(t) ?? false)));
   }
 
-  /** The base model's state dict with this method's weight delta folded in. */
+  /**
+   * The base model's state dict with this method's weight delta folded in. It
+   * holds lm_head.weight when the adapter untied the head (a PEFT
+   * modules_to_save copy of it); the checkpoint's config must then say
+   * tie_word_embeddings: false.
+   */
   withMerged<R>(fn: (stateDict: Map<string, Tensor>) => R): R {
+    const stateDict = () => {
+      const sd = this.model.stateDict();
+      const head = this.model.params.get("lm_head.weight")!;
+      if (!sd.has("lm_head.weight") && head !== this.model.params.get("model.decoder.embed_tokens.weight")) sd.set("lm_head.weight", head);
+      return sd;
+    };
     const inPlace = this.definition.name === "full" || this.definition.name === "bitfit";
-    if (inPlace) return fn(this.model.stateDict());
+    if (inPlace) return fn(stateDict());
     if (!this.instance.merge || !this.instance.unmerge) {
       throw new Error(`${this.definition.name} adds modules rather than a weight delta, so it cannot be merged into the base weights`);
     }
     this.instance.merge();
-    try { return fn(this.model.stateDict()); } finally { this.instance.unmerge(); }
+    try { return fn(stateDict()); } finally { this.instance.unmerge(); }
   }
 
-  remove(): void { this.instance.remove(); }
+  remove(): void {
+    this.instance.remove();
+    this.hfExtras?.overrides.restore();
+  }
 }

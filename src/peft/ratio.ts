@@ -42,16 +42,34 @@ export function regionToWeight(config: MethodConfig, target: string, cols: numbe
   });
 }
 
-/** Per-matrix density p and the total trainable values aimed at. */
+/**
+ * Per-matrix density p and the total trainable values aimed at. Throws a
+ * PeftConfigError naming the option (and its flag) when that total rounds to
+ * zero, with the smallest value that gives one trainable value.
+ */
 export function densityFor(method: string, spec: DensitySpec & { maskRows?: unknown }, shapes: ModelShapes, targets: string[]): { p: number; total: number } {
   const targetSize = targets.reduce((n, t) => { const [r, c] = regionShape(spec as MethodConfig, shapes, t); return n + r * c; }, 0);
-  if (spec.density !== undefined) return { p: spec.density, total: Math.round(spec.density * targetSize) };
-  const total = spec.trainableRatio! * shapes.totalParams;
-  const p = total / targetSize;
+  const byRatio = spec.density === undefined;
+  const raw = byRatio ? spec.trainableRatio! * shapes.totalParams : spec.density! * targetSize;
+  if (Math.round(raw) === 0) throw zeroValues(method, spec, byRatio ? shapes.totalParams : targetSize);
+  if (!byRatio) return { p: spec.density!, total: Math.round(raw) };
+  const p = raw / targetSize;
   if (p > 1) {
-    throw new PeftConfigError(method, `trainableRatio ${spec.trainableRatio} asks for ${Math.round(total)} values but the targets hold only ${targetSize}`);
+    throw new PeftConfigError(method, `trainableRatio ${spec.trainableRatio} asks for ${Math.round(raw)} values but the targets hold only ${targetSize}`);
   }
-  return { p, total: Math.round(total) };
+  return { p, total: Math.round(raw) };
+}
+
+/** The error for a ratio or density that trains nothing; `of` is what it is a fraction of. */
+export function zeroValues(method: string, spec: DensitySpec, of: number, drawn = false): PeftConfigError {
+  const [what, flag, v] = spec.density === undefined ? ["trainableRatio", "--trainable-ratio", spec.trainableRatio!] : ["density", "--density", spec.density];
+  // 0.5 / of rounds to one value; shown rounded up to three digits so that it does
+  const step = 10 ** (Math.floor(Math.log10(0.5 / of)) - 2);
+  const smallest = Number((Math.ceil(0.5 / of / step) * step).toPrecision(3));
+  return new PeftConfigError(method, `${what} (${flag}) ${v} gives 0 trainable values ` +
+    `(${v} × ${of.toLocaleString("en-US")} ${spec.density === undefined ? "parameters" : "target entries"}` +
+    `${drawn ? ", and this seed's Bernoulli mask drew none" : ` = ${(v * of).toPrecision(3)}`}); ` +
+    `the smallest ${what} that gives one value is ${smallest}${drawn ? " in expectation (--mask-kind exact gives exactly that many)" : ""}`);
 }
 
 /** The options both masking methods share: targets, ratio or density, seed. */

@@ -17,13 +17,13 @@ function row(obj: Record<string, unknown>, where: string): Example {
     if (!Number.isInteger(label) || (label as number) < 0 || (label as number) >= options.length) {
       throw new DataError(where, `field "label" must be an integer in [0, ${options.length}), got ${JSON.stringify(label)}`);
     }
-    return { prompt, options: options as string[], label: label as number };
+    return { prompt, options: options as string[], label: label as number, source: where };
   }
   const answers = obj.answers;
   if (!isArray(answers) || answers.length === 0 || !answers.every((a) => typeof a === "string")) {
     throw new DataError(where, 'expected either "options" + "label" (classification) or "answers" (a non-empty list of strings)');
   }
-  return { prompt, answers: answers as string[] };
+  return { prompt, answers: answers as string[], source: where };
 }
 
 function kindOf(examples: Example[], file: string): TaskKind {

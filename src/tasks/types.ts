@@ -14,6 +14,8 @@ export interface Example {
   answers?: string[];
   /** Examples sharing a group (passage, article) stay on one side of a split. */
   group?: string;
+  /** Where the row came from (file:line), for errors. */
+  source?: string;
 }
 
 export type TaskKind = "classification" | "generation";

@@ -15,9 +15,9 @@ export function prepare(tok: BpeTokenizer, kind: TaskKind, objective: TrainObjec
   if (kind === "classification" && objective === "options") {
     return encodeOptions(tok, examples, maxLen).map((rows, i) => ({ kind: "options", rows, label: examples[i].label! }));
   }
-  return examples.map((e) => {
+  return examples.map((e, i) => {
     const target = kind === "classification" ? e.options![e.label!] : ` ${e.answers![0]}\n`;
-    return { kind: "lm", row: encodeContinuation(tok, e.prompt, target, maxLen) };
+    return { kind: "lm", row: encodeContinuation(tok, e.prompt, target, maxLen, e.source ?? `example ${i + 1}`) };
   });
 }
 

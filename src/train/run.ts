@@ -49,6 +49,8 @@ export interface RunRecord {
   wall_time_s: number;
   data: { task: string; seed: number; train: number; dev: number; test: number; fallback_from_validation: boolean };
   config: Record<string, unknown>;
+  /** What the saved adapter records beyond its tensors (its config's "meta"; AdaLoRA: the ranks kept). */
+  method_state: Record<string, unknown>;
   randmask_version: string;
 }
 
@@ -101,6 +103,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       wall_time_s: (Date.now() - started) / 1000,
       data: { task: task.name, seed: o.train.seed, ...sampled.sizes, fallback_from_validation: sampled.fallback },
       config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, ...o.train },
+      method_state: peft.instance.stateMeta(),
       randmask_version: RANDMASK_VERSION,
     };
     writeJsonAtomic(join(out, "metrics.json"), record);

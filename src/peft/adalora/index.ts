@@ -25,8 +25,11 @@ class AdaLoraModule implements DeltaModule {
     const h = dropout(x, this.dropoutP, this.model.training);
     return this.base.forward(x).add(linear(linear(h, c(this.a.mul(this.e))), c(this.b)), this.factor);
   }
-  /** W + B·diag(E)·A·α/(r+1e-5) in the base weight's dtype. */
-  mergedWeight(): Tensor { return this.base.weight.add(this.b.matmul(this.a.mul(this.e)).mul(this.factor).to(this.base.weight.dtype)); }
+  /** W + B·diag(E)·A·α/(r+1e-5), computed in float32 and rounded once to the base weight's dtype. */
+  mergedWeight(): Tensor {
+    const w = this.base.weight;
+    return w.to("float32").add(this.b.matmul(this.a.mul(this.e)), this.factor).to(w.dtype);
+  }
 }
 
 interface Sensitivity { ipt: Tensor; unc: Tensor }
@@ -68,7 +71,16 @@ class AdaLoraInstance implements PeftInstance {
     for (const [n, m] of this.modules) { out.set(`${n}.lora_A`, m.a); out.set(`${n}.lora_E`, m.e); out.set(`${n}.lora_B`, m.b); }
     return out;
   }
-  stateMeta(): Record<string, unknown> { return {}; }
+  /**
+   * The ranks kept: non-zero entries of E per module. Masking happens on a
+   * schedule, so the weights of an epoch before the final budget (the best
+   * epoch, say) can hold more than targetR × modules.
+   */
+  stateMeta(): Record<string, unknown> {
+    const ranks = Object.fromEntries([...this.modules].map(([n, m]) => [n, noGrad(() => tidy(() => m.e.ne(0).sum().item()))]));
+    const total = Object.values(ranks).reduce((a, b) => a + b, 0);
+    return { ranks_kept: ranks, total_rank: total, rank_budget: (this.config.targetR as number) * this.modules.size };
+  }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
 
   /** orthRegWeight · mean over A and B of ‖PPᵀ − I‖_F (P = A, or Bᵀ). */

@@ -3,7 +3,7 @@
 import type { Tensor } from "../../engine/index.js";
 import type { CausalLM } from "../../models/causal-lm.js";
 import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
-import { densityFor, regionShape, regionToWeight, resolveMaskOptions } from "../ratio.js";
+import { densityFor, regionShape, regionToWeight, resolveMaskOptions, zeroValues } from "../ratio.js";
 import { shapesOf, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
@@ -23,6 +23,11 @@ function drawMasks(config: MethodConfig, shapes: ModelShapes): Map<string, numbe
     const idx = config.maskKind === "exact" ? exactIndices(sizes[i], counts[i], rng) : bernoulliIndices(sizes[i], p, rng);
     out.set(t, regionToWeight(config, t, regions[i][1], idx));
   });
+  // a Bernoulli mask aiming at a few values can draw none: training nothing is an error, not a run
+  if ([...out.values()].every((l) => l.length === 0)) {
+    const spec = config as { trainableRatio?: number; density?: number };
+    throw zeroValues(NAME, spec, spec.density === undefined ? shapes.totalParams : sizes.reduce((a, b) => a + b, 0), true);
+  }
   return out;
 }
 

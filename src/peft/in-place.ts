@@ -3,6 +3,7 @@
 import { Tensor, noGrad, keep } from "../engine/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { MethodConfig, PeftInstance } from "./method.js";
+import { changeNorm } from "./delta-norm.js";
 
 export class InPlaceInstance implements PeftInstance {
   private readonly tensors = new Map<string, Tensor>();
@@ -32,6 +33,8 @@ export class InPlaceInstance implements PeftInstance {
   stateTensors(): Map<string, Tensor> { return new Map(this.tensors); }
   stateMeta(): Record<string, unknown> { return {}; }
   baseTensorNames(): string[] { return [...this.tensors.keys()]; }
+  /** ‖W − W₀‖ over the trained tensors: here the trainable tensors are the weights. */
+  weightDeltaNorm(initial: Tensor[]): number { return changeNorm(this.trainableParams(), initial); }
 
   remove(): void {
     for (const [name, t] of this.tensors) {

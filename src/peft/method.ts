@@ -25,6 +25,13 @@ export interface PeftInstance {
   regularizationLoss?(): Tensor | null;
   /** Called after each optimizer step, before gradients are cleared (AdaLoRA's rank allocation). */
   afterOptimizerStep?(step: number): void;
+  /**
+   * ‖ΔW‖: the ℓ2 norm of the method's effective weight change since `initial` (a snapshot of
+   * trainableParams(), same order and shapes), per module in Frobenius norm, summed in quadrature
+   * (LoRA: ‖(α/r)·(BA − B₀A₀)‖; masking: ‖S − S₀‖; in-place methods: ‖W − W₀‖). Absent for methods that
+   * add modules rather than a weight delta (adapter, prefix). The paper's distance from init (Fig. 4c).
+   */
+  weightDeltaNorm?(initial: Tensor[]): number;
   /** Folds a weight delta into the base weights (swapping in merged copies); undone by unmerge. */
   merge?(): void;
   unmerge?(): void;

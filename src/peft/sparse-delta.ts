@@ -4,6 +4,7 @@
 import { Tensor, tensor, zeros, sparseDeltaLinear } from "../engine/index.js";
 import { Linear, type CausalLM } from "../models/causal-lm.js";
 import { DeltaMerger, type DeltaModule } from "./merge.js";
+import { changeNorm } from "./delta-norm.js";
 import type { PeftInstance, MethodConfig } from "./method.js";
 
 export class SparseDeltaModule implements DeltaModule {
@@ -55,6 +56,9 @@ export class SparseDeltaInstance implements PeftInstance {
   }
   stateMeta(): Record<string, unknown> { return this.meta; }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
+
+  /** ‖S − S₀‖: the indices are distinct, so the dense delta's norm is that of the values' change. */
+  weightDeltaNorm(initial: Tensor[]): number { return changeNorm(this.trainableParams(), initial); }
 
   merge(): void { this.merger.merge(); }
   unmerge(): void { this.merger.unmerge(); }

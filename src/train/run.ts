@@ -14,7 +14,7 @@ import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling.js";
 import { evaluate, type Metrics } from "../eval/evaluate.js";
 import { RANDMASK_VERSION } from "../version.js";
-import { train, stepsPerEpoch, type TrainOptions } from "./trainer.js";
+import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
 import { lineChartSvg } from "./plot.js";
 
 export interface FinetuneOptions {
@@ -33,6 +33,8 @@ export interface FinetuneOptions {
   gradientCheckpointing?: boolean;
   /** How the adapter is written (see PeftModel.save). */
   save?: { storeIndices?: boolean; format?: "randmask" | "peft" };
+  /** False leaves `test` null (an LR sweep scores only the chosen run on test). Default true. */
+  evaluateTest?: boolean;
 }
 
 export interface RunRecord {
@@ -41,7 +43,9 @@ export interface RunRecord {
   test: Metrics | null;
   best_dev: Metrics | null;
   best_epoch: number | null;
-  dev_per_epoch: { epoch: number; train_loss: number; dev: Metrics }[];
+  dev_per_epoch: { epoch: number; train_loss: number; dev: Metrics; distance: Distance }[];
+  /** ℓ2 distance from init of the saved (best-epoch) weights: trainable tensors and effective weight change. */
+  distance_from_init: Distance;
   train_loss: { step: number; loss: number }[];
   trainable_params: number;
   trainable_ratio: number;
@@ -85,7 +89,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   try {
     const result = await train(peft, tok, task, sampled, { ...o.train, log, quiet: o.quiet ?? false });
     // test metrics only for weights that are not diverged: the best completed epoch
-    const test = result.bestEpoch !== null ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
+    const test = result.bestEpoch !== null && (o.evaluateTest ?? true) ? evaluate(model, tok, task.kind, sampled.test, { batchRows: o.train.evalBatchRows }) : null;
     if (test) log(`test (epoch ${result.bestEpoch} weights): ${JSON.stringify(test)}`);
     if (result.bestEpoch !== null) peft.save(join(out, "adapter"), o.save);
 
@@ -95,7 +99,8 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       test,
       best_dev: result.bestDev,
       best_epoch: result.bestEpoch,
-      dev_per_epoch: result.epochs.map((e) => ({ epoch: e.epoch, train_loss: e.trainLoss, dev: e.dev })),
+      dev_per_epoch: result.epochs.map((e) => ({ epoch: e.epoch, train_loss: e.trainLoss, dev: e.dev, distance: e.distance })),
+      distance_from_init: result.distance,
       train_loss: result.losses,
       trainable_params: peft.trainableCount(),
       trainable_ratio: peft.trainableRatio(),

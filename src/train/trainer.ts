@@ -12,6 +12,7 @@ import { Xoshiro128 } from "../peft/rng.js";
 import { batchLoss, prepare } from "./objectives.js";
 import { lrAt, type ScheduleName } from "./schedule.js";
 import { Progress } from "./progress.js";
+import { changeNorm } from "../peft/delta-norm.js";
 
 export interface TrainOptions {
   lr: number;
@@ -35,7 +36,16 @@ export interface TrainOptions {
   quiet: boolean;
 }
 
-export interface EpochRecord { epoch: number; trainLoss: number; dev: Metrics }
+/** ℓ2 distances from the initial weights: of the trainable tensors, and of the effective weight change (PeftInstance.weightDeltaNorm; null for methods without one). */
+export interface Distance { trainable: number; weight: number | null }
+
+/** The defaults of `randmask finetune` (MeZO/the paper's fine-tuning setup, constant LR). */
+export const TRAIN_DEFAULTS: Omit<TrainOptions, "log" | "quiet"> = {
+  lr: 1e-3, epochs: 5, batchSize: 8, gradAccum: 1, maxGradNorm: 1.0, schedule: "constant", warmupRatio: 0, weightDecay: 0,
+  divergenceFactor: 5, seed: 0, evalBatchRows: 32,
+};
+
+export interface EpochRecord { epoch: number; trainLoss: number; dev: Metrics; distance: Distance }
 
 export interface TrainResult {
   status: "completed" | "diverged";
@@ -47,6 +57,8 @@ export interface TrainResult {
   bestEpoch: number | null;
   bestDev: Metrics | null;
   steps: number;
+  /** Distance from init of the weights the model holds at the end. */
+  distance: Distance;
 }
 
 export function stepsPerEpoch(trainSize: number, batchSize: number): number {
@@ -65,8 +77,11 @@ export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
   const total = perEpoch * o.epochs;
   const warmup = Math.round(o.warmupRatio * total);
   const micro = o.batchSize / o.gradAccum;
-  const result: TrainResult = { status: "completed", losses: [], epochs: [], bestEpoch: null, bestDev: null, steps: 0 };
+  const result: TrainResult = { status: "completed", losses: [], epochs: [], bestEpoch: null, bestDev: null, steps: 0,
+    distance: { trainable: 0, weight: null } };
   let best: Tensor[] | null = null;
+  const initial = params.map((p) => keep(noGrad(() => p.detach().clone())));
+  const distance = (): Distance => ({ trainable: changeNorm(params, initial), weight: peft.instance.weightDeltaNorm?.(initial) ?? null });
   manualSeed(o.seed);
   const progress = new Progress("train", total * o.batchSize, "ex", process.stderr, o.quiet);
 
@@ -114,9 +129,9 @@ export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
       opt.zeroGrad();
       if (result.status === "diverged") break;
       const dev = evaluate(model, tok, task.kind, data.dev, { batchRows: o.evalBatchRows });
-      const record = { epoch, trainLoss: epochLoss / perEpoch, dev };
+      const record = { epoch, trainLoss: epochLoss / perEpoch, dev, distance: distance() };
       result.epochs.push(record);
-      o.log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}, dev ${JSON.stringify(dev)}`);
+      o.log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}, dev ${JSON.stringify(dev)}, distance from init ${JSON.stringify(record.distance)}`);
       if (result.bestDev === null || headline(dev) > headline(result.bestDev)) {
         best?.forEach((t) => t.dispose());
         best = params.map((p) => keep(noGrad(() => p.detach().clone())));
@@ -133,6 +148,8 @@ export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
       noGrad(() => params.forEach((p, i) => p.copy_(best![i])));
       best.forEach((t) => t.dispose());
     }
+    result.distance = distance();
+    initial.forEach((t) => t.dispose());
   }
   return result;
 }

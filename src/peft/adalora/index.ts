@@ -7,6 +7,7 @@
 import { Tensor, linear, dropout, tidy, noGrad, keep, zeros, randn, cat, eye, manualSeed } from "../../engine/index.js";
 import { Linear, type CausalLM } from "../../models/causal-lm.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
+import { deltaNorm } from "../delta-norm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets } from "../targets.js";
@@ -18,7 +19,7 @@ const NAME = "adalora";
 class AdaLoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly e: Tensor, readonly b: Tensor,
     readonly scaling: number, readonly dropoutP: number, private readonly model: CausalLM) {}
-  private get factor(): number { return this.scaling / (this.a.size(0) + 1e-5); }
+  get factor(): number { return this.scaling / (this.a.size(0) + 1e-5); }
   forward(x: Tensor): Tensor {
     const dt = this.base.weight.dtype;
     const c = (t: Tensor) => (t.dtype === dt ? t : t.to(dt));
@@ -82,6 +83,13 @@ class AdaLoraInstance implements PeftInstance {
     return { ranks_kept: ranks, total_rank: total, rank_budget: (this.config.targetR as number) * this.modules.size };
   }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
+  /** sqrt(Σ‖f·(B·diag(E)·A − B₀·diag(E₀)·A₀)‖_F²), f = α/(r+1e-5); `initial` is [A₀, E₀, B₀] per module. */
+  weightDeltaNorm(initial: Tensor[]): number {
+    return deltaNorm([...this.modules.values()].map((m, i) => () => {
+      const [a0, e0, b0] = initial.slice(3 * i, 3 * i + 3);
+      return m.b.matmul(m.a.mul(m.e)).sub(b0.matmul(a0.mul(e0))).mul(m.factor);
+    }));
+  }
 
   /** orthRegWeight · mean over A and B of ‖PPᵀ − I‖_F (P = A, or Bᵀ). */
   regularizationLoss(): Tensor | null {

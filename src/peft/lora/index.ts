@@ -5,6 +5,7 @@
 import { Tensor, linear, dropout, zeros } from "../../engine/index.js";
 import { Linear, type CausalLM } from "../../models/causal-lm.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
+import { deltaNorm } from "../delta-norm.js";
 import { PeftConfigError, type MethodConfig, type MethodDefinition, type PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets, patternKey } from "../targets.js";
@@ -86,6 +87,19 @@ export class LoraInstance implements PeftInstance {
   }
   stateMeta(): Record<string, unknown> { return {}; }
   baseTensorNames(): string[] { return [...this.modules.keys()].map((n) => `${n}.weight`); }
+
+  /**
+   * sqrt(Σ‖(α/r)·(BA − B₀A₀)‖_F²) over modules (the LoRA bias, a bias change, is not part of ΔW);
+   * `initial` holds [A₀, B₀(, b_B₀)] per module, in trainableParams() order.
+   */
+  weightDeltaNorm(initial: Tensor[]): number {
+    let at = 0;
+    return deltaNorm([...this.modules.values()].map((m) => {
+      const [a0, b0] = [initial[at], initial[at + 1]];
+      at += m.bBias ? 3 : 2;
+      return () => m.b.matmul(m.a).sub(b0.matmul(a0)).mul(m.scaling);
+    }));
+  }
 
   merge(): void { this.merger.merge(); }
   unmerge(): void { this.merger.unmerge(); }

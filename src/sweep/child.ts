@@ -1,0 +1,23 @@
+// One sweep run in its own process (so a crash or a kill stays isolated):
+// `node child.js RUN_ID CONFIG_JSON OUT_DIR`. The parent holds our stdin open;
+// when it dies the pipe closes and we exit, so no orphan keeps training.
+import { finetune } from "../train/run.js";
+import type { RunConfig } from "./spec.js";
+
+process.stdin.on("end", () => process.exit(143));
+process.stdin.resume();
+
+const [, configJson, out] = process.argv.slice(2);
+const c = JSON.parse(configJson) as RunConfig;
+try {
+  await finetune({
+    modelDir: c.model, tokenizerDir: c.tokenizer ?? undefined, task: c.task, dataDir: c.dataDir, method: c.method,
+    methodOptions: c.methodOptions, dtype: c.dtype, out, sizes: c.sizes, train: c.train, quiet: true,
+    gradientCheckpointing: c.gradientCheckpointing,
+  });
+  process.exit(0);
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  if (process.env.RANDMASK_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,196 @@
+// Sweep files: the paper's grids (model × task × method × trainable ratio ×
+// learning rate × seed × epochs) as one JSON or YAML file, expanded into fully
+// resolved run configurations, each identified by a hash of its configuration.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import type { DType } from "../engine/index.js";
+import type { MethodConfig } from "../peft/method.js";
+import { getMethod } from "../peft/registry.js";
+import { shapesOf } from "../peft/shapes.js";
+import { readConfig } from "../models/config.js";
+import { getTask } from "../tasks/registry.js";
+import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
+import { SCHEDULES } from "../train/schedule.js";
+import { TRAIN_DEFAULTS, type TrainOptions } from "../train/trainer.js";
+
+/** Everything one fine-tuning run depends on; its hash is the run's identity. */
+export interface RunConfig {
+  /** Absolute path of the model folder. */
+  model: string;
+  tokenizer: string | null;
+  task: string;
+  /** Absolute path of the data folder. */
+  dataDir: string;
+  method: string;
+  /** The method's raw options (trainableRatio, and seed = the run's seed unless given). */
+  methodOptions: MethodConfig;
+  dtype: DType;
+  sizes: SampleSizes;
+  train: Omit<TrainOptions, "log" | "quiet">;
+  gradientCheckpointing: boolean;
+}
+
+export interface SweepRun { id: string; config: RunConfig }
+export interface Sweep { name: string; file: string; runs: SweepRun[] }
+
+export class SweepFileError extends Error {
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = "SweepFileError";
+  }
+}
+
+type TrainFixed = Omit<RunConfig["train"], "lr" | "epochs" | "seed">;
+const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS).filter((k) => !["lr", "epochs", "seed"].includes(k)) as (keyof TrainFixed)[];
+const GRID_KEYS = ["lrs", "seeds", "epochs", "train", "options"] as const;
+const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "methods", ...GRID_KEYS];
+
+/** JSON with sorted keys: equal configurations give equal text, hence equal ids. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The run's identity: the first 16 hex digits of sha256 over its canonical configuration. */
+export function runId(config: RunConfig): string {
+  return createHash("sha256").update(canonicalJson(config)).digest("hex").slice(0, 16);
+}
+
+/**
+ * Reads a sweep file (`.json`, or `.yaml`/`.yml`) and expands it into runs.
+ * Paths in it are relative to the file. Throws SweepFileError naming the file
+ * and key for anything malformed, an unknown method, task or method option, or
+ * a missing model folder, before anything is written.
+ */
+export function loadSweep(file: string): Sweep {
+  if (!existsSync(file)) throw new SweepFileError(file, "not found");
+  const text = readFileSync(file, "utf8");
+  let raw: unknown;
+  try {
+    raw = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new SweepFileError(file, `not valid ${/\.ya?ml$/i.test(file) ? "YAML" : "JSON"} (${(e as Error).message})`);
+  }
+  return expandSweep(raw, file);
+}
+
+export function expandSweep(raw: unknown, file: string): Sweep {
+  const fail = (msg: string): never => { throw new SweepFileError(file, msg); };
+  const base = dirname(resolve(file));
+  const top = object(raw, "the top level", fail);
+  unknownKeys(top, TOP_KEYS, "", fail);
+  const models = list(top.models, "models", fail, isString, "folder paths").map((m) => resolve(base, m));
+  const tasks = list(top.tasks, "tasks", fail, isString, "task names");
+  if (typeof top.dataDir !== "string") fail("dataDir: expected the data folder's path");
+  const dataDir = resolve(base, top.dataDir as string);
+  const tokenizer = top.tokenizer === undefined || top.tokenizer === null ? null : resolve(base, string(top.tokenizer, "tokenizer", fail));
+  const dtype = dtypeOf(top.dtype, fail);
+  const sizes = sizesOf(top.sizes, fail);
+  const checkpointing = top.gradientCheckpointing === undefined ? false : bool(top.gradientCheckpointing, "gradientCheckpointing", fail);
+  for (const t of tasks) { try { getTask(t, dataDir); } catch (e) { fail(`tasks: ${(e as Error).message}`); } }
+  const shapes = models.map((m) => {
+    if (!existsSync(join(m, "config.json"))) fail(`models: ${m} has no config.json`);
+    return shapesOf(readConfig(join(m, "config.json")));
+  });
+
+  const entries = list(top.methods, "methods", fail, (v): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v), "objects");
+  const runs: SweepRun[] = [];
+  entries.forEach((entry, i) => {
+    const at = `methods[${i}]`;
+    unknownKeys(entry, ["method", "trainableRatios", ...GRID_KEYS], `${at}.`, fail);
+    const method = string(entry.method, `${at}.method`, fail);
+    let def;
+    try { def = getMethod(method); } catch (e) { fail(`${at}.method: ${(e as Error).message}`); }
+    // a method entry's own grid replaces the top level's
+    const grid = (key: "lrs" | "seeds" | "epochs", check: (v: unknown) => v is number, what: string, dflt?: number): number[] => {
+      const [v, where] = entry[key] !== undefined ? [entry[key], `${at}.${key}`] : [top[key], key];
+      return v === undefined && dflt !== undefined ? [dflt] : list(v, where, fail, check, what);
+    };
+    const lrs = grid("lrs", (v): v is number => typeof v === "number" && v > 0 && Number.isFinite(v), "positive numbers");
+    const seeds = grid("seeds", (v): v is number => Number.isSafeInteger(v) && (v as number) >= 0, "non-negative integers", TRAIN_DEFAULTS.seed);
+    const epochs = grid("epochs", (v): v is number => Number.isSafeInteger(v) && (v as number) > 0, "positive integers", TRAIN_DEFAULTS.epochs);
+    const ratios: (number | undefined)[] = entry.trainableRatios === undefined ? [undefined]
+      : list(entry.trainableRatios, `${at}.trainableRatios`, fail, (v): v is number => typeof v === "number" && v > 0 && v <= 1, "numbers in (0, 1]");
+    const fixed = trainOf({ ...(top.train === undefined ? {} : object(top.train, "train", fail)),
+      ...(entry.train === undefined ? {} : object(entry.train, `${at}.train`, fail)) }, entry.train !== undefined ? `${at}.train` : "train", fail);
+    const options = { ...(top.options === undefined ? {} : object(top.options, "options", fail)),
+      ...(entry.options === undefined ? {} : object(entry.options, `${at}.options`, fail)) };
+    models.forEach((model, mi) => {
+      for (const task of tasks) for (const ratio of ratios) for (const lr of lrs) for (const ep of epochs) for (const seed of seeds) {
+        const methodOptions: MethodConfig = { ...options, ...(ratio === undefined ? {} : { trainableRatio: ratio }) };
+        if (methodOptions.seed === undefined) methodOptions.seed = seed; // the mask follows the run's seed, as in finetune
+        try { def!.resolveConfig(methodOptions, shapes[mi]); } catch (e) { fail(`${at}: ${(e as Error).message}`); }
+        const config: RunConfig = { model, tokenizer, task, dataDir, method, methodOptions, dtype, sizes,
+          train: { ...fixed, lr, epochs: ep, seed }, gradientCheckpointing: checkpointing };
+        runs.push({ id: runId(config), config });
+      }
+    });
+  });
+  const unique = new Map(runs.map((r) => [r.id, r]));
+  const name = top.name === undefined ? file.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/i, "") : string(top.name, "name", fail);
+  return { name, file: resolve(file), runs: [...unique.values()] };
+}
+
+// ------------------------------------------------------------ validation helpers
+
+type Fail = (msg: string) => never;
+const isString = (v: unknown): v is string => typeof v === "string" && v !== "";
+
+function object(v: unknown, at: string, fail: Fail): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) fail(`${at}: expected an object`);
+  return v as Record<string, unknown>;
+}
+function string(v: unknown, at: string, fail: Fail): string {
+  if (!isString(v)) fail(`${at}: expected a non-empty string`);
+  return v as string;
+}
+function bool(v: unknown, at: string, fail: Fail): boolean {
+  if (typeof v !== "boolean") fail(`${at}: expected true or false`);
+  return v as boolean;
+}
+function list<T>(v: unknown, at: string, fail: Fail, check: (x: unknown) => x is T, what: string): T[] {
+  if (!Array.isArray(v) || v.length === 0 || !v.every(check)) fail(`${at}: expected a non-empty list of ${what}`);
+  return v as T[];
+}
+function unknownKeys(o: Record<string, unknown>, known: readonly string[], prefix: string, fail: Fail): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) fail(`unknown key '${prefix}${k}' (expected one of ${known.join(", ")})`);
+}
+function dtypeOf(v: unknown, fail: Fail): DType {
+  const map: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16" };
+  if (v === undefined) return "float32";
+  if (typeof v !== "string" || !(v in map)) fail(`dtype: expected fp32 or bf16, got ${JSON.stringify(v)}`);
+  return map[v as string];
+}
+function sizesOf(v: unknown, fail: Fail): SampleSizes {
+  if (v === undefined) return DEFAULT_SIZES;
+  const o = object(v, "sizes", fail);
+  unknownKeys(o, ["train", "dev", "test"], "sizes.", fail);
+  const out = { ...DEFAULT_SIZES };
+  for (const k of ["train", "dev", "test"] as const) {
+    if (o[k] === undefined) continue;
+    if (!Number.isSafeInteger(o[k]) || (o[k] as number) <= 0) fail(`sizes.${k}: expected a positive integer`);
+    out[k] = o[k] as number;
+  }
+  return out;
+}
+function trainOf(o: Record<string, unknown>, at: string, fail: Fail): TrainFixed {
+  unknownKeys(o, TRAIN_KEYS, `${at}.`, fail);
+  const out = Object.fromEntries(TRAIN_KEYS.map((k) => [k, TRAIN_DEFAULTS[k]])) as unknown as TrainFixed;
+  for (const k of TRAIN_KEYS) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (k === "schedule") {
+      if (!SCHEDULES.includes(v as never)) fail(`${at}.schedule: expected ${SCHEDULES.join(", ")}`);
+    } else if (["batchSize", "gradAccum", "evalBatchRows"].includes(k)) {
+      if (!Number.isSafeInteger(v) || (v as number) <= 0) fail(`${at}.${k}: expected a positive integer`);
+    } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0) fail(`${at}.${k}: expected a non-negative number`);
+    (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+// Result tables: the selection as text, CSV, and the paper's Table 5/6 layout
+// (method × ratio rows, task columns) in markdown.
+import type { Selection } from "./select.js";
+
+/** 1e-5, 2.5e-4: the short exponent form the paper's tables use. */
+export function sci(v: number | null): string {
+  if (v === null) return "-";
+  return Number(v.toPrecision(3)).toExponential().replace("e+", "e").replace(/\.0+e/, "e");
+}
+const pct = (v: number | null) => (v === null ? "-" : (100 * v).toFixed(1));
+const methodRow = (s: Selection) => (s.ratio === null ? s.method : `${s.method} ${sci(s.ratio)}`);
+
+const COLUMNS = ["model", "task", "method", "ratio", "trainable_params", "metric", "best_lr", "n", "dev_mean", "test_mean", "test_std"];
+const values = (s: Selection) => [s.model, s.task, s.method, s.ratio === null ? "" : sci(s.ratio), s.trainableParams ?? "", s.metric,
+  s.bestLr === null ? "" : sci(s.bestLr), s.n, s.devMean?.toFixed(4) ?? "", s.testMean?.toFixed(4) ?? "", s.testStd?.toFixed(4) ?? ""];
+
+/** One row per (model, task, method, ratio): the selected LR and its dev and test means. */
+export function resultsCsv(sel: Selection[]): string {
+  const cell = (v: unknown) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  return [COLUMNS, ...sel.map(values)].map((r) => r.map(cell).join(",")).join("\n") + "\n";
+}
+
+/** The same as an aligned text table, with test as mean ± std in percent. */
+export function resultsTable(sel: Selection[]): string {
+  const head = ["model", "task", "method", "ratio", "params", "best lr", "n", "dev %", "test % (± std)"];
+  const rows = sel.map((s) => [s.model, s.task, s.method, s.ratio === null ? "-" : sci(s.ratio), String(s.trainableParams ?? "-"),
+    sci(s.bestLr), String(s.n), pct(s.devMean), s.testMean === null ? "-" : `${pct(s.testMean)} ± ${pct(s.testStd)}`]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+/**
+ * Markdown in the layout of the paper's Tables 5 and 6, one pair per model:
+ * test metric (mean ± std over seeds, %) at the selected LR, and the selected LR.
+ */
+export function paperTables(sel: Selection[]): string {
+  const out: string[] = [];
+  for (const model of [...new Set(sel.map((s) => s.model))]) {
+    const mine = sel.filter((s) => s.model === model);
+    const tasks = [...new Set(mine.map((s) => s.task))];
+    const rows = [...new Set(mine.map(methodRow))];
+    const cell = (row: string, task: string, f: (s: Selection) => string) => {
+      const s = mine.find((x) => methodRow(x) === row && x.task === task);
+      return s ? f(s) : "";
+    };
+    const table = (title: string, f: (s: Selection) => string) => [
+      `### ${title}`, "", `| method | ${tasks.join(" | ")} |`, `|---|${tasks.map(() => "---:").join("|")}|`,
+      ...rows.map((r) => `| ${r} | ${tasks.map((t) => cell(r, t, f)).join(" | ")} |`), ""];
+    out.push(`## ${model}`, "",
+      ...table("Test metric at the best LR (%, mean ± std over seeds; Table 6)", (s) => (s.testMean === null ? "diverged" : `${pct(s.testMean)} ± ${pct(s.testStd)}`)),
+      ...table("Best learning rate by mean dev metric (Table 5)", (s) => sci(s.bestLr)));
+  }
+  return out.join("\n");
+}

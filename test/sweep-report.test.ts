@@ -1,0 +1,100 @@
+// Results selection on a hand-made database, and `randmask report` on a small
+// committed database against committed tables (a golden test).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ResultsDb } from "../src/sweep/db.js";
+import { selectBest } from "../src/sweep/select.js";
+import { writeReport } from "../src/sweep/report.js";
+import { repoRoot } from "./helpers.js";
+
+const cli = join(repoRoot, "dist", "src", "cli", "main.js");
+const golden = join(repoRoot, "test", "fixtures", "sweep-report");
+const tmp = () => mkdtempSync(join(tmpdir(), "randmask-report-"));
+
+/** A database of hand-written results (dyadic numbers, so means compare exactly). */
+function handMadeDb(path: string): ResultsDb {
+  const db = ResultsDb.open(path, { create: true });
+  const insert = db.db.prepare(`INSERT INTO runs (id, ord, sweep, config, model, task, method, trainable_ratio, lr, seed, epochs, status,
+    metric, dev_metric, test_metric, distance_weight, hessian_before, hessian_after, trainable_params)
+    VALUES (?, ?, 'hand', '{}', '/models/opt-x', 'sst2', ?, ?, ?, ?, 5, ?, 'accuracy', ?, ?, ?, ?, ?, 100)`);
+  const rows: [string, number | null, number, number, string, number | null, number | null][] = [
+    // method, ratio, lr, seed, status, dev, test
+    ["random-mask", 1e-3, 1e-1, 0, "completed", 0.9375, 0.9375], // the best single run, but its LR's other seed diverged before any dev evaluation
+    ["random-mask", 1e-3, 1e-1, 1, "diverged", null, null],
+    ["random-mask", 1e-3, 1e-2, 0, "completed", 0.75, 0.5],
+    ["random-mask", 1e-3, 1e-2, 1, "completed", 0.875, 0.625], // mean dev 0.8125
+    ["random-mask", 1e-3, 1e-3, 0, "completed", 0.8125, 0.75],
+    ["random-mask", 1e-3, 1e-3, 1, "diverged", 0.8125, 0.875], // diverged after its best epoch: a result; mean dev 0.8125 ties, the smaller LR wins
+    ["random-mask", 1e-3, 1e-4, 0, "pending", null, null],
+    ["random-mask", 1e-3, 1e-4, 1, "failed", null, null],
+    ["random-mask", 1e-5, 1e-1, 0, "completed", 0.625, 0.5],
+    ["structured-mask", 1e-3, 1e-2, 0, "diverged", null, null],
+    ["lora", null, 1e-3, 0, "completed", 0.75, 0.6875],
+  ];
+  rows.forEach(([method, ratio, lr, seed, status, dev, testM], i) => insert.run(`r${i}`, i, method, ratio, lr, seed, status, dev, testM,
+    dev === null ? null : 10 * (ratio ?? 1), method === "random-mask" ? 40 : null, method === "random-mask" ? 20 * (1 + i) : null));
+  return db;
+}
+
+test("selection: per (model, task, method, ratio) the LR with the best mean dev over seeds, its test mean ± std", () => {
+  const db = handMadeDb(join(tmp(), "hand.sqlite"));
+  const sel = selectBest(db.rows());
+  db.close();
+  assert.deepEqual(sel.map((s) => [s.method, s.ratio, s.bestLr, s.n, s.devMean, s.testMean]), [
+    ["lora", null, 1e-3, 1, 0.75, 0.6875],
+    ["random-mask", 1e-3, 1e-3, 2, 0.8125, 0.8125],
+    ["random-mask", 1e-5, 1e-1, 1, 0.625, 0.5],
+    ["structured-mask", 1e-3, null, 0, null, null],
+  ]);
+  const rm = sel[1];
+  assert.ok(Math.abs(rm.testStd! - Math.SQRT2 * 0.0625) < 1e-15, `sample std over seeds: ${rm.testStd}`); // (0.75, 0.875): |d| = 0.0625 each, n − 1 = 1
+  assert.equal(sel[0].testStd, 0);
+  const lr1 = rm.lrs.find((l) => l.lr === 1e-1)!;
+  assert.deepEqual([lr1.n, lr1.diverged, lr1.eligible], [2, 1, false]);
+  assert.deepEqual(rm.lrs.map((l) => l.lr), [1e-3, 1e-2, 1e-1], "pending and failed runs are not results");
+});
+
+test("report on the hand-made database: Table 5/6 markdown, CSV, and every figure including 4a from the Hessian columns", async () => {
+  const dir = tmp();
+  const db = handMadeDb(join(dir, "hand.sqlite"));
+  const files = await writeReport(db.rows(), join(dir, "out"));
+  db.close();
+  const names = files.map((f) => f.replace(/^.*\//, ""));
+  for (const fig of ["fig3-metric-vs-lr", "fig4a-hessian-vs-ratio", "fig4b-metric-vs-epoch", "fig4c-distance-vs-ratio", "fig5-random-vs-structured"]) {
+    if (fig === "fig4b-metric-vs-epoch" || fig === "fig5-random-vs-structured") continue; // no epoch records; Structured Masking never finished
+    assert.ok(names.includes(`${fig}.svg`) && names.includes(`${fig}.png`), fig);
+  }
+  const csv = readFileSync(join(dir, "out", "results.csv"), "utf8");
+  assert.equal(csv, [
+    "model,task,method,ratio,trainable_params,metric,best_lr,n,dev_mean,test_mean,test_std",
+    "opt-x,sst2,lora,,100,accuracy,1e-3,1,0.7500,0.6875,0.0000",
+    "opt-x,sst2,random-mask,1e-3,100,accuracy,1e-3,2,0.8125,0.8125,0.0884",
+    "opt-x,sst2,random-mask,1e-5,100,accuracy,1e-1,1,0.6250,0.5000,0.0000",
+    "opt-x,sst2,structured-mask,1e-3,100,accuracy,,0,,,", ""].join("\n"));
+  const md = readFileSync(join(dir, "out", "report.md"), "utf8");
+  assert.match(md, /\| random-mask 1e-3 \| 81\.3 ± 8\.8 \|/);
+  assert.match(md, /\| structured-mask 1e-3 \| diverged \|/);
+  const svg = readFileSync(join(dir, "out", "fig4a-hessian-vs-ratio.svg"), "utf8");
+  for (const text of ["Hessian ℓ2 norm", "trainable ratio", "before training", "after training"]) assert.ok(svg.includes(text), text);
+  assert.deepEqual([...readFileSync(join(dir, "out", "fig3-metric-vs-lr.png")).subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+});
+
+test("golden: randmask report on the committed database reproduces the committed tables", () => {
+  const dir = tmp();
+  copyFileSync(join(golden, "results.sqlite"), join(dir, "results.sqlite")); // opening writes the WAL beside the file
+  const r = spawnSync(process.execPath, [cli, "report", "--db", join(dir, "results.sqlite"), "--out", join(dir, "report")], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ["report.md", "results.csv"]) assert.equal(readFileSync(join(dir, "report", f), "utf8"), readFileSync(join(golden, f), "utf8"), f);
+  for (const fig of ["fig3-metric-vs-lr", "fig4b-metric-vs-epoch", "fig4c-distance-vs-ratio", "fig5-random-vs-structured"]) {
+    assert.ok(existsSync(join(dir, "report", `${fig}.svg`)) && existsSync(join(dir, "report", `${fig}.png`)), fig);
+  }
+  assert.ok(!existsSync(join(dir, "report", "fig4a-hessian-vs-ratio.svg")), "no Hessian columns filled: no Figure 4a");
+  const results = spawnSync(process.execPath, [cli, "sweep", "results", "--db", join(dir, "results.sqlite"), "--format", "csv"], { encoding: "utf8" });
+  assert.equal(results.stdout, readFileSync(join(golden, "results.csv"), "utf8"));
+  assert.match(spawnSync(process.execPath, [cli, "report", "--db", join(dir, "nope.sqlite"), "--out", dir], { encoding: "utf8" }).stderr,
+    /--db .*nope\.sqlite: not found/);
+});

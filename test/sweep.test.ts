@@ -1,0 +1,168 @@
+// Sweeps: the sweep file's expansion and errors, and the results database under
+// kill -9, two processes sharing one database, and crashing runs. Runs are tiny
+// (a random 2-layer OPT, 16 training examples, 2 epochs) at one thread each.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec.js";
+import { ResultsDb, type RunRow } from "../src/sweep/db.js";
+import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
+
+const cli = join(repoRoot, "dist", "src", "cli", "main.js");
+const work = mkdtempSync(join(tmpdir(), "randmask-sweep-"));
+tinyTextModel(join(work, "model"));
+parityTask(join(work, "data"));
+const env = { ...process.env, RANDMASK_THREADS: "1" };
+
+/** A sweep file in `work` (paths relative to it); returns its path. */
+function sweepFile(name: string, extra: Record<string, unknown>): string {
+  const file = join(work, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ name, models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+    epochs: [2], train: { batchSize: 8 }, ...extra }));
+  return file;
+}
+const rowsOf = (db: string): RunRow[] => { const d = ResultsDb.open(db); try { return d.rows(); } finally { d.close(); } };
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+test("a sweep file expands to the cross product with per-method overrides; ids are hashes of the configuration", () => {
+  const raw = { models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-1, 1e-2, 1e-3], seeds: [0, 1],
+    methods: [{ method: "random-mask", trainableRatios: [1e-3, 1e-4] }, { method: "lora", lrs: [1e-3], options: { r: 4 }, train: { batchSize: 4 } }] };
+  const sweep = expandSweep(raw, join(work, "grid.json"));
+  assert.equal(sweep.runs.length, 2 * 3 * 2 + 1 * 2);
+  const lora = sweep.runs.filter((r) => r.config.method === "lora");
+  assert.deepEqual(lora.map((r) => [r.config.train.lr, r.config.train.batchSize, r.config.methodOptions.r, r.config.methodOptions.seed]),
+    [[1e-3, 4, 4, 0], [1e-3, 4, 4, 1]]);
+  const rm = sweep.runs.find((r) => r.config.method === "random-mask")!;
+  assert.equal(rm.config.model, join(work, "model"), "paths are relative to the sweep file");
+  assert.equal(rm.config.train.epochs, 5, "finetune's defaults fill what the file leaves out");
+  assert.equal(rm.config.train.maxGradNorm, 1);
+  // identity: equal configurations (any key order) share the id, any change makes a new one
+  const again = expandSweep(JSON.parse(JSON.stringify({ ...raw, methods: [...raw.methods].reverse() })), join(work, "grid.json"));
+  assert.deepEqual(new Set(again.runs.map((r) => r.id)), new Set(sweep.runs.map((r) => r.id)));
+  assert.notEqual(runId({ ...rm.config, train: { ...rm.config.train, lr: 0.5 } }), rm.id);
+  assert.match(rm.id, /^[0-9a-f]{16}$/);
+});
+
+test("a bad sweep file is one error naming the file and the key", () => {
+  const bad = (patch: Record<string, unknown>, re: RegExp) => {
+    const raw = { models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], methods: [{ method: "lora" }], ...patch };
+    assert.throws(() => expandSweep(raw, join(work, "bad.json")), (e: Error) => e instanceof SweepFileError && re.test(e.message) && e.message.includes("bad.json"));
+  };
+  bad({ lr: [1e-3] }, /unknown key 'lr'/);
+  bad({ lrs: [] }, /lrs: expected a non-empty list of positive numbers/);
+  bad({ methods: [{ method: "nope" }] }, /methods\[0\]\.method: unknown method 'nope'/);
+  bad({ methods: [{ method: "lora", options: { r: -1 } }] }, /methods\[0\]: lora: .*r/);
+  bad({ methods: [{ method: "random-mask", trainableRatios: [0.9] }] }, /methods\[0\]: random-mask: trainableRatio 0\.9 asks for/);
+  bad({ tasks: ["nope"] }, /tasks: unknown task 'nope'/);
+  bad({ models: ["missing"] }, /models: .*missing has no config\.json/);
+  bad({ train: { batchSize: 0 } }, /train\.batchSize: expected a positive integer/);
+  writeFileSync(join(work, "broken.yaml"), "models: [model\n");
+  assert.throws(() => loadSweep(join(work, "broken.yaml")), /broken\.yaml: not valid YAML/);
+  writeFileSync(join(work, "ok.yaml"), "models: [model]\ntasks: [jsonl]\ndataDir: data\nlrs: [1.0e-3]\nmethods:\n  - method: lora\n");
+  assert.equal(loadSweep(join(work, "ok.yaml")).runs.length, 1);
+});
+
+test("kill -9 during a run: the restarted sweep redoes that run only, every run ends exactly once", async () => {
+  const file = sweepFile("kill", { lrs: [1e-2, 3e-3, 1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] });
+  const db = join(work, "kill.sqlite");
+  const first = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, stdio: "ignore" });
+  // wait until the first run is done and the second one's child is training
+  let victim: RunRow | undefined;
+  for (let i = 0; i < 600 && !victim; i++) {
+    await sleep(100);
+    if (!existsSync(db)) continue;
+    const rows = rowsOf(db);
+    if (rows[0]?.status === "completed") victim = rows.find((r) => r.status === "running" && r.child_pid !== null);
+  }
+  assert.ok(victim, "the sweep never reached its second run");
+  await sleep(1500);
+  process.kill(first.pid!, "SIGKILL");
+  await new Promise((r) => first.once("exit", r));
+  const killedRows = rowsOf(db);
+  assert.equal(killedRows.find((r) => r.id === victim!.id)!.status, "running", "the killed run's row is left stale");
+  for (let i = 0; i < 100 && alive(victim.child_pid!); i++) await sleep(100);
+  assert.ok(!alive(victim.child_pid!), "the orphaned run process exits when its sweep dies");
+  const firstDone = killedRows[0].finished_at;
+
+  const second = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, encoding: "utf8" });
+  assert.equal(second.status, 0, second.stderr);
+  assert.match(second.stderr, new RegExp(`reclaiming ${victim.id}`));
+  const rows = rowsOf(db);
+  assert.equal(rows.length, 3);
+  assert.deepEqual(rows.map((r) => r.status), ["completed", "completed", "completed"]);
+  assert.deepEqual(rows.map((r) => r.attempts), [1, 2, 1], "completed runs are never redone; the interrupted one twice");
+  assert.equal(rows[0].finished_at, firstDone);
+  for (const r of rows) {
+    assert.ok(existsSync(join(r.run_dir!, "metrics.json")) && existsSync(join(r.adapter_dir!, "adapter_config.json")), r.id);
+    assert.equal(JSON.parse(readFileSync(join(r.run_dir!, "metrics.json"), "utf8")).dev_per_epoch.length, 2);
+  }
+  assert.match(spawnSync(process.execPath, [cli, "sweep", "status", "--db", db], { encoding: "utf8" }).stdout, /3 runs: 0 pending, 0 running, 3 completed/);
+});
+
+test("two sweep processes on one database share the work without a duplicate; a crashing run is failed and the sweep goes on", async () => {
+  const file = sweepFile("pair", { lrs: [1e-2, 1e-3], seeds: [0, 1], methods: [{ method: "random-mask", trainableRatios: [1e-3] },
+    { method: "full", lrs: [1e-4], seeds: [0], train: { batchSize: 6, gradAccum: 4 } }] });
+  const db = join(work, "pair.sqlite");
+  const start = () => new Promise<{ code: number | null; err: string }>((done) => {
+    const p = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => { err += d; });
+    p.on("exit", (code) => done({ code, err }));
+  });
+  const [a, b] = await Promise.all([start(), start()]);
+  assert.equal(a.code, 0, a.err);
+  assert.equal(b.code, 0, b.err);
+  const rows = rowsOf(db);
+  assert.equal(rows.length, 5);
+  assert.ok(rows.every((r) => r.attempts === 1), `attempts ${rows.map((r) => r.attempts)}`);
+  assert.equal(new Set(rows.map((r) => r.owner_pid)).size, 2, "both processes ran some");
+  const failed = rows.filter((r) => r.status === "failed");
+  assert.equal(failed.length, 1);
+  assert.match(failed[0].error!, /batch size 6 must be a multiple of gradient accumulation 4/);
+  for (const r of rows.filter((x) => x.status === "completed")) {
+    assert.ok(r.distance_weight! > 0 && r.distance_trainable! > 0, "distance from init is recorded");
+    assert.ok(Math.abs(r.distance_weight! - r.distance_trainable!) <= 1e-6 * r.distance_trainable!, "masking: ‖S‖ is the values' change");
+    const epochs = JSON.parse(r.epoch_records!);
+    assert.equal(epochs.length, 2);
+    assert.ok(epochs.every((e: { distance: { weight: number } }) => e.distance.weight > 0));
+    assert.equal(r.host !== null && r.randmask_version !== null, true);
+  }
+});
+
+test("claims: a live owner's run is never handed out twice; a dead owner's or an expired lease's run is, and its late result is refused", async () => {
+  const sweep = expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-2, 1e-3, 1e-4], methods: [{ method: "lora" }] },
+    join(work, "claims.json"));
+  const ids = sweep.runs.map((r) => r.id);
+  const path = join(work, "claims.sqlite");
+  const a = ResultsDb.open(path, { create: true });
+  const b = ResultsDb.open(path); // a second connection, as a second sweep process would hold
+  assert.equal(a.addRuns(sweep), 3);
+  assert.equal(b.addRuns(sweep), 0, "adding the same sweep again adds nothing");
+  const me = { host: hostname(), pid: process.pid };
+  const sleeper = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" }); // another live process on this host
+  const first = a.claim(ids, { host: me.host, pid: sleeper.pid! }, 60)!;
+  const second = b.claim(ids, me, 60)!;
+  const other = { host: "elsewhere", pid: 1 };
+  const third = a.claim(ids, other, 60)!;
+  assert.equal(new Set([first.id, second.id, third.id]).size, 3);
+  assert.equal(b.claim(ids, me, 60), null, "every run is held by a live owner");
+  // the owner dies: its run comes back at the next claim, as attempt 2
+  sleeper.kill("SIGKILL");
+  await new Promise((r) => sleeper.once("exit", r));
+  const reclaimed: string[] = [];
+  const again = b.claim(ids, me, 60, false, (r) => reclaimed.push(r.id))!;
+  assert.deepEqual([again.id, again.attempts, reclaimed], [first.id, 2, [first.id]]);
+  // the other host stops beating: after the lease its run is taken over, and its late result is refused
+  assert.equal(b.claim(ids, me, 60), null);
+  a.db.prepare("UPDATE runs SET heartbeat_at = heartbeat_at - 61 WHERE id = ?").run(third.id);
+  assert.equal(b.claim(ids, me, 60)!.id, third.id);
+  assert.equal(a.fail(third.id, other, "late", 1, "/nowhere"), false);
+  assert.equal(a.heartbeat(third.id, other), false, "the old owner learns it lost the claim");
+  assert.equal(b.rows(ids).find((r) => r.id === third.id)!.status, "running");
+  a.close();
+  b.close();
+});

@@ -1,7 +1,12 @@
-// randmask's public API: the engine, OPT models, PEFT methods, tasks, evaluation and training.
+// randmask's public API: the engine, causal LMs (OPT, GPT-2, the Llama family), PEFT methods, tasks, evaluation and training.
 export * from "./engine/index.js";
-export { OPTForCausalLM, Linear, linearNames, expectedShapes } from "./models/opt.js";
-export type { LinearModule, LayerKV, ForwardOptions, ForwardResult, SublayerHooks } from "./models/opt.js";
+export { Linear } from "./models/causal-lm.js";
+export type { CausalLM, ModelConfig, ModelFamily, LinearModule, LayerKV, ForwardOptions, ForwardResult, SublayerHooks } from "./models/causal-lm.js";
+export { OPTForCausalLM, linearNames, expectedShapes } from "./models/opt.js";
+export { GPT2LMHeadModel, type GPT2Config } from "./models/gpt2.js";
+export { LlamaForCausalLM } from "./models/llama.js";
+export type { LlamaConfig } from "./models/llama-config.js";
+export { FAMILIES, SUPPORTED_MODEL_TYPES, loadCausalLM, randomCausalLM, readModelConfig, parseModelConfig, toHfModelConfig, familyOf } from "./models/registry.js";
 export { readConfig, parseConfig, toHfConfig, type OPTConfig } from "./models/config.js";
 export { presetConfig, PRESET_NAMES } from "./models/presets.js";
 export { greedyGenerate, leftPad, type GenerateOptions } from "./models/generate.js";

@@ -10,6 +10,8 @@ import { tensor, tidy, noGrad, AdamW, keep } from "../src/engine/index.js";
 import { readHeader, saveFile } from "../src/io/safetensors.js";
 import { parseConfig } from "../src/models/config.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
+import type { CausalLM } from "../src/models/causal-lm.js";
+import { loadCausalLM, parseModelConfig, randomCausalLM, toHfModelConfig } from "../src/models/registry.js";
 import { causalLmLoss } from "../src/models/lm-loss.js";
 import { presetConfig } from "../src/models/presets.js";
 import { METHODS, getMethod } from "../src/peft/registry.js";
@@ -20,6 +22,27 @@ import { repoRoot, sharedDir } from "./helpers.js";
 const fixture = join(sharedDir, "fixtures", "opt-tiny-prenorm");
 const tmp = () => mkdtempSync(join(tmpdir(), "randmask-peft-"));
 const fresh = () => OPTForCausalLM.load(fixture);
+
+/** A small random Qwen2 (q/k/v biases, GQA, tied head) saved as a Hugging Face folder. */
+function qwen2Tiny(): string {
+  const dir = tmp();
+  const cfg = parseModelConfig({ model_type: "qwen2", vocab_size: 512, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true });
+  const m = randomCausalLM(cfg, { seed: 4, std: 0.1 });
+  noGrad(() => { for (const [k, v] of m.params) if (k.endsWith(".bias")) v.copy_(tidy(() => v.add(0.05))); });
+  saveFile(join(dir, "model.safetensors"), m.stateDict());
+  writeFileSync(join(dir, "config.json"), JSON.stringify(toHfModelConfig(cfg)));
+  m.dispose();
+  return dir;
+}
+
+/** One model folder per family (and Qwen2 for the Llama family's biases). */
+const FAMILY_DIRS: [string, string][] = [
+  ["opt", fixture],
+  ["gpt2", join(sharedDir, "fixtures", "gpt2-tiny")],
+  ["llama", join(sharedDir, "fixtures", "llama-tiny")],
+  ["qwen2", qwen2Tiny()],
+];
 
 const OPTIONS: Record<string, Record<string, unknown>> = {
   "random-mask": { trainableRatio: 0.01, seed: 3 },
@@ -35,16 +58,23 @@ const OPTIONS: Record<string, Record<string, unknown>> = {
 const ids = tensor([2, 10, 20, 30, 40, 50, 60, 70, 2, 300, 301, 302, 303, 304, 305, 306], [2, 8], "int64");
 const mask = tensor([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1], [2, 8], "int64");
 const labels = tensor([-100, 10, 20, 30, 40, 50, 60, 70, -100, -100, -100, 302, 303, 304, 305, 306], [2, 8], "int64");
-const logitsOf = (m: OPTForCausalLM) => keep(noGrad(() => tidy(() => m.forward(ids, { attentionMask: mask }).logits)));
-const lossOf = (m: OPTForCausalLM) => causalLmLoss(m.forward(ids, { attentionMask: mask }).logits, labels);
+const logitsOf = (m: CausalLM) => keep(noGrad(() => tidy(() => m.forward(ids, { attentionMask: mask }).logits)));
+const lossOf = (m: CausalLM) => causalLmLoss(m.forward(ids, { attentionMask: mask }).logits, labels);
 
 test("every registered method has options in this test", () => {
   assert.deepEqual(METHODS.map((m) => m.name).sort(), Object.keys(OPTIONS).sort());
 });
 
-for (const def of METHODS) {
-  test(`${def.name}: count formula, zero-init, frozen base after one step, loss falls, save/load, merge`, () => tidy(() => {
+for (const [family, familyDir] of FAMILY_DIRS) for (const def of METHODS) {
+  test(`${family} · ${def.name}: count formula, zero-init, frozen base after one step, loss falls, save/load, merge`, () => tidy(() => {
+    const fresh = () => loadCausalLM(familyDir);
     const model = fresh();
+    if (def.name === "bitfit" && family === "llama") {
+      // Llama has no biases: an error that says so, not zero trainable values
+      assert.throws(() => PeftModel.create(model, def.name), /bitfit: this LlamaForCausalLM has no bias vectors, so BitFit would train nothing/);
+      model.dispose();
+      return;
+    }
     const base = logitsOf(model);
     const before = new Map([...model.params].map(([k, v]) => [k, keep(v.clone())]));
     const peft = PeftModel.create(model, def.name, OPTIONS[def.name]);
@@ -87,9 +117,9 @@ for (const def of METHODS) {
     if (!["adapter", "prefix"].includes(def.name)) {
       const merged = peft.withMerged((sd) => new Map([...sd].map(([k, v]) => [k, keep(v.clone())])));
       const mdir = tmp();
-      copyFileSync(join(fixture, "config.json"), join(mdir, "config.json"));
+      copyFileSync(join(familyDir, "config.json"), join(mdir, "config.json"));
       saveFile(join(mdir, "model.safetensors"), merged);
-      const m3 = OPTForCausalLM.load(mdir);
+      const m3 = loadCausalLM(mdir);
       assert.ok(logitsOf(m3).allclose(adapted, 1e-5, 1e-5), "merged model differs from adapter outputs");
       assert.ok(logitsOf(model).equal(adapted), "unmerge did not restore the adapter model");
       m3.dispose();
@@ -268,3 +298,57 @@ test("adalora: the rank budget shrinks from initR to targetR per matrix", () => 
   peft.remove();
   model.dispose();
 }));
+
+test("gpt2: Random Masking's default targets are the q and v thirds of c_attn; LoRA adapts c_attn whole", () => tidy(() => {
+  const model = loadCausalLM(join(sharedDir, "fixtures", "gpt2-tiny"));
+  const d = model.config.hiddenSize;
+  const peft = PeftModel.create(model, "random-mask", { density: 0.2, seed: 1 });
+  const name = "transformer.h.0.attn.c_attn";
+  const rows = (peft.instance as unknown as { indexTensors(): Map<string, { toNumbers(): number[] }> }).indexTensors()
+    .get(`${name}.indices`)!.toNumbers().map((i) => Math.floor(i / d));
+  assert.ok(rows.every((r) => r < d || r >= 2 * d), "a mask entry lies in the k third");
+  assert.ok(rows.some((r) => r < d) && rows.some((r) => r >= 2 * d), "both the q and the v third are masked");
+  assert.equal(peft.trainableCount(), getMethod("random-mask").count(peft.instance.config, shapesOf(model.config)));
+  assert.ok(Math.abs(rows.length - 0.2 * 2 * d * d) < 4 * Math.sqrt(0.2 * 2 * d * d), `${rows.length} entries of c_attn layer 0`);
+  peft.remove();
+  const lora = PeftModel.create(model, "lora", { r: 4 });
+  assert.equal(lora.trainableCount(), 2 * 4 * (d + 3 * d));
+  lora.remove();
+  model.dispose();
+}));
+
+test("gpt2: LoRA exports Hugging Face PEFT's GPT-2 format (fan_in_fan_out, c_attn) and imports it back", () => tidy(() => {
+  const dir0 = join(sharedDir, "fixtures", "gpt2-tiny");
+  const model = loadCausalLM(dir0);
+  const peft = PeftModel.create(model, "lora", { r: 4, alpha: 8, seed: 2 });
+  noGrad(() => peft.trainableParams().forEach((p) => p.copy_(p.add(0.01))));
+  const out = logitsOf(model);
+  const dir = tmp();
+  peft.save(dir, { format: "peft" });
+  const cfg = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
+  assert.equal(cfg.fan_in_fan_out, true);
+  assert.deepEqual(cfg.target_modules, ["c_attn"]);
+  const header = readHeader(join(dir, "adapter_model.safetensors")).tensors;
+  const a = header.find((t) => t.name === "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight")!;
+  const b = header.find((t) => t.name === "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight")!;
+  assert.deepEqual([a.shape, b.shape], [[4, 64], [192, 4]], "PEFT's Conv1D LoRA: A [r, in], B [out, r]");
+  peft.remove();
+  const model2 = loadCausalLM(dir0);
+  const back = PeftModel.load(model2, dir);
+  assert.ok(logitsOf(model2).equal(out));
+  back.remove();
+  model.dispose(); model2.dispose();
+}));
+
+test("Llama-2-7B shapes (the paper's Table 4 model): parameter total, Random Masking at 0.001/0.01/0.1% on q,v, LoRA r=8 on q,v", () => {
+  const shapes = shapesOf(presetConfig("llama-2-7b"));
+  assert.equal(shapes.totalParams, 6_738_415_616);
+  const rm = getMethod("random-mask");
+  for (const [ratio, expected] of [[1e-5, 67_384], [1e-4, 673_842], [1e-3, 6_738_416]] as const) {
+    const exact = rm.resolveConfig({ trainableRatio: ratio, maskKind: "exact" }, shapes);
+    assert.equal((exact.targets as string[]).length, 64);
+    assert.equal(rm.count(exact, shapes), expected, `exact count at ${ratio}`);
+  }
+  const lora = getMethod("lora");
+  assert.equal(lora.count(lora.resolveConfig({ r: 8 }, shapes), shapes), 32 * 2 * 8 * (4096 + 4096));
+});

@@ -8,6 +8,7 @@ import { tensor, tidy } from "../src/engine/index.js";
 import { loadFile, readHeader, saveFile, saveSharded } from "../src/io/safetensors.js";
 import { loadCheckpoint } from "../src/io/checkpoint.js";
 import { readConfig } from "../src/models/config.js";
+import { readModelConfig } from "../src/models/registry.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { sharedDir } from "./helpers.js";
 
@@ -88,8 +89,8 @@ test("malformed files each give their own clear error", () => {
 test("config errors name the file and what is supported", () => {
   const dir = tmp();
   const cfg = JSON.parse(readFileSync(join(fixture, "config.json"), "utf8"));
-  writeFileSync(join(dir, "a.json"), JSON.stringify({ ...cfg, model_type: "llama" }));
-  assert.throws(() => readConfig(join(dir, "a.json")), /a\.json: model_type "llama" is not supported \(supported: opt\)/);
+  writeFileSync(join(dir, "a.json"), JSON.stringify({ ...cfg, model_type: "falcon" }));
+  assert.throws(() => readModelConfig(join(dir, "a.json")), /a\.json: model_type "falcon" is not supported \(supported: opt, gpt2, llama, mistral, qwen2\)/);
   const { hidden_size: _drop, ...noHidden } = cfg;
   writeFileSync(join(dir, "b.json"), JSON.stringify(noHidden));
   assert.throws(() => readConfig(join(dir, "b.json")), /missing required field "hidden_size"/);

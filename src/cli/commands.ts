@@ -10,9 +10,10 @@ import { countCommand, mergeCommand } from "./peft-commands.js";
 import { pretrainCommand } from "./pretrain-command.js";
 import { evalCommand, finetuneCommand } from "./task-commands.js";
 import { demoCommand } from "./demo-command.js";
+import { tokenizeCommand } from "./tokenize-command.js";
 import { reportCommand, sweepCommand } from "./sweep-commands.js";
 
 export const COMMANDS: readonly CommandDef[] = [
   demoCommand, finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, convertCommand, pretrainCommand,
-  sweepCommand, reportCommand, hessianCommand, theoryCommand, infoCommand, logitsCommand,
+  sweepCommand, reportCommand, hessianCommand, theoryCommand, infoCommand, logitsCommand, tokenizeCommand,
 ];

@@ -1,7 +1,7 @@
 // `randmask generate`: text from a model (and adapter), greedy or sampled.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { extname } from "node:path";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { generate, type Generation } from "../models/text-generation.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
@@ -66,7 +66,7 @@ export const generateCommand = defineCommand({
     }
     const prompts = v.prompt !== undefined ? [v.prompt] : readPrompts(v.file!);
     const tok = BpeTokenizer.fromDir(v.tokenizer ?? v.model);
-    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
     const max = model.config.maxPositionEmbeddings;
     if (v["max-new-tokens"] >= max) {
       model.dispose();

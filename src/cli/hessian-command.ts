@@ -1,5 +1,5 @@
 // `randmask hessian`: the Hessian's ℓ2 norm for a method at initialisation or a trained adapter.
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
@@ -45,7 +45,7 @@ export const hessianCommand = defineCommand({
     // the same training sample as `finetune` with these sizes and seed; the examples are drawn from it
     const sampled = loadTaskData(task, dataDir, seed, sampleSizes(v));
     const tok = BpeTokenizer.fromDir(v.tokenizer ?? modelDir);
-    const model = OPTForCausalLM.load(modelDir, { dtype: dtypeOf(v.dtype) });
+    const model = loadCausalLM(modelDir, { dtype: dtypeOf(v.dtype) });
     try {
       const peft = adapter ? PeftModel.load(model, adapter) : PeftModel.create(model, v.method!, options);
       if (adapter && v.method !== undefined && v.method !== peft.definition.name) {

@@ -1,6 +1,6 @@
-// `randmask logits` and `randmask info`: run and describe a Hugging Face model folder.
+// `randmask logits` and `randmask info`: run and describe a Hugging Face model folder (any supported family).
 import { tensor, tidy, noGrad } from "../engine/index.js";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
 import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
@@ -33,7 +33,7 @@ export const logitsCommand = defineCommand({
     if (mask && (mask.length !== ids.length || mask[0].length !== ids[0].length || !mask.flat().every((x) => x === 0 || x === 1))) {
       throw new UsageError("--attention-mask: expected 0/1 rows with the same shape as --input-ids");
     }
-    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
     try {
       const vocab = model.config.vocabSize;
       if (ids.flat().some((t) => t < 0 || t >= vocab)) throw new UsageError(`--input-ids: token ids must lie in [0, ${vocab})`);
@@ -55,13 +55,14 @@ export const infoCommand = defineCommand({
   flags: { model: MODEL_FLAG, dtype: DTYPE_FLAG, json: { type: "boolean", description: "one JSON line instead of a table" } },
   example: "info --model ~/opt-125m --json",
   run(v) {
-    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
     const c = model.config;
     const params = model.numParameters();
     const info = {
-      architecture: "OPTForCausalLM",
-      layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, ffn: c.ffnDim, vocab: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings, layerNorm: c.doLayerNormBefore ? "pre" : "post", activation: c.activationFunction,
+      architecture: c.architecture,
+      modelType: c.modelType, layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads,
+      kvHeads: c.numKeyValueHeads, headDim: c.headDim, vocab: c.vocabSize, maxPositions: c.maxPositionEmbeddings,
+      tiedHead: c.tieWordEmbeddings, ...model.family.describe(c),
       parameters: params, checkpointDtype: c.torchDtype, loadedDtype: model.dtype,
       memoryBytes: params * DTYPE_BYTES[model.dtype],
     };

@@ -6,8 +6,7 @@ import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
 import { saveFile } from "../io/safetensors.js";
 import { checkpointTensors } from "../io/checkpoint.js";
-import { readConfig, toHfConfig } from "../models/config.js";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM, readModelConfig, toHfModelConfig } from "../models/registry.js";
 import { PRESET_NAMES, presetConfig } from "../models/presets.js";
 import { getMethod } from "../peft/registry.js";
 import { PeftModel } from "../peft/peft-model.js";
@@ -32,7 +31,7 @@ export const countCommand = defineCommand({
     if ((v.model === undefined) === (v.preset === undefined)) throw new UsageError("give --model DIR (a Hugging Face folder) or --preset NAME (e.g. opt-125m)");
     const def = getMethod(v.method);
     // only config.json is read: counting needs shapes, not weights
-    const config = v.model !== undefined ? readConfig(join(v.model, "config.json")) : presetConfig(v.preset!);
+    const config = v.model !== undefined ? readModelConfig(join(v.model, "config.json")) : presetConfig(v.preset!);
     const shapes = shapesOf(config);
     const methodConfig = def.resolveConfig(methodOptions(v), shapes);
     const trainable = def.count(methodConfig, shapes);
@@ -63,10 +62,10 @@ function merge(modelDir: string, adapterDir: string, out: string, dtype: DType |
   // --dtype: the base is loaded and the result saved in it; without it, the base
   // is loaded in float32 and the result keeps the checkpoint's dtype (deltas are
   // always added in float32 and rounded once)
-  const embed = checkpointTensors(modelDir).find((t) => t.name.endsWith("embed_tokens.weight"));
+  const embed = checkpointTensors(modelDir).find((t) => /(embed_tokens|wte)\.weight$/.test(t.name));
   const loadDtype = dtype ?? "float32";
   const saveDtype = dtype ?? embed?.dtype ?? "float32";
-  const model = OPTForCausalLM.load(modelDir, { dtype: loadDtype });
+  const model = loadCausalLM(modelDir, { dtype: loadDtype });
   const peft = PeftModel.load(model, adapterDir);
   const tmp = tempPathFor(out);
   rmSync(tmp, { recursive: true, force: true });
@@ -80,7 +79,7 @@ function merge(modelDir: string, adapterDir: string, out: string, dtype: DType |
       try { saveFile(join(tmp, "model.safetensors"), converted, { format: "pt" }); } finally { converted.forEach((t) => t.dispose()); }
     });
     // an adapter that trained its own copy of a tied head (PEFT modules_to_save) unties it
-    const hfConfig = toHfConfig(readConfig(join(modelDir, "config.json")));
+    const hfConfig = toHfModelConfig(readModelConfig(join(modelDir, "config.json")));
     writeJsonAtomic(join(tmp, "config.json"), { ...hfConfig, ...(untiedHead ? { tie_word_embeddings: false } : {}), torch_dtype: saveDtype });
     for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
     if (existsSync(out)) rmSync(out, { recursive: true });

@@ -64,7 +64,11 @@ function modelConfig(flags: Values): { cfg: OPTConfig; init: string | null; conf
   const initCfg = init ? readConfig(join(init, "config.json")) : null;
   let cfg: OPTConfig | null = null;
   if (flags.config !== undefined) cfg = readConfig(flags.config);
-  if (flags.preset !== undefined) cfg = presetConfig(flags.preset);
+  if (flags.preset !== undefined) {
+    const preset = presetConfig(flags.preset);
+    if (preset.modelType !== "opt") throw new UsageError(`--preset ${flags.preset}: pretrain builds OPT models (opt-125m, …); this preset is a ${preset.architecture}`);
+    cfg = preset as OPTConfig;
+  }
   if (cfg && initCfg) {
     const a = toHfConfig(cfg), b = toHfConfig(initCfg);
     const diff = Object.keys(a).filter((k) => k !== "torch_dtype" && JSON.stringify(a[k]) !== JSON.stringify(b[k]));

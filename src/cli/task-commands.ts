@@ -1,7 +1,7 @@
 // `randmask finetune` and `randmask eval`.
 import { existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
@@ -96,7 +96,7 @@ export const evalCommand = defineCommand({
     const sampled = loadTaskData(task, v["data-dir"], v.seed, sampleSizes(v));
     const tokDir = v.tokenizer ?? v.model;
     const tok = BpeTokenizer.fromDir(tokDir);
-    const model = OPTForCausalLM.load(v.model, { dtype: dtypeOf(v.dtype) });
+    const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
     try {
       const peft = v.adapter ? PeftModel.load(model, v.adapter) : null;
       const examples = sampled[v.split as "train" | "dev" | "test"];

@@ -2,7 +2,7 @@
 // greedy generation scored by SQuAD token F1 / exact match.
 import { tidy, noGrad } from "../engine/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind } from "../tasks/types.js";
@@ -21,12 +21,12 @@ export interface EvalOptions {
   sources?: VocabSources;
 }
 
-export function maxLength(model: OPTForCausalLM): number { return model.config.maxPositionEmbeddings; }
+export function maxLength(model: CausalLM): number { return model.config.maxPositionEmbeddings; }
 
 /** Per example, per option: the mean log-probability of the option's tokens and how many tokens were scored. */
 export interface OptionScores { meanLogProb: number[][]; tokens: number[][] }
 
-export function scoreOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): OptionScores {
+export function scoreOptions(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): OptionScores {
   const batchRows = opts.batchRows ?? 32;
   const encoded = encodeOptions(tok, examples, maxLength(model));
   checkTokenIds(encoded.flat().map((r) => r.ids), model.config.vocabSize, opts.sources);
@@ -54,11 +54,11 @@ export function scoreOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples:
 }
 
 /** The chosen option of each example: the highest mean log-probability (the first on a tie). */
-export function predictOptions(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
+export function predictOptions(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): number[] {
   return scoreOptions(model, tok, examples, opts).meanLogProb.map((s) => s.indexOf(Math.max(...s)));
 }
 
-export function generateAnswers(model: OPTForCausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
+export function generateAnswers(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
   const maxNew = opts.maxNewTokens ?? 50;
   const batch = Math.max(1, Math.floor((opts.batchRows ?? 32) / 4));
   const stop = [...tok.newlineTokenIds(), ...(tok.eosId !== null ? [tok.eosId] : [])];
@@ -95,7 +95,7 @@ export type Prediction = {
 });
 
 /** Metrics and the per-example predictions they come from. */
-export function predict(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}):
+export function predict(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}):
   { metrics: Metrics; predictions: Prediction[] } {
   const wasTraining = model.training;
   model.training = false;
@@ -126,7 +126,7 @@ export function predict(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind
   }
 }
 
-export function evaluate(model: OPTForCausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
+export function evaluate(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}): Metrics {
   return predict(model, tok, kind, examples, opts).metrics;
 }
 

@@ -1,14 +1,14 @@
 // Log-probabilities of continuations, batched with right padding and logits
 // computed only at the positions that predict the scored tokens.
 import { Tensor, tensor } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import type { Scored } from "./encode.js";
 
 /**
  * Per sequence, [rows.length]: the mean (or sum) of log p(token | prefix)
  * over its scored tokens. Differentiable, so training uses it too.
  */
-export function continuationLogProbs(model: OPTForCausalLM, rows: Scored[], reduce: "mean" | "sum" = "mean"): Tensor {
+export function continuationLogProbs(model: CausalLM, rows: Scored[], reduce: "mean" | "sum" = "mean"): Tensor {
   if (rows.every((r) => r.start === r.ids.length - 1)) return nextTokenLogProbs(model, rows);
   const n = rows.length;
   const len = Math.max(...rows.map((r) => r.ids.length));
@@ -47,7 +47,7 @@ export function continuationLogProbs(model: OPTForCausalLM, rows: Scored[], redu
  * " great") share one forward pass over the prompt alone, since the logits at
  * its last position score every option; this halves a two-option task's work.
  */
-function nextTokenLogProbs(model: OPTForCausalLM, rows: Scored[]): Tensor {
+function nextTokenLogProbs(model: CausalLM, rows: Scored[]): Tensor {
   const prompts = new Map<string, number>();
   const unique: number[][] = [];
   const which = rows.map((r) => {

@@ -1,12 +1,13 @@
-// config.json for the architectures randmask runs (OPT today). Every field that
+// OPT's config.json (the other families parse theirs in gpt2.ts, llama-config.ts). Every field that
 // changes the computation is read and checked; anything missing or unknown is
 // one error naming the file.
-import { readFileSync } from "node:fs";
 import type { DType } from "../engine/index.js";
+import type { ModelConfig } from "./causal-lm.js";
+import { ConfigError, readConfigJson } from "./config-fields.js";
 
-export const SUPPORTED_MODEL_TYPES = ["opt"] as const;
+export { ConfigError } from "./config-fields.js";
 
-export interface OPTConfig {
+export interface OPTConfig extends ModelConfig {
   modelType: "opt";
   vocabSize: number;
   hiddenSize: number;
@@ -29,19 +30,12 @@ export interface OPTConfig {
   torchDtype: DType;
 }
 
-export class ConfigError extends Error {
-  constructor(file: string, message: string) {
-    super(`${file}: ${message}`);
-    this.name = "ConfigError";
-  }
-}
-
 const TORCH_DTYPES: Record<string, DType> = { float32: "float32", float16: "float16", bfloat16: "bfloat16", float64: "float64" };
 
 export function parseConfig(raw: Record<string, unknown>, file = "config.json"): OPTConfig {
   const type = raw.model_type;
   if (type !== "opt") {
-    throw new ConfigError(file, `model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
+    throw new ConfigError(file, `model_type ${JSON.stringify(type)} is not an OPT config (model_type "opt")`);
   }
   const int = (key: string, dflt?: number): number => {
     const v = raw[key] ?? dflt;
@@ -72,6 +66,9 @@ export function parseConfig(raw: Record<string, unknown>, file = "config.json"):
   if (typeof dt !== "string" || !(dt in TORCH_DTYPES)) throw new ConfigError(file, `torch_dtype ${JSON.stringify(dt)} is not supported (float32, float16, bfloat16)`);
   return {
     modelType: "opt",
+    architecture: "OPTForCausalLM",
+    numKeyValueHeads: heads,
+    headDim: hiddenSize / heads,
     vocabSize: int("vocab_size"),
     hiddenSize,
     numHiddenLayers: int("num_hidden_layers"),
@@ -95,16 +92,7 @@ export function parseConfig(raw: Record<string, unknown>, file = "config.json"):
 }
 
 export function readConfig(file: string): OPTConfig {
-  let text: string;
-  try { text = readFileSync(file, "utf8"); } catch (e) {
-    throw new ConfigError(file, `cannot read: ${(e as Error).message}`);
-  }
-  let raw: unknown;
-  try { raw = JSON.parse(text); } catch (e) {
-    throw new ConfigError(file, `not valid JSON (${(e as Error).message})`);
-  }
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(file, "not a JSON object");
-  return parseConfig(raw as Record<string, unknown>, file);
+  return parseConfig(readConfigJson(file), file);
 }
 
 /** The config back in Hugging Face's field names, for writing checkpoints. */

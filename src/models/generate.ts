@@ -1,7 +1,7 @@
 // Decoding, batched with left padding, with or without a KV cache: greedy
 // (argmax) unless the caller chooses tokens itself (sampling: ./sampling.ts).
 import { Tensor, tensor, cat, ones, tidy, noGrad, disposeAll } from "../engine/index.js";
-import type { LayerKV, OPTForCausalLM } from "./opt.js";
+import type { CausalLM, LayerKV } from "./causal-lm.js";
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -32,7 +32,7 @@ export function leftPad(rows: number[][], padId: number): { ids: Tensor; mask: T
  * unless `chooseNext` is given. Returns the new tokens of each row, stop token
  * excluded.
  */
-export function greedyGenerate(model: OPTForCausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
+export function greedyGenerate(model: CausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
   const stop = new Set(opts.stopTokenIds ?? []);
   const batch = prompts.length;
   const out: number[][] = prompts.map(() => []);

@@ -9,62 +9,23 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  type DType, Tensor, arange, cat, embedding, layerNorm, linear, frozenLinear, reluMask, dropout, randn, rand, zeros, ones, tidy, noGrad, keep, manualSeed,
-  checkpoint, isGradEnabled,
+  type DType, Tensor, cat, embedding, layerNorm, linear, reluMask, dropout, randn, zeros, ones, tidy, noGrad, keep, manualSeed,
 } from "../engine/index.js";
 import { loadCheckpoint } from "../io/checkpoint.js";
 import { alignKeyPrefix } from "../io/state-dict-keys.js";
-import { type OPTConfig, readConfig } from "./config.js";
+import { type OPTConfig, readConfig, parseConfig, toHfConfig } from "./config.js";
+import {
+  type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type ModelFamily, type SublayerHooks, Linear,
+} from "./causal-lm.js";
+import { attend, attentionBias, pastAndMask } from "./attention.js";
+import { runDecoderStack } from "./decoder-stack.js";
+import { checkComputeDtype } from "./load.js";
 
-export interface LinearModule {
-  forward(x: Tensor): Tensor;
-}
+export { Linear } from "./causal-lm.js";
+export type { LinearModule, LayerKV, ForwardOptions, ForwardResult, SublayerHooks } from "./causal-lm.js";
 
-/** y = x·Wᵀ + b over base weights held by the model. */
-export class Linear implements LinearModule {
-  constructor(readonly weight: Tensor, readonly bias: Tensor | null) {}
-  forward(x: Tensor): Tensor {
-    // a frozen weight needs no saved input for backward
-    return this.weight.requiresGrad ? linear(x, this.weight, this.bias) : frozenLinear(x, this.weight, this.bias);
-  }
-}
-
-/** One layer's keys and values, [batch, heads, positions, headDim]. */
-export interface LayerKV { key: Tensor; value: Tensor }
-
-export interface ForwardOptions {
-  /** [batch, seq] of 1 (real token) and 0 (padding); covers past + current positions. */
-  attentionMask?: Tensor;
-  /** Keys/values of earlier positions (generation cache or a trainable prefix). */
-  past?: LayerKV[];
-  /** Return the updated cache. */
-  useCache?: boolean;
-  /** [batch, k] int64 positions whose logits are wanted; all positions when absent. */
-  logitsAt?: Tensor;
-}
-
-export interface ForwardResult {
-  /** [batch, seq or k, vocab] */
-  logits: Tensor;
-  cache?: LayerKV[];
-}
-
-export interface SublayerHooks {
-  /** Transforms the attention block's output before the residual add. */
-  afterAttention?: (layer: number, h: Tensor) => Tensor;
-  /** Transforms the feed-forward block's output before the residual add. */
-  afterFeedForward?: (layer: number, h: Tensor) => Tensor;
-  /**
-   * Keys/values of virtual tokens placed before every sequence (prefix-tuning).
-   * Attention masks passed to forward cover real tokens only; the model
-   * prepends the prefix's positions, as Hugging Face PEFT does.
-   */
-  prefix?: { length: number; keyValues: (batch: number) => LayerKV[] };
-}
-
-const MASKED = -1e9;
-
-export class OPTForCausalLM {
+export class OPTForCausalLM implements CausalLM {
+  readonly family: ModelFamily = optFamily;
   readonly config: OPTConfig;
   /** Base weights by Hugging Face name; lm_head.weight is tied to embed_tokens. */
   readonly params: Map<string, Tensor>;
@@ -100,52 +61,21 @@ export class OPTForCausalLM {
   forward(inputIds: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const c = this.config;
     const [batch, seq] = inputIds.shape;
-    const prefix = this.hooks.prefix;
-    const past = opts.past ?? prefix?.keyValues(batch);
-    const pastLen = past?.[0]?.key.size(2) ?? 0;
-    const prefixLen = prefix?.length ?? 0;
-    let mask = opts.attentionMask ?? ones([batch, pastLen + seq - prefixLen], "int64");
-    if (prefixLen) mask = cat([ones([batch, prefixLen], "int64"), mask], 1);
-    if (mask.size(1) !== pastLen + seq) {
-      throw new Error(`attention mask covers ${mask.size(1) - prefixLen} positions, expected ${pastLen + seq - prefixLen} (past ${pastLen - prefixLen} + input ${seq})`);
-    }
+    const { past, pastLen, mask } = pastAndMask(batch, seq, opts, this.hooks);
 
-    // Learned positions from the mask, so left padding works: cumsum(mask)·mask − 1,
+    // Learned positions (given, or from the mask so left padding works: cumsum(mask)·mask − 1),
     // offset by 2 (OPT's embedding rows 0 and 1 are reserved; padding lands on row 1).
-    const positions = mask.cumsum(1).mul(mask).sub(1).narrow(1, pastLen, seq).add(2);
+    const positions = (opts.positionIds ?? mask.cumsum(1).mul(mask).sub(1).narrow(1, pastLen, seq)).add(2);
     let h = embedding(this.p("model.decoder.embed_tokens.weight"), inputIds);
     if (this.linears.has("model.decoder.project_in")) h = this.lin("model.decoder.project_in", h);
     h = h.add(embedding(this.p("model.decoder.embed_positions.weight"), positions));
     h = dropout(h, c.dropout, this.training);
 
-    const additiveMask = this.attentionBias(mask, seq, pastLen, h.dtype);
-    const cache: LayerKV[] = [];
-    const checkpointed = this.gradientCheckpointing && isGradEnabled() && !opts.useCache;
-    // Each layer draws its dropout masks from its own seed, so a checkpointed
-    // layer repeats them when recomputed, and checkpointing changes nothing.
+    const additiveMask = attentionBias(mask, seq, pastLen);
     const random = this.training && (c.dropout > 0 || c.attentionDropout > 0);
-    const seedBase = random ? Math.floor(rand([1]).item() * 2 ** 30) : 0;
-    for (let i = 0; i < c.numHiddenLayers; i++) {
-      // Each layer in its own scope: its intermediates are freed as soon as it
-      // returns (autograd keeps what backward needs), so inference holds one
-      // layer's activations at a time.
-      const input = h;
-      const out = tidy(() => {
-        if (random) manualSeed(seedBase + i);
-        if (checkpointed) {
-          const run = (x: Tensor) => {
-            if (random) manualSeed(seedBase + i);
-            return this.decoderLayer(i, x, additiveMask, past?.[i], undefined);
-          };
-          return { h: checkpoint(run, input.requiresGrad ? input : input.detach().setRequiresGrad(true)), kv: undefined };
-        }
-        const kv: LayerKV[] = [];
-        return { h: this.decoderLayer(i, input, additiveMask, past?.[i], opts.useCache ? kv : undefined), kv: kv[0] };
-      });
-      input.dispose();
-      h = out.h;
-      if (out.kv) cache.push(out.kv);
-    }
+    const out = runDecoderStack(h, { layers: c.numHiddenLayers, random, checkpointing: this.gradientCheckpointing, useCache: Boolean(opts.useCache) },
+      (i, x, kv) => this.decoderLayer(i, x, additiveMask, past?.[i], kv));
+    h = out.h;
 
     if (c.doLayerNormBefore && !c.removeFinalLayerNorm) h = this.layerNorm("model.decoder.final_layer_norm", h);
     if (opts.logitsAt) {
@@ -155,17 +85,7 @@ export class OPTForCausalLM {
     }
     if (this.linears.has("model.decoder.project_out")) h = this.lin("model.decoder.project_out", h);
     const logits = linear(h, this.p("lm_head.weight"));
-    return opts.useCache ? { logits, cache } : { logits };
-  }
-
-  /** [batch, 1, seq, past+seq]: 0 where a query may attend, a large negative number elsewhere. */
-  private attentionBias(mask: Tensor, seq: number, pastLen: number, dtype: DType): Tensor {
-    const total = pastLen + seq;
-    const query = arange(pastLen, total).reshape([seq, 1]);
-    const key = arange(0, total).reshape([1, total]);
-    const future = key.gt(query).to(dtype);                                   // [seq, total]
-    const padding = mask.eq(0).to(dtype).reshape([mask.size(0), 1, 1, total]); // [batch, 1, 1, total]
-    return padding.add(future).mul(MASKED);
+    return opts.useCache ? { logits, cache: out.cache } : { logits };
   }
 
   private decoderLayer(i: number, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
@@ -209,13 +129,7 @@ export class OPTForCausalLM {
     }
     if (cache) cache.push({ key: k, value: v });
 
-    const scores = q.matmul(k.transpose(2, 3)).add(bias);                 // [b, h, t, past+t]
-    // Softmax in fp32 for half-precision models, as Hugging Face does.
-    const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
-    const probs = dropout(lowPrecision ? scores.to("float32").softmax(-1).to(scores.dtype) : scores.softmax(-1),
-      c.attentionDropout, this.training);
-    const context = probs.matmul(v).transpose(1, 2).reshape([batch, seq, d]); // heads merged back
-    return this.lin(`${prefix}.self_attn.out_proj`, context);
+    return this.lin(`${prefix}.self_attn.out_proj`, attend(q, k, v, bias, c.attentionDropout, this.training));
   }
 
   /**
@@ -261,8 +175,9 @@ export class OPTForCausalLM {
     const configFile = join(dir, "config.json");
     if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (expected a Hugging Face model folder)`);
     const config = readConfig(configFile);
-    const raw = loadCheckpoint(dir);
     const dtype = opts.dtype ?? "float32";
+    checkComputeDtype(dtype, dir);
+    const raw = loadCheckpoint(dir);
     const params = new Map<string, Tensor>();
     try {
       for (const [name, t] of alignKeyPrefix(raw, expectedShapes(config).keys(), "model.", dir)) {
@@ -364,3 +279,19 @@ function checkParams(c: OPTConfig, params: Map<string, Tensor>, dir: string): vo
     if (got.join() !== shape.join()) throw new Error(`${dir}: tensor '${k}' has shape [${got}] but config.json implies [${shape}]`);
   }
 }
+
+export const optFamily: ModelFamily = {
+  name: "opt",
+  modelTypes: ["opt"],
+  parseConfig: (raw, file) => parseConfig(raw, file),
+  toHfConfig: (c) => toHfConfig(c as OPTConfig),
+  expectedShapes: (c) => expectedShapes(c as OPTConfig),
+  linearNames: (c) => linearNames(c as OPTConfig),
+  describe: (config) => {
+    const c = config as OPTConfig;
+    return { ffn: c.ffnDim, layerNorm: c.doLayerNormBefore ? "pre" : "post", activation: c.activationFunction };
+  },
+  defaultTargets: ["q_proj", "v_proj"],
+  load: (dir, opts) => OPTForCausalLM.load(dir, opts),
+  random: (c, opts) => OPTForCausalLM.random(c as OPTConfig, opts),
+};

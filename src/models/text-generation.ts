@@ -4,7 +4,7 @@
 import { Xoshiro128 } from "../peft/rng.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { greedyGenerate } from "./generate.js";
-import type { OPTForCausalLM } from "./opt.js";
+import type { CausalLM } from "./causal-lm.js";
 import { sampler } from "./sampling.js";
 
 export interface TextGenerationOptions {
@@ -47,7 +47,7 @@ export interface Generation {
  * greedyGenerate on the same token ids; sampling follows ./sampling.ts.
  * Throws a RangeError naming the option for out-of-range options.
  */
-export function generate(model: OPTForCausalLM, tok: BpeTokenizer, prompts: string[], opts: TextGenerationOptions = {}): Generation[] {
+export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], opts: TextGenerationOptions = {}): Generation[] {
   const maxNew = opts.maxNewTokens ?? 50;
   const maxLen = model.config.maxPositionEmbeddings;
   if (!(Number.isSafeInteger(maxNew) && maxNew >= 1 && maxNew < maxLen)) {

@@ -3,14 +3,14 @@
 // of a tied tensor unties it (a saved lm_head gets its own weight, as PEFT's
 // deep copy of the module does); restore() puts the originals back.
 import { type Tensor, keep } from "../engine/index.js";
-import { Linear, type OPTForCausalLM } from "../models/opt.js";
+import { Linear, type CausalLM } from "../models/causal-lm.js";
 
 export class BaseOverrides {
   private readonly originals = new Map<string, Tensor>();
   private readonly copies = new Map<string, Tensor>();
 
   /** Takes copies of `tensors` (the caller keeps ownership of those) in the parameters' dtypes. */
-  constructor(private readonly model: OPTForCausalLM, tensors: Map<string, Tensor>) {
+  constructor(private readonly model: CausalLM, tensors: Map<string, Tensor>) {
     for (const [name, t] of tensors) {
       const orig = model.params.get(name)!;
       const copy = keep(t.to(orig.dtype));

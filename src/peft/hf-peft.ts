@@ -11,7 +11,7 @@
 //   <module>.<param>                               a full trained copy of a modules_to_save module
 // Every tensor is applied or the load fails naming the field: none is ignored.
 import type { Tensor } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { BaseOverrides } from "./base-overrides.js";
 import { lora } from "./lora/index.js";
 import type { MethodConfig, PeftInstance } from "./method.js";
@@ -24,7 +24,6 @@ export const HF_PREFIX = "base_model.model.";
 /** Fields whose non-default values change the computation in ways randmask does not implement. */
 const UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
   use_dora: (v) => v === true,
-  fan_in_fan_out: (v) => v === true,
   layer_replication: (v) => v != null,
   trainable_token_indices: (v) => v != null,
   target_parameters: (v) => v != null && !(Array.isArray(v) && v.length === 0),
@@ -54,11 +53,15 @@ const NON_LINEAR_TARGETS = ["lm_head", "model.decoder.embed_tokens", "model.deco
  * file's tensors (the caller disposes them). Throws a PeftConfigError naming the
  * config field or tensor that randmask cannot apply.
  */
-export function loadHfPeft(model: OPTForCausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>):
+export function loadHfPeft(model: CausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>):
   { instance: PeftInstance; extras: HfPeftExtras } {
   if (raw.peft_type !== "LORA") fail(dir, "peft_type", `${JSON.stringify(raw.peft_type)} is not supported (LORA is)`);
   for (const [field, set] of Object.entries(UNSUPPORTED)) {
     if (set(raw[field])) fail(dir, field, `${JSON.stringify(raw[field])} is not supported by randmask`);
+  }
+  // fan_in_fan_out marks Conv1D targets (GPT-2), whose A/B PEFT stores like nn.Linear's; randmask holds those weights [out, in] too
+  if (raw.fan_in_fan_out === true && !model.family.isConv1D) {
+    fail(dir, "fan_in_fan_out", `true, but this ${model.config.architecture} has no Conv1D layers (the adapter was made for another architecture)`);
   }
   const bias = (raw.bias ?? "none") as string;
   if (!["none", "all", "lora_only"].includes(bias)) fail(dir, "bias", `expected "none", "all" or "lora_only", got ${JSON.stringify(raw.bias)}`);
@@ -139,10 +142,10 @@ export function peftTargetModules(config: MethodConfig): string[] {
 }
 
 /** adapter_config.json for a LoRA instance, as PEFT 0.21 writes it. */
-export function hfPeftConfig(config: MethodConfig, extras: HfPeftExtras | null): Record<string, unknown> {
+export function hfPeftConfig(config: MethodConfig, extras: HfPeftExtras | null, fanInFanOut = false): Record<string, unknown> {
   return {
     peft_type: "LORA", task_type: "CAUSAL_LM", r: config.r, lora_alpha: config.alpha, lora_dropout: config.dropout,
-    target_modules: peftTargetModules(config), bias: extras?.bias ?? "none", fan_in_fan_out: false, inference_mode: true,
+    target_modules: peftTargetModules(config), bias: extras?.bias ?? "none", fan_in_fan_out: fanInFanOut, inference_mode: true,
     init_lora_weights: true, base_model_name_or_path: null, revision: null, modules_to_save: extras?.modulesToSave ?? null,
     layers_to_transform: null, layers_pattern: null, rank_pattern: config.rankPattern ?? {}, alpha_pattern: config.alphaPattern ?? {},
     use_rslora: config.useRslora ?? false, use_dora: false, lora_bias: config.loraBias ?? false,

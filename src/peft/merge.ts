@@ -3,7 +3,7 @@
 // originals are kept, so unmerge restores them bitwise) and the method's
 // module steps aside until unmerge.
 import { Tensor, keep, noGrad, tidy } from "../engine/index.js";
-import type { Linear, LinearModule, OPTForCausalLM } from "../models/opt.js";
+import type { Linear, LinearModule, CausalLM } from "../models/causal-lm.js";
 
 export interface DeltaModule extends LinearModule {
   readonly base: Linear;
@@ -16,7 +16,7 @@ export interface DeltaModule extends LinearModule {
 export class DeltaMerger {
   private originals = new Map<string, { weight: Tensor; bias: Tensor | null }>();
 
-  constructor(private readonly model: OPTForCausalLM, private readonly modules: Map<string, DeltaModule>) {}
+  constructor(private readonly model: CausalLM, private readonly modules: Map<string, DeltaModule>) {}
 
   merge(): void {
     if (this.originals.size) return;

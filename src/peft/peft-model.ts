@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tensor, noGrad, tidy } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { loadFile, saveFile } from "../io/safetensors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "./method.js";
@@ -49,7 +49,7 @@ export class AdapterError extends Error {
  * it was loaded in: values are rounded once to bfloat16 (round-to-nearest-even,
  * exact for bf16 and the same from an fp32 value or its bf16 load).
  */
-export function fingerprint(model: OPTForCausalLM, names: string[], values: "bfloat16" | "float32" = "bfloat16"): BaseFingerprint {
+export function fingerprint(model: CausalLM, names: string[], values: "bfloat16" | "float32" = "bfloat16"): BaseFingerprint {
   const h = createHash("sha256");
   const shapes: Record<string, number[]> = {};
   for (const name of [...names].sort()) {
@@ -63,17 +63,17 @@ export function fingerprint(model: OPTForCausalLM, names: string[], values: "bfl
       : (t.to("float32").toArray() as Float32Array)));
     h.update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
-  const fp: BaseFingerprint = { architecture: "OPTForCausalLM", numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
+  const fp: BaseFingerprint = { architecture: model.config.architecture, numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
   if (values === "bfloat16") fp.hash_values = "bfloat16";
   return fp;
 }
 
 export class PeftModel {
-  private constructor(readonly model: OPTForCausalLM, readonly definition: MethodDefinition,
+  private constructor(readonly model: CausalLM, readonly definition: MethodDefinition,
     readonly instance: PeftInstance, readonly base: BaseFingerprint, private readonly hfExtras: HfPeftExtras | null = null) {}
 
   /** Attaches a freshly initialised method. `rawConfig` uses the method's option names. */
-  static create(model: OPTForCausalLM, method: string, rawConfig: MethodConfig = {}): PeftModel {
+  static create(model: CausalLM, method: string, rawConfig: MethodConfig = {}): PeftModel {
     const def = getMethod(method);
     const config = def.resolveConfig(rawConfig, shapesOf(model.config));
     const probe = def.apply(model, config);
@@ -83,7 +83,7 @@ export class PeftModel {
   }
 
   /** Attaches a saved adapter (randmask's format, or a Hugging Face PEFT LoRA folder). */
-  static load(model: OPTForCausalLM, dir: string): PeftModel {
+  static load(model: CausalLM, dir: string): PeftModel {
     const cfgFile = join(dir, ADAPTER_CONFIG);
     if (!existsSync(cfgFile)) throw new AdapterError(dir, `no ${ADAPTER_CONFIG} (not an adapter folder)`);
     let raw: Record<string, unknown>;
@@ -117,7 +117,7 @@ export class PeftModel {
     }
   }
 
-  private static fromHfPeft(model: OPTForCausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
+  private static fromHfPeft(model: CausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
     const { instance, extras } = loadHfPeft(model, dir, raw, tensors);
     const base = fingerprint(model, instance.baseTensorNames());
     return new PeftModel(model, getMethod("lora"), instance, base, extras);
@@ -152,7 +152,8 @@ export class PeftModel {
 
   private saveHfPeft(dir: string): void {
     saveFile(join(dir, ADAPTER_WEIGHTS), hfPeftTensors(this.instance, this.hfExtras), { format: "pt" });
-    writeJsonAtomic(join(dir, ADAPTER_CONFIG), hfPeftConfig(this.instance.config, this.hfExtras));
+    writeJsonAtomic(join(dir, ADAPTER_CONFIG), hfPeftConfig(this.instance.config, this.hfExtras,
+      (this.instance.config.targets as string[]).every((t) => this.model.family.isConv1D?.(t) ?? false)));
   }
 
   /**

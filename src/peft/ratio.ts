@@ -18,13 +18,37 @@ export function parseDensitySpec(method: string, raw: Record<string, unknown>): 
   return trainableRatio !== undefined ? { trainableRatio: v } : { density: v };
 }
 
+/** Row ranges [start, end) of each target the mask draws from (absent: all rows); kept in the method config. */
+export type MaskRows = Record<string, [number, number][]>;
+
+/** The maskable region of a target as a [rows, cols] matrix (its allowed rows stacked). */
+export function regionShape(config: MethodConfig, shapes: ModelShapes, target: string): [number, number] {
+  const [out, inF] = shapes.linears.get(target)!;
+  const ranges = (config.maskRows as MaskRows | undefined)?.[target];
+  return [ranges ? ranges.reduce((n, [a, b]) => n + b - a, 0) : out, inF];
+}
+
+/** Flat indices in the region → flat indices in the full [out, in] weight (sorted stays sorted). */
+export function regionToWeight(config: MethodConfig, target: string, cols: number, indices: number[]): number[] {
+  const ranges = (config.maskRows as MaskRows | undefined)?.[target];
+  if (!ranges) return indices;
+  return indices.map((i) => {
+    let row = Math.floor(i / cols);
+    for (const [a, b] of ranges) {
+      if (row < b - a) return (a + row) * cols + (i % cols);
+      row -= b - a;
+    }
+    throw new Error(`index ${i} lies outside the mask region of '${target}'`);
+  });
+}
+
 /**
  * Per-matrix density p and the total trainable values aimed at. Throws a
  * PeftConfigError naming the option (and its flag) when that total rounds to
  * zero, with the smallest value that gives one trainable value.
  */
-export function densityFor(method: string, spec: DensitySpec, shapes: ModelShapes, targets: string[]): { p: number; total: number } {
-  const targetSize = targets.reduce((n, t) => n + shapes.linears.get(t)![0] * shapes.linears.get(t)![1], 0);
+export function densityFor(method: string, spec: DensitySpec & { maskRows?: unknown }, shapes: ModelShapes, targets: string[]): { p: number; total: number } {
+  const targetSize = targets.reduce((n, t) => { const [r, c] = regionShape(spec as MethodConfig, shapes, t); return n + r * c; }, 0);
   const byRatio = spec.density === undefined;
   const raw = byRatio ? spec.trainableRatio! * shapes.totalParams : spec.density! * targetSize;
   if (Math.round(raw) === 0) throw zeroValues(method, spec, byRatio ? shapes.totalParams : targetSize);
@@ -51,9 +75,15 @@ export function zeroValues(method: string, spec: DensitySpec, of: number, drawn 
 /** The options both masking methods share: targets, ratio or density, seed. */
 export function resolveMaskOptions(method: string, raw: MethodConfig, shapes: ModelShapes): MethodConfig {
   const seed = seedOption(method, raw);
-  const patterns = parseTargets(method, raw.targetModules);
+  const patterns = parseTargets(method, raw.targetModules, shapes);
   const targets = matchTargets(method, patterns, shapes.linears.keys());
   const spec = parseDensitySpec(method, raw);
-  const { p } = densityFor(method, spec, shapes, targets);
-  return { targetModules: patterns, targets, ...spec, densityPerMatrix: p, seed };
+  // the family's default targets may name only part of a fused matrix (GPT-2's c_attn: its q and v rows)
+  const maskRows: MaskRows = {};
+  if (raw.targetModules === undefined && shapes.family.maskRows) {
+    for (const t of targets) { const r = shapes.family.maskRows(shapes.config, t); if (r) maskRows[t] = r; }
+  }
+  const rows = Object.keys(maskRows).length ? { maskRows } : {};
+  const { p } = densityFor(method, { ...spec, ...rows }, shapes, targets);
+  return { targetModules: patterns, targets, ...rows, ...spec, densityPerMatrix: p, seed };
 }

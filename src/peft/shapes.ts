@@ -1,11 +1,13 @@
 // What PEFT methods need to know of a model's shapes, from its config alone:
-// counting trainable values for any size needs no weights.
-import type { OPTConfig } from "../models/config.js";
-import { expectedShapes, linearNames } from "../models/opt.js";
+// counting trainable values for any size needs no weights. Family-generic:
+// each family says its parameters, linears and default targets.
+import type { ModelConfig, ModelFamily } from "../models/causal-lm.js";
+import { familyOf } from "../models/registry.js";
 
 export interface ModelShapes {
-  config: OPTConfig;
-  /** Every parameter's shape by Hugging Face name (lm_head.weight excluded when tied). */
+  config: ModelConfig;
+  family: ModelFamily;
+  /** Every parameter's shape by Hugging Face name, linears [out, in] (lm_head.weight excluded when tied). */
   params: Map<string, number[]>;
   /** Linear modules by name: [out, in]. */
   linears: Map<string, [number, number]>;
@@ -13,15 +15,16 @@ export interface ModelShapes {
   totalParams: number;
 }
 
-export function shapesOf(config: OPTConfig): ModelShapes {
-  const params = expectedShapes(config);
+export function shapesOf(config: ModelConfig): ModelShapes {
+  const family = familyOf(config);
+  const params = family.expectedShapes(config);
   if (config.tieWordEmbeddings) params.delete("lm_head.weight");
   const linears = new Map<string, [number, number]>();
-  for (const name of linearNames(config)) {
+  for (const name of family.linearNames(config)) {
     const s = params.get(`${name}.weight`)!;
     linears.set(name, [s[0], s[1]]);
   }
   let total = 0;
   for (const s of params.values()) total += s.reduce((a, b) => a * b, 1);
-  return { config, params, linears, totalParams: total };
+  return { config, family, params, linears, totalParams: total };
 }

@@ -2,12 +2,13 @@
 // that match a module whose name equals them or ends with ".<pattern>"; a
 // pattern starting with "re:" is a regular expression searched in the full
 // name. Hugging Face PEFT configs use PEFT's rules (peftTargets below).
+// Without targetModules, a method targets its family's "attention q and v"
+// (OPT, Llama: q_proj, v_proj; GPT-2: the fused c_attn).
 import { PeftConfigError } from "./method.js";
+import type { ModelShapes } from "./shapes.js";
 
-export const DEFAULT_TARGETS = ["q_proj", "v_proj"];
-
-export function parseTargets(method: string, raw: unknown): string[] {
-  if (raw === undefined) return DEFAULT_TARGETS;
+export function parseTargets(method: string, raw: unknown, shapes: ModelShapes): string[] {
+  if (raw === undefined) return [...shapes.family.defaultTargets];
   // a single "re:" pattern is one regular expression: its commas ({1,2}) do not split it
   const list = typeof raw === "string" ? (raw.startsWith("re:") ? [raw] : raw.split(",").map((s) => s.trim()).filter(Boolean)) : raw;
   if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === "string" && s.length > 0)) {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { getNumThreads, type DType } from "../engine/index.js";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -123,7 +123,7 @@ function folderBytes(dir: string): number {
 
 /** Test accuracy of a saved adapter on a fresh copy of the base (the eval command's path). */
 function testAccuracy(modelDir: string, adapterDir: string, dtype: DType, test: Example[]): number {
-  const model = OPTForCausalLM.load(modelDir, { dtype });
+  const model = loadCausalLM(modelDir, { dtype });
   const peft = PeftModel.load(model, adapterDir);
   try {
     return evaluate(model, BpeTokenizer.fromDir(modelDir), "classification", test).accuracy!;
@@ -210,7 +210,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
 
   const zsStart = Date.now();
   const zero = (() => {
-    const model = OPTForCausalLM.load(modelDir, { dtype: "bfloat16" });
+    const model = loadCausalLM(modelDir, { dtype: "bfloat16" });
     const tok = BpeTokenizer.fromDir(modelDir);
     try {
       return { dev: evaluate(model, tok, task.kind, sampled.dev).accuracy!, test: evaluate(model, tok, task.kind, sampled.test).accuracy! };

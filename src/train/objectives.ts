@@ -1,7 +1,7 @@
 // Training losses for a batch of examples: cross-entropy over the options'
 // mean log-probabilities (classification), or the LM loss on a target.
 import { Tensor, cat, tensor } from "../engine/index.js";
-import type { OPTForCausalLM } from "../models/opt.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind, TrainObjective } from "../tasks/types.js";
 import { encodeContinuation, encodeOptions, type Scored } from "../eval/encode.js";
@@ -22,7 +22,7 @@ export function prepare(tok: BpeTokenizer, kind: TaskKind, objective: TrainObjec
 }
 
 /** Mean loss of a batch. */
-export function batchLoss(model: OPTForCausalLM, batch: Prepared[]): Tensor {
+export function batchLoss(model: CausalLM, batch: Prepared[]): Tensor {
   if (batch[0].kind === "lm") {
     // mean NLL over all target tokens of the batch (Hugging Face's causal-LM loss)
     const rows = batch.map((b) => (b as { row: Scored }).row);

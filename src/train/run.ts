@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import type { DType } from "../engine/index.js";
-import { OPTForCausalLM } from "../models/opt.js";
+import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -81,7 +81,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   const task = getTask(o.task, o.dataDir);
   const sampled = loadTaskData(task, o.dataDir, o.train.seed, o.sizes ?? DEFAULT_SIZES);
   const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
-  const model = OPTForCausalLM.load(o.modelDir, { dtype: o.dtype });
+  const model = loadCausalLM(o.modelDir, { dtype: o.dtype });
   model.gradientCheckpointing = o.gradientCheckpointing ?? false;
   const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
   const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;

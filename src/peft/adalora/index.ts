@@ -5,7 +5,7 @@
 // A, entries of E, columns of B) with the highest smoothed sensitivity
 // |w·∂L/∂w| × its uncertainty.
 import { Tensor, linear, dropout, tidy, noGrad, keep, zeros, randn, cat, eye, manualSeed } from "../../engine/index.js";
-import { Linear, type OPTForCausalLM } from "../../models/opt.js";
+import { Linear, type CausalLM } from "../../models/causal-lm.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
 import { deltaNorm } from "../delta-norm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
@@ -18,7 +18,7 @@ const NAME = "adalora";
 
 class AdaLoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly e: Tensor, readonly b: Tensor,
-    readonly scaling: number, readonly dropoutP: number, private readonly model: OPTForCausalLM) {}
+    readonly scaling: number, readonly dropoutP: number, private readonly model: CausalLM) {}
   get factor(): number { return this.scaling / (this.a.size(0) + 1e-5); }
   forward(x: Tensor): Tensor {
     const dt = this.base.weight.dtype;
@@ -41,7 +41,7 @@ class AdaLoraInstance implements PeftInstance {
   private readonly scores = new Map<Tensor, Sensitivity>();
   private readonly merger: DeltaMerger;
 
-  constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, saved?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: CausalLM, saved?: Map<string, Tensor>) {
     const r = config.initR as number;
     manualSeed(config.seed as number);
     for (const name of config.targets as string[]) {
@@ -185,7 +185,7 @@ export const adalora: MethodDefinition = {
   name: NAME,
   summary: "SVD-form LoRA with an importance-based rank budget (initR 12 → targetR 8)",
   resolveConfig(raw: MethodConfig, shapes: ModelShapes) {
-    const patterns = parseTargets(NAME, raw.targetModules);
+    const patterns = parseTargets(NAME, raw.targetModules, shapes);
     const initR = intOption(NAME, raw, "initR", 12);
     const targetR = intOption(NAME, raw, "targetR", 8);
     if (targetR > initR) throw new PeftConfigError(NAME, `targetR ${targetR} exceeds initR ${initR}`);

@@ -1,6 +1,6 @@
 // BitFit (Ben Zaken et al. 2022): only bias vectors train — every linear's
 // bias (q, k, v, out, fc1, fc2) and every layer norm's bias.
-import type { MethodDefinition } from "../method.js";
+import { type MethodDefinition, PeftConfigError } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { InPlaceInstance } from "../in-place.js";
 
@@ -14,7 +14,10 @@ export const bitfit: MethodDefinition = {
   name: NAME,
   summary: "all bias vectors (linears and layer norms) train",
   resolveConfig(_raw, shapes) {
-    if (biasNames(shapes).length === 0) throw new Error(`${NAME}: this model has no bias vectors (enable_bias and layer-norm affine are off)`);
+    if (biasNames(shapes).length === 0) {
+      throw new PeftConfigError(NAME, `this ${shapes.config.architecture} has no bias vectors, so BitFit would train nothing ` +
+        "(Llama and Mistral have none unless attention_bias/mlp_bias; OPT: enable_bias and layer-norm affine are off); choose another method");
+    }
     return {};
   },
   count: (_c, shapes) => biasNames(shapes).reduce((n, b) => n + shapes.params.get(b)![0], 0),

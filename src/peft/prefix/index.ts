@@ -3,7 +3,7 @@
 // values for real vocabulary tokens (drawn with the seed), which trains more
 // stably than random init. Attention masks and positions account for them.
 import { Tensor, tensor, tidy, noGrad, keep } from "../../engine/index.js";
-import type { LayerKV, OPTForCausalLM } from "../../models/opt.js";
+import type { LayerKV, CausalLM } from "../../models/causal-lm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import { intOption, seedOption } from "../options.js";
 import { Xoshiro128 } from "../rng.js";
@@ -14,10 +14,10 @@ class PrefixInstance implements PeftInstance {
   readonly method = NAME;
   private readonly kv: LayerKV[] = [];
 
-  constructor(readonly config: MethodConfig, private readonly model: OPTForCausalLM, saved?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: CausalLM, saved?: Map<string, Tensor>) {
     const c = model.config;
     const p = config.numVirtualTokens as number;
-    const shape = [1, c.numAttentionHeads, p, c.hiddenSize / c.numAttentionHeads];
+    const shape = [1, c.numKeyValueHeads, p, c.headDim];
     const init = saved ? null : this.activationsOf(config.initTokenIds as number[]);
     for (let i = 0; i < c.numHiddenLayers; i++) {
       const pick = (which: "key" | "value") => {
@@ -76,7 +76,11 @@ export const prefix: MethodDefinition = {
     const initTokenIds = Array.from({ length: n }, () => 4 + rng.below(Math.min(shapes.config.vocabSize, 50261) - 4));
     return { numVirtualTokens: n, seed, initTokenIds };
   },
-  count: (config, shapes) => shapes.config.numHiddenLayers * 2 * (config.numVirtualTokens as number) * shapes.config.hiddenSize,
+  // keys and values per layer: [kvHeads, p, headDim] each (grouped-query models store fewer heads)
+  count: (config, shapes) => {
+    const c = shapes.config;
+    return c.numHiddenLayers * 2 * (config.numVirtualTokens as number) * c.numKeyValueHeads * c.headDim;
+  },
   apply: (model, config) => new PrefixInstance(config, model),
   load: (model, config, tensors) => new PrefixInstance(config, model, tensors),
 };

@@ -1,9 +1,9 @@
 // Random Masking (Xu & Zhang, ICML 2024): a fixed random sparse subset of each
 // target matrix trains; everything else is frozen.
 import type { Tensor } from "../../engine/index.js";
-import type { OPTForCausalLM } from "../../models/opt.js";
+import type { CausalLM } from "../../models/causal-lm.js";
 import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
-import { densityFor, resolveMaskOptions, zeroValues } from "../ratio.js";
+import { densityFor, regionShape, regionToWeight, resolveMaskOptions, zeroValues } from "../ratio.js";
 import { shapesOf, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
@@ -14,12 +14,14 @@ const NAME = "random-mask";
 function drawMasks(config: MethodConfig, shapes: ModelShapes): Map<string, number[]> {
   const targets = config.targets as string[];
   const { p, total } = densityFor(NAME, config as { trainableRatio?: number; density?: number }, shapes, targets);
-  const sizes = targets.map((t) => shapes.linears.get(t)![0] * shapes.linears.get(t)![1]);
+  const regions = targets.map((t) => regionShape(config, shapes, t));
+  const sizes = regions.map(([r, c]) => r * c);
   const counts = config.maskKind === "exact" ? apportion(total, sizes) : [];
   const out = new Map<string, number[]>();
   targets.forEach((t, i) => {
     const rng = new Xoshiro128(config.seed as number, t);
-    out.set(t, config.maskKind === "exact" ? exactIndices(sizes[i], counts[i], rng) : bernoulliIndices(sizes[i], p, rng));
+    const idx = config.maskKind === "exact" ? exactIndices(sizes[i], counts[i], rng) : bernoulliIndices(sizes[i], p, rng);
+    out.set(t, regionToWeight(config, t, regions[i][1], idx));
   });
   // a Bernoulli mask aiming at a few values can draw none: training nothing is an error, not a run
   if ([...out.values()].every((l) => l.length === 0)) {
@@ -43,12 +45,12 @@ export const randomMask: MethodDefinition = {
     return [...drawMasks(config, shapes).values()].reduce((n, l) => n + l.length, 0);
   },
 
-  apply(model: OPTForCausalLM, config: MethodConfig) {
+  apply(model: CausalLM, config: MethodConfig) {
     const masks = drawMasks(config, shapesOf(model.config));
     return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) });
   },
 
-  load(model: OPTForCausalLM, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>) {
+  load(model: CausalLM, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>) {
     const masks = drawMasks(config, shapesOf(model.config));
     const checksum = indexChecksum(masks);
     if (meta.maskChecksum !== undefined && meta.maskChecksum !== checksum) {

@@ -3,9 +3,9 @@
 // a seeded random start, the last column partly masked when k is not a
 // multiple of the column height. Same ratio semantics as random-mask (exact counts).
 import type { Tensor } from "../../engine/index.js";
-import type { OPTForCausalLM } from "../../models/opt.js";
+import type { CausalLM } from "../../models/causal-lm.js";
 import type { MethodConfig, MethodDefinition } from "../method.js";
-import { densityFor, resolveMaskOptions } from "../ratio.js";
+import { densityFor, regionShape, regionToWeight, resolveMaskOptions } from "../ratio.js";
 import { shapesOf, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
@@ -16,10 +16,10 @@ const NAME = "structured-mask";
 function columnBlocks(config: MethodConfig, shapes: ModelShapes): Map<string, number[]> {
   const targets = config.targets as string[];
   const { total } = densityFor(NAME, config as { trainableRatio?: number; density?: number }, shapes, targets);
-  const counts = apportion(total, targets.map((t) => shapes.linears.get(t)![0] * shapes.linears.get(t)![1]));
+  const counts = apportion(total, targets.map((t) => { const [r, c] = regionShape(config, shapes, t); return r * c; }));
   const out = new Map<string, number[]>();
   targets.forEach((t, i) => {
-    const [rows, cols] = shapes.linears.get(t)!;
+    const [rows, cols] = regionShape(config, shapes, t);
     const k = counts[i];
     const width = Math.ceil(k / rows);
     const start = width >= cols ? 0 : new Xoshiro128(config.seed as number, t).below(cols - width + 1);
@@ -30,7 +30,7 @@ function columnBlocks(config: MethodConfig, shapes: ModelShapes): Map<string, nu
         if (c < width - 1 || r < k - (width - 1) * rows) idx.push(r * cols + start + c);
       }
     }
-    out.set(t, idx);
+    out.set(t, regionToWeight(config, t, cols, idx));
   });
   return out;
 }
@@ -45,12 +45,12 @@ export const structuredMask: MethodDefinition = {
     return [...columnBlocks(config, shapes).values()].reduce((n, l) => n + l.length, 0);
   },
 
-  apply(model: OPTForCausalLM, config: MethodConfig) {
+  apply(model: CausalLM, config: MethodConfig) {
     const masks = columnBlocks(config, shapesOf(model.config));
     return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) });
   },
 
-  load(model: OPTForCausalLM, config: MethodConfig, tensors: Map<string, Tensor>) {
+  load(model: CausalLM, config: MethodConfig, tensors: Map<string, Tensor>) {
     const masks = columnBlocks(config, shapesOf(model.config));
     const values = new Map<string, Tensor>();
     for (const t of config.targets as string[]) {

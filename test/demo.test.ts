@@ -60,8 +60,8 @@ test("LR choice reads dev metrics only: a test number that would change it is ne
 
 test("demo bad input: missing model folder, non-empty --out, missing data; nothing written", () => {
   const noModel = run("demo", "--quick", "--model", join(work, "nope"), "--out", join(work, "o1"));
-  assert.equal(noModel.status, 1);
-  assert.match(noModel.stderr, /--model .*nope: no config\.json/);
+  assert.equal(noModel.status, 2, "a missing folder is a usage error, found before anything is read");
+  assert.match(noModel.stderr, /--model .*nope: folder does not exist/);
   assert.ok(!existsSync(join(work, "o1")));
   const full = join(work, "full-out");
   mkdirSync(full);

@@ -1,5 +1,8 @@
 // AdamW over a list of tensors, using libtorch's own implementation; the
 // handle lets TypeScript step it, change the LR, and measure its state.
+#include <sstream>
+#include <type_traits>
+
 #include "common.h"
 
 namespace randmask {
@@ -70,8 +73,20 @@ class AdamWHandle : public Napi::ObjectWrap<AdamWHandle> {
     return Napi::Number::New(info.Env(), bytes);
   }
 
-  // libtorch keys per-parameter state by the parameter's TensorImpl address.
-  static std::string Key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+  // libtorch keys per-parameter state by the parameter's TensorImpl address: as a
+  // string in 1.x (c10::guts::to_string of the pointer), as the pointer in 2.x.
+  using StateMap = std::remove_reference_t<decltype(std::declval<torch::optim::AdamW&>().state())>;
+  using StateKey = std::decay_t<decltype(std::declval<StateMap&>().begin()->first)>;
+  template <typename K = StateKey>  // a template, so the branch not taken is never instantiated
+  static K Key(const torch::Tensor& p) {
+    if constexpr (std::is_same_v<K, std::string>) {
+      std::ostringstream os;
+      os << p.unsafeGetTensorImpl();
+      return os.str();
+    } else {
+      return static_cast<K>(p.unsafeGetTensorImpl());
+    }
+  }
 
   // [{step, expAvg, expAvgSq}] in parameter order; null for a parameter not stepped yet.
   // The moments are copies, so saving them cannot race a later step.

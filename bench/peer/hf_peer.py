@@ -11,10 +11,13 @@ import sys
 import time
 
 import torch
+
 import transformers
 import peft
 from transformers import OPTConfig, OPTForCausalLM
 from peft import LoraConfig, get_peft_model
+
+from peak_rss import peak_mib, reset_peak  # beside this script
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -25,21 +28,6 @@ B, T, K = 8, 64, 2
 d = args.get("hidden", 768)
 L = args.get("layers", 12)
 keep = args.get("logits_to_keep", 0)
-
-
-def reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 config = OPTConfig(vocab_size=50272, hidden_size=d, num_hidden_layers=L, ffn_dim=4 * d, num_attention_heads=d // 64,

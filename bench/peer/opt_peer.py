@@ -14,7 +14,10 @@ import sys
 import time
 
 import torch
+
 import torch.nn.functional as F
+
+from peak_rss import peak_mib, reset_peak  # beside this script
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -26,21 +29,6 @@ L = args.get("layers", 12)
 H = d // 64
 V = 50272
 method = args["method"]
-
-
-def reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def rand(*shape, std=0.02):

@@ -67,7 +67,8 @@ test("a bad sweep file is one error naming the file and the key", () => {
 });
 
 test("kill -9 during a run: the restarted sweep redoes that run only, every run ends exactly once", async () => {
-  const file = sweepFile("kill", { lrs: [1e-2, 3e-3, 1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] });
+  // 6 epochs: a run lasts seconds even on an idle machine, so the kill lands mid-run
+  const file = sweepFile("kill", { lrs: [1e-2, 3e-3, 1e-3], epochs: [6], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] });
   const db = join(work, "kill.sqlite");
   const first = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, stdio: "ignore" });
   // wait until the first run is done and the second one's child is training
@@ -79,7 +80,7 @@ test("kill -9 during a run: the restarted sweep redoes that run only, every run 
     if (rows[0]?.status === "completed") victim = rows.find((r) => r.status === "running" && r.child_pid !== null);
   }
   assert.ok(victim, "the sweep never reached its second run");
-  await sleep(1500);
+  await sleep(200);
   process.kill(first.pid!, "SIGKILL");
   await new Promise((r) => first.once("exit", r));
   const killedRows = rowsOf(db);
@@ -98,7 +99,7 @@ test("kill -9 during a run: the restarted sweep redoes that run only, every run 
   assert.equal(rows[0].finished_at, firstDone);
   for (const r of rows) {
     assert.ok(existsSync(join(r.run_dir!, "metrics.json")) && existsSync(join(r.adapter_dir!, "adapter_config.json")), r.id);
-    assert.equal(JSON.parse(readFileSync(join(r.run_dir!, "metrics.json"), "utf8")).dev_per_epoch.length, 2);
+    assert.equal(JSON.parse(readFileSync(join(r.run_dir!, "metrics.json"), "utf8")).dev_per_epoch.length, 6);
   }
   assert.match(spawnSync(process.execPath, [cli, "sweep", "status", "--db", db], { encoding: "utf8" }).stdout, /3 runs: 0 pending, 0 running, 3 completed/);
 });

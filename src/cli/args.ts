@@ -151,13 +151,29 @@ export function splitPositionals(c: CommandDef, argv: string[]): { positionals: 
   return { positionals, rest: argv.slice(i) };
 }
 
+/**
+ * `--flag -1` → `--flag=-1` for flags that take a value: node's parser reads a
+ * value starting with "-" as an option ("argument is ambiguous"), which hides
+ * the real check of the value.
+ */
+function joinNegativeValues(c: CommandDef, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = /^--([^=]+)$/.exec(argv[i])?.[1];
+    const d = name === undefined ? undefined : c.flags[name];
+    if (d && d.type !== "boolean" && i + 1 < argv.length && /^-\d|^-\.\d/.test(argv[i + 1])) out.push(`${argv[i]}=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
+}
+
 /** Parses and checks argv (flags only) against the command's flags; every fault is a UsageError naming the flag. */
 export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]): FlagValues<F> {
   const options = Object.fromEntries(Object.entries(c.flags).map(([n, d]) =>
     [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const, multiple: d.multiple ?? false }]));
   let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    raw = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+    raw = parseArgs({ args: joinNegativeValues(c, argv), options, strict: true, allowPositionals: false }).values;
   } catch (e) {
     throw new UsageError(`${(e as Error).message.split("\n")[0]} (randmask ${c.name} --help lists the flags)`);
   }

@@ -6,7 +6,8 @@ import type { CausalLM } from "../models/causal-lm.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind } from "../tasks/types.js";
-import { type VocabSources, checkTokenIds, encodeOptions, encodePrompt } from "./encode.js";
+import { encodeOptions, encodePrompt } from "./encode.js";
+import { type VocabSources, checkTokenIds } from "../tokenizer/vocab-check.js";
 import { continuationLogProbs } from "./scoring.js";
 import { bestOver, exactMatch, tokenF1 } from "./squad-metrics.js";
 

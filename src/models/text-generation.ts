@@ -6,6 +6,7 @@ import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { greedyGenerate } from "./generate.js";
 import type { CausalLM } from "./causal-lm.js";
 import { sampler } from "./sampling.js";
+import { checkTokenIds } from "../tokenizer/vocab-check.js";
 
 export interface TextGenerationOptions {
   /** Tokens generated at most per prompt (default 50). */
@@ -72,6 +73,7 @@ export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], 
       const texts = prompts.slice(start, start + batchSize);
       const encoded = texts.map((t) => {
         const ids = tok.encode(t);
+        checkTokenIds([ids], model.config.vocabSize);
         const room = maxLen - maxNew;
         return ids.length <= room ? { ids, truncated: 0 } : { ids: [ids[0], ...ids.slice(ids.length - room + 1)], truncated: ids.length - room };
       });

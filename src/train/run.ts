@@ -15,6 +15,7 @@ import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling
 import { predict, writePredictions, type Metrics } from "../eval/evaluate.js";
 import { RANDMASK_VERSION } from "../version.js";
 import { encodeOptions } from "../eval/encode.js";
+import { checkTokenIds } from "../tokenizer/vocab-check.js";
 import { prepare } from "./objectives.js";
 import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
 import { lineChartSvg } from "./plot.js";
@@ -78,6 +79,9 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   // fails validation leaves nothing behind and can simply be rerun.
   checkOutDir(out);
   if (!existsSync(o.modelDir)) throw new Error(`${o.modelDir}: model folder does not exist`);
+  if (o.train.gradAccum < 1 || o.train.batchSize % o.train.gradAccum !== 0) {
+    throw new Error(`--batch-size ${o.train.batchSize} must be a multiple of --grad-accum ${o.train.gradAccum}`);
+  }
   const task = getTask(o.task, o.dataDir);
   const sampled = loadTaskData(task, o.dataDir, o.train.seed, o.sizes ?? DEFAULT_SIZES);
   const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
@@ -89,8 +93,10 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   try {
     // every example tokenised now, so a row that cannot be scored or trained fails before --out exists
     const maxLen = model.config.maxPositionEmbeddings;
-    prepare(tok, task.kind, task.objective, sampled.train, maxLen);
-    if (task.kind === "classification") for (const split of [sampled.dev, sampled.test]) encodeOptions(tok, split, maxLen);
+    const ids: number[][] = prepare(tok, task.kind, task.objective, sampled.train, maxLen)
+      .flatMap((p) => (p.kind === "options" ? p.rows.map((r) => r.ids) : [p.row.ids]));
+    if (task.kind === "classification") for (const split of [sampled.dev, sampled.test]) ids.push(...encodeOptions(tok, split, maxLen).flat().map((r) => r.ids));
+    checkTokenIds(ids, model.config.vocabSize, { tokenizer: `the tokenizer in ${o.tokenizerDir ?? o.modelDir}`, config: join(o.modelDir, "config.json") });
     peft = PeftModel.create(model, o.method, methodOptions);
   } catch (e) {
     model.dispose();

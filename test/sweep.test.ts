@@ -123,7 +123,7 @@ test("two sweep processes on one database share the work without a duplicate; a 
   assert.equal(new Set(rows.map((r) => r.owner_pid)).size, 2, "both processes ran some");
   const failed = rows.filter((r) => r.status === "failed");
   assert.equal(failed.length, 1);
-  assert.match(failed[0].error!, /batch size 6 must be a multiple of gradient accumulation 4/);
+  assert.match(failed[0].error!, /--batch-size 6 must be a multiple of --grad-accum 4/);
   for (const r of rows.filter((x) => x.status === "completed")) {
     assert.ok(r.distance_weight! > 0 && r.distance_trainable! > 0, "distance from init is recorded");
     assert.ok(Math.abs(r.distance_weight! - r.distance_trainable!) <= 1e-6 * r.distance_trainable!, "masking: ‖S‖ is the values' change");

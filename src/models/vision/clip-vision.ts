@@ -10,7 +10,8 @@
 // `clip` checkpoint (its text tower is never read).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type DType, Tensor, cat, dropout, layerNorm, tidy, manualSeed, randn, zeros, ones, keep, noGrad } from "../../engine/index.js";
+import { type DType, Tensor, cat, layerNorm, tidy, manualSeed, randn, zeros, ones, keep, noGrad } from "../../engine/index.js";
+import { attend } from "../attention.js";
 import type { LinearModule } from "../opt.js";
 import { type CLIPVisionConfig, readVisionConfig, sequenceLength } from "./config.js";
 import { type VisionHooks, type VisionModel, activation, buildLinears, countParameters, loadVisionParams, patchEmbed, replaceParam } from "./common.js";
@@ -108,11 +109,8 @@ export class CLIPVisionModel implements VisionModel {
     const q = split(this.lin(`${prefix}.self_attn.q_proj`, h).mul(headDim ** -0.5));
     const k = split(this.lin(`${prefix}.self_attn.k_proj`, h));
     const v = split(this.lin(`${prefix}.self_attn.v_proj`, h));
-    const scores = q.matmul(k.transpose(2, 3));
-    const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
-    const probs = dropout(lowPrecision ? scores.to("float32").softmax(-1).to(scores.dtype) : scores.softmax(-1),
-      c.attentionDropout, this.training);
-    const context = probs.matmul(v).transpose(1, 2).reshape([batch, seq, d]);
+    // bidirectional: no mask, so a zero bias
+    const context = attend(q, k, v, zeros([1]), c.attentionDropout, this.training);
     return this.lin(`${prefix}.self_attn.out_proj`, context);
   }
 

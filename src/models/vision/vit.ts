@@ -11,6 +11,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type DType, Tensor, cat, dropout, layerNorm, linear, tidy, manualSeed, randn, zeros, ones, keep, noGrad } from "../../engine/index.js";
+import { attend } from "../attention.js";
 import type { LinearModule } from "../opt.js";
 import { type ViTConfig, readVisionConfig, sequenceLength } from "./config.js";
 import { type VisionHooks, type VisionModel, activation, buildLinears, countParameters, loadVisionParams, patchEmbed, replaceParam } from "./common.js";
@@ -105,14 +106,11 @@ export class ViT implements VisionModel {
     const heads = c.numAttentionHeads;
     const headDim = d / heads;
     const split = (x: Tensor) => x.reshape([batch, seq, heads, headDim]).transpose(1, 2); // [b, h, t, hd]
-    const q = split(this.lin(`${prefix}.attention.q_proj`, h));
+    const q = split(this.lin(`${prefix}.attention.q_proj`, h).mul(headDim ** -0.5));
     const k = split(this.lin(`${prefix}.attention.k_proj`, h));
     const v = split(this.lin(`${prefix}.attention.v_proj`, h));
-    const scores = q.matmul(k.transpose(2, 3)).mul(headDim ** -0.5);
-    const lowPrecision = scores.dtype === "bfloat16" || scores.dtype === "float16";
-    const probs = dropout(lowPrecision ? scores.to("float32").softmax(-1).to(scores.dtype) : scores.softmax(-1),
-      c.attentionProbsDropoutProb, this.training);
-    const context = probs.matmul(v).transpose(1, 2).reshape([batch, seq, d]);
+        // bidirectional: no mask, so a zero bias
+    const context = attend(q, k, v, zeros([1]), c.attentionProbsDropoutProb, this.training);
     return this.lin(`${prefix}.attention.o_proj`, context);
   }
 

@@ -167,3 +167,63 @@ test("claims: a live owner's run is never handed out twice; a dead owner's or an
   a.close();
   b.close();
 });
+
+test("hessian: each run measures ‖H‖₂ before and after training in its child; equal to `randmask hessian`, checkpointing or not; report draws Figure 4a", async () => {
+  const hessian = { when: ["before", "after"], examples: 8, batchSize: 4, maxIters: 60, tol: 1e-4 };
+  const grid = { lrs: [3e-2], methods: [{ method: "random-mask", trainableRatios: [1e-3], hessian }, { method: "lora", options: { r: 2 } }] };
+  const plain = sweepFile("hess", grid);
+  const ckpt = sweepFile("hess-ckpt", { ...grid, gradientCheckpointing: true });
+  const run = (file: string, db: string) => {
+    const r = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db, "--workers", "1"], { env, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return rowsOf(db);
+  };
+  const [rm, lora] = run(plain, join(work, "hess.sqlite"));
+  assert.equal(rm.status, "completed");
+  for (const v of [rm.hessian_before, rm.hessian_after]) assert.ok(v !== null && Number.isFinite(v) && v > 0, `finite positive: ${v}`);
+  assert.notEqual(rm.hessian_before, rm.hessian_after, "training moved the weights");
+  assert.equal(lora.hessian_before, null, "only the entry that asks measures");
+  assert.equal(lora.hessian_after, null);
+  const rec = JSON.parse(readFileSync(join(rm.run_dir!, "metrics.json"), "utf8"));
+  assert.equal(rec.hessian.before.examples, 8);
+  assert.ok(rec.hessian.before.converged && rec.hessian.after.converged);
+
+  // reentrant checkpointing would hide the parameters from autograd.grad: the run switches it off for the products
+  const [rmCkpt] = run(ckpt, join(work, "hess-ckpt.sqlite"));
+  assert.ok(JSON.parse(rmCkpt.config).gradientCheckpointing);
+  for (const k of ["hessian_before", "hessian_after"] as const) {
+    assert.ok(Math.abs(rmCkpt[k]! - rm[k]!) <= hessian.tol * rm[k]!, `${k}: ${rmCkpt[k]} with checkpointing vs ${rm[k]}`);
+  }
+
+  // the same measurement from the command line: the method at initialisation, then the saved adapter
+  const common = ["hessian", "--model", join(work, "model"), "--task", "jsonl", "--data-dir", join(work, "data"), "--seed", "0",
+    "--train-size", "16", "--dev-size", "8", "--test-size", "8", "--examples", "8", "--batch-size", "4", "--max-iters", "60", "--tol", "1e-4", "--json", "--quiet"];
+  const cliNorm = (extra: string[]) => {
+    const r = spawnSync(process.execPath, [cli, ...common, ...extra], { env, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout).norm as number;
+  };
+  const before = cliNorm(["--method", "random-mask", "--trainable-ratio", "1e-3"]);
+  const after = cliNorm(["--adapter", rm.adapter_dir!]);
+  assert.ok(Math.abs(before - rm.hessian_before!) <= hessian.tol * before, `before: sweep ${rm.hessian_before} vs hessian ${before}`);
+  assert.ok(Math.abs(after - rm.hessian_after!) <= hessian.tol * after, `after: sweep ${rm.hessian_after} vs hessian ${after}`);
+
+  const out = join(work, "hess-report");
+  const rep = spawnSync(process.execPath, [cli, "report", "--db", join(work, "hess.sqlite"), "--out", out], { env, encoding: "utf8" });
+  assert.equal(rep.status, 0, rep.stderr);
+  const svg = readFileSync(join(out, "fig4a-hessian-vs-ratio.svg"), "utf8");
+  for (const text of ["before training", "after training"]) assert.ok(svg.includes(text), text);
+});
+
+test("a bad hessian option in a sweep file names the key", () => {
+  const bad = (hessian: unknown, re: RegExp) => assert.throws(() => expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3],
+    methods: [{ method: "lora", hessian }] }, join(work, "bad.json")), (e: Error) => e instanceof SweepFileError && re.test(e.message));
+  bad({ when: ["during"] }, /methods\[0\]\.hessian\.when: expected a non-empty list of before, after/);
+  bad({ maxIterations: 5 }, /unknown key 'methods\[0\]\.hessian\.maxIterations' \(expected one of when, examples, batchSize, maxIters, tol\)/);
+  bad({ examples: 0 }, /methods\[0\]\.hessian\.examples: expected a positive integer/);
+  bad({ tol: -1 }, /methods\[0\]\.hessian\.tol: expected a positive number/);
+  const on = expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], hessian: { examples: 4 },
+    methods: [{ method: "lora" }, { method: "bitfit", hessian: false }] }, join(work, "h.json"));
+  assert.deepEqual(on.runs[0].config.hessian, { when: ["after", "before"], examples: 4, batchSize: 8, maxIters: 100, tol: 1e-3 });
+  assert.equal(on.runs[1].config.hessian, undefined);
+});

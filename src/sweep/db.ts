@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
   trainable_params INTEGER, actual_ratio REAL, total_params INTEGER,
   wall_time_s REAL,                  -- seconds of the run's process (start-up, training, evaluation, saving)
   distance_trainable REAL, distance_weight REAL,          -- ℓ2 distance from init of the saved weights
-  hessian_before REAL, hessian_after REAL,                -- Hessian ℓ2 norm (filled by randmask hessian)
+  hessian_before REAL, hessian_after REAL,                -- Hessian ℓ2 norm at init / of the saved weights (sweep file's hessian option)
   host TEXT, randmask_version TEXT,
   run_dir TEXT, adapter_dir TEXT, log_path TEXT
 );
@@ -147,11 +147,12 @@ export class ResultsDb {
     return this.db.prepare(`UPDATE runs SET status = ?, error = NULL, finished_at = ?, heartbeat_at = ?, child_pid = NULL,
       metric = ?, dev_metric = ?, test_metric = ?, dev_metrics = ?, test_metrics = ?, best_epoch = ?, epoch_records = ?, train_loss = ?, diverged = ?,
       trainable_params = ?, actual_ratio = ?, total_params = ?, wall_time_s = ?, distance_trainable = ?, distance_weight = ?,
-      host = ?, randmask_version = ?, run_dir = ?, adapter_dir = ?, log_path = ?
+      hessian_before = ?, hessian_after = ?, host = ?, randmask_version = ?, run_dir = ?, adapter_dir = ?, log_path = ?
       WHERE id = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?`).run(
       rec.status, now(), now(), metric, h(rec.best_dev), h(rec.test), json(rec.best_dev), json(rec.test), rec.best_epoch,
       JSON.stringify(rec.dev_per_epoch), JSON.stringify(rec.train_loss), json(rec.diverged), rec.trainable_params, rec.trainable_ratio,
-      rec.total_params, wallS, rec.distance_from_init.trainable, rec.distance_from_init.weight, owner.host, RANDMASK_VERSION,
+      rec.total_params, wallS, rec.distance_from_init.trainable, rec.distance_from_init.weight,
+      rec.hessian?.before?.norm ?? null, rec.hessian?.after?.norm ?? null, owner.host, RANDMASK_VERSION,
       paths.runDir, paths.adapterDir, paths.logPath, id, owner.host, owner.pid).changes === 1;
   }
 

@@ -14,6 +14,7 @@ import { getTask } from "../tasks/registry.js";
 import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { TRAIN_DEFAULTS, type TrainOptions } from "../train/trainer.js";
+import { checkHessianOptions, type RunHessianOptions } from "../train/run.js";
 
 /** Everything one fine-tuning run depends on; its hash is the run's identity. */
 export interface RunConfig {
@@ -30,6 +31,8 @@ export interface RunConfig {
   sizes: SampleSizes;
   train: Omit<TrainOptions, "log" | "quiet">;
   gradientCheckpointing: boolean;
+  /** Hessian norms measured inside the run (absent: none, and the id is what it was before this field existed). */
+  hessian?: RunHessianOptions;
 }
 
 export interface SweepRun { id: string; config: RunConfig }
@@ -44,7 +47,9 @@ export class SweepFileError extends Error {
 
 type TrainFixed = Omit<RunConfig["train"], "lr" | "epochs" | "seed">;
 const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS).filter((k) => !["lr", "epochs", "seed"].includes(k)) as (keyof TrainFixed)[];
-const GRID_KEYS = ["lrs", "seeds", "epochs", "train", "options"] as const;
+const GRID_KEYS = ["lrs", "seeds", "epochs", "train", "options", "hessian"] as const;
+/** `randmask hessian`'s defaults. */
+const HESSIAN_DEFAULTS: RunHessianOptions = { when: ["before", "after"], examples: 64, batchSize: 8, maxIters: 100, tol: 1e-3 };
 const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "methods", ...GRID_KEYS];
 
 /** JSON with sorted keys: equal configurations give equal text, hence equal ids. */
@@ -119,6 +124,9 @@ export function expandSweep(raw: unknown, file: string): Sweep {
       : list(entry.trainableRatios, `${at}.trainableRatios`, fail, (v): v is number => typeof v === "number" && v > 0 && v <= 1, "numbers in (0, 1]");
     const fixed = trainOf({ ...(top.train === undefined ? {} : object(top.train, "train", fail)),
       ...(entry.train === undefined ? {} : object(entry.train, `${at}.train`, fail)) }, entry.train !== undefined ? `${at}.train` : "train", fail);
+    // a method entry's hessian replaces the top level's; `hessian: false` turns it off for the entry
+    const hessian = entry.hessian !== undefined ? hessianOf(entry.hessian, `${at}.hessian`, fail)
+      : top.hessian !== undefined ? hessianOf(top.hessian, "hessian", fail) : undefined;
     const options = { ...(top.options === undefined ? {} : object(top.options, "options", fail)),
       ...(entry.options === undefined ? {} : object(entry.options, `${at}.options`, fail)) };
     models.forEach((model, mi) => {
@@ -127,7 +135,7 @@ export function expandSweep(raw: unknown, file: string): Sweep {
         if (methodOptions.seed === undefined) methodOptions.seed = seed; // the mask follows the run's seed, as in finetune
         try { def!.resolveConfig(methodOptions, shapes[mi]); } catch (e) { fail(`${at}: ${(e as Error).message}`); }
         const config: RunConfig = { model, tokenizer, task, dataDir, method, methodOptions, dtype, sizes,
-          train: { ...fixed, lr, epochs: ep, seed }, gradientCheckpointing: checkpointing };
+          train: { ...fixed, lr, epochs: ep, seed }, gradientCheckpointing: checkpointing, ...(hessian ? { hessian } : {}) };
         runs.push({ id: runId(config), config });
       }
     });
@@ -178,6 +186,15 @@ function sizesOf(v: unknown, fail: Fail): SampleSizes {
     out[k] = o[k] as number;
   }
   return out;
+}
+function hessianOf(v: unknown, at: string, fail: Fail): RunHessianOptions | undefined {
+  if (v === false || v === null) return undefined;
+  const o = object(v, at, fail);
+  unknownKeys(o, Object.keys(HESSIAN_DEFAULTS), `${at}.`, fail);
+  const h = { ...HESSIAN_DEFAULTS, ...o } as RunHessianOptions;
+  if (Array.isArray(h.when)) h.when = [...new Set(h.when)].sort() as RunHessianOptions["when"]; // [after, before] is the same run as [before, after]
+  try { checkHessianOptions(h); } catch (e) { fail((e as Error).message.replace(/^hessian\./, `${at}.`)); }
+  return h;
 }
 function trainOf(o: Record<string, unknown>, at: string, fail: Fail): TrainFixed {
   unknownKeys(o, TRAIN_KEYS, `${at}.`, fail);

@@ -19,6 +19,30 @@ import { checkTokenIds } from "../tokenizer/vocab-check.js";
 import { prepare } from "./objectives.js";
 import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
 import { lineChartSvg } from "./plot.js";
+import { hessianNorm, type HessianEstimate } from "../analysis/hessian.js";
+
+/**
+ * Hessian ℓ2 norms a run measures (the paper's Figure 4a): before training (the method at
+ * initialisation) and/or after (the weights the adapter holds), each exactly as
+ * `randmask hessian` with the run's seed and sample sizes would measure it.
+ */
+export interface RunHessianOptions {
+  when: ("before" | "after")[];
+  /** Training examples the loss is averaged over (drawn with the run's seed from its training sample). */
+  examples: number;
+  /** Examples per Hessian-vector product pass (memory only). */
+  batchSize: number;
+  /** Power-iteration steps at most. */
+  maxIters: number;
+  /** Stop when the eigenvalue's relative change is below this. */
+  tol: number;
+}
+
+/** One measurement as metrics.json records it. */
+export interface HessianRecord {
+  norm: number; eigenvalue: number; iterations: number; converged: boolean; relative_change: number | null;
+  examples: number; seed: number; tol: number; max_iters: number; wall_time_s: number;
+}
 
 export interface FinetuneOptions {
   modelDir: string;
@@ -38,6 +62,8 @@ export interface FinetuneOptions {
   save?: { storeIndices?: boolean; format?: "randmask" | "peft" };
   /** False leaves `test` null (an LR sweep scores only the chosen run on test). Default true. */
   evaluateTest?: boolean;
+  /** Hessian norms to measure in this process (before and/or after training); none by default. */
+  hessian?: RunHessianOptions;
 }
 
 export interface RunRecord {
@@ -58,7 +84,20 @@ export interface RunRecord {
   config: Record<string, unknown>;
   /** What the saved adapter records beyond its tensors (its config's "meta"; AdaLoRA: the ranks kept). */
   method_state: Record<string, unknown>;
+  /** Hessian ℓ2 norms when asked for (FinetuneOptions.hessian); `after` is null when no epoch completed. */
+  hessian?: { before: HessianRecord | null; after: HessianRecord | null };
   randmask_version: string;
+}
+
+/** Throws RangeError naming the first invalid field of a RunHessianOptions. */
+export function checkHessianOptions(h: RunHessianOptions): void {
+  if (!Array.isArray(h.when) || h.when.length === 0 || !h.when.every((w) => w === "before" || w === "after")) {
+    throw new RangeError(`hessian.when: expected a non-empty list of before, after`);
+  }
+  for (const k of ["examples", "batchSize", "maxIters"] as const) {
+    if (!(Number.isSafeInteger(h[k]) && h[k] > 0)) throw new RangeError(`hessian.${k}: expected a positive integer, got ${JSON.stringify(h[k])}`);
+  }
+  if (!(typeof h.tol === "number" && h.tol > 0 && Number.isFinite(h.tol))) throw new RangeError(`hessian.tol: expected a positive number, got ${JSON.stringify(h.tol)}`);
 }
 
 /** Refuses an output folder that holds anything, so nothing the user had is overwritten; creates nothing. */
@@ -79,6 +118,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   // fails validation leaves nothing behind and can simply be rerun.
   checkOutDir(out);
   if (!existsSync(o.modelDir)) throw new Error(`${o.modelDir}: model folder does not exist`);
+  if (o.hessian) checkHessianOptions(o.hessian);
   if (o.train.gradAccum < 1 || o.train.batchSize % o.train.gradAccum !== 0) {
     throw new Error(`--batch-size ${o.train.batchSize} must be a multiple of --grad-accum ${o.train.gradAccum}`);
   }
@@ -113,7 +153,21 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
     `${sampled.fallback ? " (drawn from the validation split: the train split is missing or tiny)" : ""}`);
   log(`method ${o.method}: ${peft.trainableCount()} trainable of ${peft.base.numParameters} (${(peft.trainableRatio() * 100).toPrecision(3)}%)`);
 
+  const hessian = o.hessian;
+  const measure = (when: "before" | "after"): HessianRecord | null => {
+    if (!hessian?.when.includes(when)) return null;
+    const t0 = Date.now();
+    const est: HessianEstimate & { examples: number } = hessianNorm(peft, tok, task, sampled.train,
+      { examples: hessian.examples, batchSize: hessian.batchSize, maxIters: hessian.maxIters, tol: hessian.tol, seed: o.train.seed });
+    const rec: HessianRecord = { norm: est.norm, eigenvalue: est.eigenvalue, iterations: est.iterations, converged: est.converged,
+      relative_change: Number.isNaN(est.relativeChange) ? null : est.relativeChange, examples: est.examples, seed: o.train.seed,
+      tol: hessian.tol, max_iters: hessian.maxIters, wall_time_s: (Date.now() - t0) / 1000 };
+    log(`hessian ${when} training: ‖H‖₂ ≈ ${est.norm.toPrecision(6)} (${est.iterations} iterations, ${est.converged ? "converged" : "NOT converged"})`);
+    return rec;
+  };
+
   try {
+    const before = measure("before");
     const result = await train(peft, tok, task, sampled, { ...o.train, log, quiet: o.quiet ?? false });
     // test metrics only for weights that are not diverged: the best completed epoch
     const tested = result.bestEpoch !== null && (o.evaluateTest ?? true)
@@ -124,6 +178,8 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       writePredictions(join(out, "predictions.jsonl"), tested.predictions);
     }
     if (result.bestEpoch !== null) peft.save(join(out, "adapter"), o.save);
+    // after: the saved (best-epoch) weights, the ones `randmask hessian --adapter` reads back
+    const after = result.bestEpoch !== null ? measure("after") : null;
 
     const record: RunRecord = {
       status: result.status,
@@ -141,6 +197,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       data: { task: task.name, seed: o.train.seed, ...sampled.sizes, fallback_from_validation: sampled.fallback },
       config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, ...o.train },
       method_state: peft.instance.stateMeta(),
+      ...(hessian ? { hessian: { before, after } } : {}),
       randmask_version: RANDMASK_VERSION,
     };
     writeJsonAtomic(join(out, "metrics.json"), record);

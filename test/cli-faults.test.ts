@@ -1,14 +1,20 @@
 // Faults a fresh user found, each held at the right behaviour: a tokenizer
-// whose ids the model lacks is named before any work (finetune, generate);
-// finetune's batch/accumulation mismatch is caught before --out exists;
-// negative flag values reach the value's own check.
+// whose ids the model lacks is named before any work (finetune, generate,
+// hessian, pretrain); finetune's batch/accumulation mismatch is caught before
+// --out exists; negative flag values reach the value's own check; method
+// options are named by their flags (exit 2), flags another method reads are
+// refused, a LoRA rank above a target's is refused; no command is a usage
+// error; convert checks the weights against config.json before writing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
+import { loadCheckpoint } from "../src/io/checkpoint.js";
+import { saveFile } from "../src/io/safetensors.js";
+import { tensor } from "../src/engine/index.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const work = mkdtempSync(join(tmpdir(), "randmask-faults-"));
@@ -50,5 +56,140 @@ test("a negative value reaches the flag's own check instead of 'argument is ambi
   assert.doesNotMatch(r.stderr, /ambiguous/);
   assert.match(r.stderr, /trainable.?ratio/i);
   const ok = run("count", "--preset", "opt-125m", "--method", "random-mask", "--trainable-ratio", "1e-5", "--seed", "0");
+  assert.equal(ok.status, 0, ok.stderr);
+});
+
+test("method options are named by their flags and are usage errors (exit 2), for every method option", () => {
+  const count = (method: string, ...flags: string[]) => run("count", "--preset", "opt-125m", "--method", method, ...flags);
+  const cases: [string, string[], RegExp][] = [
+    ["random-mask", ["--trainable-ratio", "0.9"], /--trainable-ratio 0\.9 asks for \d+ values but the targets hold only/],
+    ["random-mask", ["--trainable-ratio", "1e-12"], /--trainable-ratio 1e-12 gives 0 trainable values/],
+    ["random-mask", ["--density", "2"], /--density must be in \(0, 1\], got 2/],
+    ["random-mask", ["--density", "0.1", "--trainable-ratio", "1e-4"], /give exactly one of --trainable-ratio .* or --density/],
+    ["structured-mask", [], /give exactly one of --trainable-ratio .* or --density/],
+    ["random-mask", ["--trainable-ratio", "1e-4", "--target-modules", "qkv_proj"], /--target-modules pattern 'qkv_proj' matches no linear module/],
+    ["lora", ["--lora-alpha", "-1"], /--lora-alpha must be a positive number, got -1/],
+    ["lora", ["--lora-dropout", "1"], /--lora-dropout must be in \[0, 1\), got 1/],
+    ["adalora", ["--adalora-init-r", "0"], /--adalora-init-r must be an integer ≥ 1, got 0/],
+    ["adalora", ["--adalora-target-r", "20"], /--adalora-target-r 20 exceeds --adalora-init-r 12/],
+    ["adalora", ["--adalora-tinit", "600", "--adalora-tfinal", "400"], /--adalora-tinit \+ --adalora-tfinal \(1000\) must be below totalSteps/],
+    ["adalora", ["--adalora-orth-reg-weight", "-1"], /--adalora-orth-reg-weight must be ≥ 0/],
+    ["adapter", ["--bottleneck", "0"], /--bottleneck must be an integer ≥ 1, got 0/],
+    ["prefix", ["--num-virtual-tokens", "0"], /--num-virtual-tokens must be an integer ≥ 1, got 0/],
+  ];
+  for (const [method, flags, re] of cases) {
+    const r = count(method, ...flags);
+    assert.equal(r.status, 2, `${method} ${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, re, `${method} ${flags.join(" ")}`);
+    assert.doesNotMatch(r.stderr, /trainableRatio|initR|targetR|orthRegWeight|numVirtualTokens|targetModules|(?<!-)\bdensity must/, r.stderr);
+  }
+  // finetune and hessian say the same, before --out exists
+  const out = join(work, "opt-out");
+  const ft = run("finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "random-mask", "--trainable-ratio", "0.9", ...sizes, "--out", out);
+  assert.equal(ft.status, 2, ft.stderr);
+  assert.match(ft.stderr, /--trainable-ratio 0\.9 asks for/);
+  assert.ok(!existsSync(out));
+  const h = run("hessian", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "lora", "--lora-alpha", "0", ...sizes);
+  assert.equal(h.status, 2, h.stderr);
+  assert.match(h.stderr, /--lora-alpha must be a positive number/);
+});
+
+test("a method flag the chosen method does not read is refused, naming the flag and the method", () => {
+  const cases: [string[], RegExp][] = [
+    [["--method", "random-mask", "--trainable-ratio", "1e-4", "--lora-r", "8"], /--lora-r: not a flag of --method random-mask \(its flags: --trainable-ratio, --density/],
+    [["--method", "lora", "--trainable-ratio", "1e-4"], /--trainable-ratio: not a flag of --method lora/],
+    [["--method", "structured-mask", "--density", "0.1", "--mask-kind", "exact"], /--mask-kind: not a flag of --method structured-mask/],
+    [["--method", "full", "--mask-seed", "3", "--bottleneck", "4"], /--bottleneck, --mask-seed: not flags of --method full \(its flags: none besides --seed\)/],
+  ];
+  for (const [flags, re] of cases) {
+    const r = run("count", "--preset", "opt-125m", ...flags);
+    assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  const out = join(work, "stray-out");
+  const ft = run("finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "random-mask", "--trainable-ratio", "1e-3",
+    "--lora-r", "4", ...sizes, "--out", out);
+  assert.equal(ft.status, 2);
+  assert.match(ft.stderr, /--lora-r: not a flag of --method random-mask/);
+  assert.ok(!existsSync(out));
+  // every method has its list, and the flags a method does read still pass
+  assert.equal(run("count", "--preset", "opt-125m", "--method", "adalora", "--lora-alpha", "8", "--adalora-init-r", "6", "--adalora-target-r", "4").status, 0);
+  assert.equal(run("count", "--preset", "opt-125m", "--method", "random-mask", "--trainable-ratio", "1e-4", "--mask-kind", "exact", "--mask-seed", "2").status, 0);
+});
+
+test("--lora-r (and --adalora-init-r) above min(out, in) of a target is refused", () => {
+  // the tiny model's q_proj and v_proj are 64×64
+  const r = run("count", "--model", model, "--method", "lora", "--lora-r", "65");
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--lora-r 65 exceeds min\(out, in\) = 64 of 'model\.decoder\.layers\.0\.self_attn\.q_proj' \[64×64\]/);
+  assert.equal(run("count", "--model", model, "--method", "lora", "--lora-r", "64").status, 0);
+  const fc = run("count", "--model", model, "--method", "lora", "--target-modules", "fc1", "--lora-r", "100");
+  assert.match(fc.stderr, /--lora-r 100 exceeds min\(out, in\) = 64 of '.*fc1' \[128×64\]/);
+  const ada = run("count", "--model", model, "--method", "adalora", "--adalora-init-r", "80", "--adalora-target-r", "8");
+  assert.equal(ada.status, 2);
+  assert.match(ada.stderr, /--adalora-init-r 80 exceeds min\(out, in\) = 64/);
+});
+
+test("randmask with no arguments prints the usage to stderr and exits 2", () => {
+  const r = run();
+  assert.equal(r.status, 2);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /expected a command[\s\S]*usage: randmask <command> \[flags\]/);
+  const help = run("--help");
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /usage: randmask <command>/);
+});
+
+test("hessian and pretrain: a tokenizer beyond the model's vocabulary is named before any work", () => {
+  const h = run("hessian", "--model", small, "--task", "jsonl", "--data-dir", data, "--method", "bitfit", ...sizes, "--examples", "2");
+  assert.equal(h.status, 1, h.stderr);
+  assert.match(h.stderr, /token ids .* from the tokenizer in .*small are beyond the model's vocabulary of 512 \(vocab_size in .*small\/config\.json\)/);
+  const text = join(work, "corpus.txt");
+  writeFileSync(text, "Some text for pretraining, with words a 512-id vocabulary cannot hold.\n".repeat(50));
+  const parent = join(work, "pretrain-parent");
+  mkdirSync(parent);
+  const out = join(parent, "out");
+  const p = run("pretrain", "--config", join(small, "config.json"), "--tokenizer", join(sharedDir, "tokenizers", "opt"), "--data", text,
+    "--max-steps", "1", "--block-size", "8", "--batch-size", "2", "--out", out);
+  assert.equal(p.status, 1, p.stderr);
+  assert.match(p.stderr, /token ids .* beyond the model's vocabulary of 512 \(vocab_size in .*small\/config\.json\)/);
+  assert.deepEqual(readdirSync(parent), [], "--out (and its token cache) is not left behind, so the same --out works next time");
+});
+
+test("convert checks every tensor against config.json before writing: one error naming the file and the tensor", () => {
+  const make = (name: string, edit: (t: Map<string, ReturnType<typeof tensor>>) => void) => {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    for (const f of ["config.json", "vocab.json", "merges.txt"]) copyFileSync(join(model, f), join(dir, f));
+    const tensors = loadCheckpoint(model);
+    edit(tensors);
+    saveFile(join(dir, "model.safetensors"), tensors);
+    for (const t of new Set(tensors.values())) t.dispose();
+    return dir;
+  };
+  const key = "model.decoder.layers.1.fc1.weight";
+  const cases: [string, (t: Map<string, ReturnType<typeof tensor>>) => void, RegExp][] = [
+    ["bad-shape", (t) => { t.get(key)!.dispose(); t.set(key, tensor(new Float32Array(64 * 64), [64, 64])); },
+      /bad-shape\/model\.safetensors: tensor 'model\.decoder\.layers\.1\.fc1\.weight' has shape \[64,64\] but config\.json implies \[128,64\]/],
+    ["missing", (t) => { t.get(key)!.dispose(); t.delete(key); }, /missing: the checkpoint lacks 1 tensor\(s\) config\.json needs: model\.decoder\.layers\.1\.fc1\.weight/],
+    ["extra", (t) => { t.set("model.decoder.layers.2.fc1.weight", tensor(new Float32Array(4), [2, 2])); },
+      /extra\/model\.safetensors: tensor 'model\.decoder\.layers\.2\.fc1\.weight' is not a parameter of a OPTForCausalLM/],
+  ];
+  for (const [name, edit, re] of cases) {
+    const src = make(name, edit);
+    const parent = join(work, `${name}-parent`);
+    mkdirSync(parent);
+    const r = run("convert", "--model", src, "--out", join(parent, "out"));
+    assert.equal(r.status, 1, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, re, name);
+    assert.deepEqual(readdirSync(parent), [], `${name}: nothing written`);
+  }
+  // keys saved without the wrapper prefix, and every family's fixture, still convert
+  for (const fixture of ["gpt2-tiny", "llama-tiny", "opt-tiny-prenorm", "vit-tiny", "clip-vision-tiny"]) {
+    const r = run("convert", "--model", join(sharedDir, "fixtures", fixture), "--out", join(work, `conv-${fixture}`));
+    assert.equal(r.status, 0, `${fixture}: ${r.stderr}`);
+  }
+  const bare = make("bare", (t) => { for (const [k, v] of [...t]) { t.delete(k); t.set(k.replace(/^model\./, ""), v); } });
+  const ok = run("convert", "--model", bare, "--out", join(work, "conv-bare"));
   assert.equal(ok.status, 0, ok.stderr);
 });

@@ -229,7 +229,7 @@ test("bad input: unknown method, ratio out of range, unmatched pattern, adapter 
   assert.throws(() => PeftModel.create(model, "random-mask", { trainableRatio: 0 }), /trainableRatio must be in \(0, 1\]/);
   assert.throws(() => PeftModel.create(model, "random-mask", { trainableRatio: 1.5 }), /trainableRatio must be in \(0, 1\]/);
   assert.throws(() => PeftModel.create(model, "random-mask", { trainableRatio: 0.5 }), /asks for 70592 values but the targets hold only 16384/);
-  assert.throws(() => PeftModel.create(model, "lora", { targetModules: ["qkv_proj"] }), /target pattern 'qkv_proj' matches no linear module/);
+  assert.throws(() => PeftModel.create(model, "lora", { targetModules: ["qkv_proj"] }), /targetModules pattern 'qkv_proj' matches no linear module/);
   const peft = PeftModel.create(model, "random-mask", { trainableRatio: 0.01 });
   const dir = tmp();
   peft.save(dir);

@@ -9,6 +9,7 @@ import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind, TrainObjective } from "../tasks/types.js";
 import { maxLength } from "../eval/evaluate.js";
 import { batchLoss, prepare } from "../train/objectives.js";
+import { checkTokenIds, type VocabSources } from "../tokenizer/vocab-check.js";
 
 export interface PowerIterationOptions {
   /** Cap on Hessian-vector products. */
@@ -116,6 +117,8 @@ export interface HessianNormOptions extends PowerIterationOptions {
   examples: number;
   /** Examples per forward pass (memory only: the loss is their mean either way). */
   batchSize: number;
+  /** Names of the tokenizer and config files, for the error when the tokenizer's ids exceed the model's vocabulary. */
+  sources?: VocabSources;
 }
 
 /**
@@ -123,7 +126,8 @@ export interface HessianNormOptions extends PowerIterationOptions {
  * plus the method's regulariser if it has one) over `o.examples` examples drawn
  * with `o.seed` from `examples`, with respect to the PEFT method's trainable
  * tensors. Runs in eval mode (no dropout) without activation checkpointing, and
- * restores both settings after.
+ * restores both settings after. Throws an Error naming `o.sources` when the tokenizer
+ * gives ids beyond the model's vocabulary.
  * For sweeps: call it on a freshly created method (before training) and on the
  * trained one (after).
  */
@@ -138,6 +142,7 @@ export function hessianNorm(peft: PeftModel, tok: BpeTokenizer, task: { kind: Ta
   const chosen = order.slice(0, Math.min(o.examples, examples.length)).map((i) => examples[i]);
   const model = peft.model;
   const prepared = prepare(tok, task.kind, task.objective, chosen, maxLength(model));
+  checkTokenIds(prepared.flatMap((p) => (p.kind === "options" ? p.rows.map((r) => r.ids) : [p.row.ids])), model.config.vocabSize, o.sources);
   const terms: (() => Tensor | null)[] = [];
   for (let s = 0; s < prepared.length; s += o.batchSize) {
     const part = prepared.slice(s, s + o.batchSize);

@@ -11,6 +11,10 @@ import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
 import { saveFile, saveSharded } from "../io/safetensors.js";
 import { UsageError, defineCommand } from "./args.js";
 import { MODEL_FLAG } from "./shared-flags.js";
+import { checkCheckpointShapes } from "../models/check-checkpoint.js";
+import { SUPPORTED_MODEL_TYPES, parseModelConfig } from "../models/registry.js";
+import { isVisionModelType } from "../models/vision/config.js";
+import { loadVisionModel } from "../models/vision/index.js";
 
 const DTYPES: Record<string, DType> = { fp32: "float32", bf16: "bfloat16", fp16: "float16" };
 const FLOATING = new Set<DType>(["float32", "float64", "float16", "bfloat16"]);
@@ -51,6 +55,7 @@ function convert(modelDir: string, out: string, dtype: DType | undefined, maxSha
   }
   if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${configFile}: not a JSON object`);
   const { format } = checkpointFiles(modelDir);
+  checkAgainstConfig(modelDir, config, configFile);
 
   // the whole input is read and validated before anything is written
   const tensors = loadCheckpoint(modelDir);
@@ -76,6 +81,21 @@ function convert(modelDir: string, out: string, dtype: DType | undefined, maxSha
   } finally {
     for (const t of owned) t.dispose();
   }
+}
+
+/**
+ * The stored tensors' names and shapes against config.json, before anything is read or written:
+ * causal LMs from the headers alone; vision towers (small) by loading them as `logits` would.
+ * A model_type randmask does not run is converted unchecked, with a note.
+ */
+function checkAgainstConfig(dir: string, raw: Record<string, unknown>, configFile: string): void {
+  if (isVisionModelType(raw.model_type)) { loadVisionModel(dir).dispose(); return; }
+  if (typeof raw.model_type === "string" && !SUPPORTED_MODEL_TYPES.includes(raw.model_type)) {
+    process.stderr.write(`randmask convert: note: ${configFile}: model_type ${JSON.stringify(raw.model_type)} is not one randmask runs; ` +
+      "its tensors are converted as stored, unchecked against config.json\n");
+    return;
+  }
+  checkCheckpointShapes(dir, parseModelConfig(raw, configFile));
 }
 
 /** Casts every floating tensor to `dtype` in place in the map, one at a time; a tensor stored under two names (tied) is cast once. */

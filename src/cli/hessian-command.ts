@@ -1,12 +1,14 @@
 // `randmask hessian`: the Hessian's ℓ2 norm for a method at initialisation or a trained adapter.
-import { loadCausalLM } from "../models/registry.js";
+import { join } from "node:path";
+import { loadCausalLM, readModelConfig } from "../models/registry.js";
+import { shapesOf } from "../peft/shapes.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
 import { loadTaskData } from "../tasks/sampling.js";
 import { hessianNorm } from "../analysis/hessian.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
-import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
+import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
 import { DATA_FLAGS, dtypeOf, sampleSizes } from "./shared-flags.js";
 
 export const hessianCommand = defineCommand({
@@ -41,6 +43,7 @@ export const hessianCommand = defineCommand({
     }
     // as in finetune: the mask follows --seed unless --mask-seed says otherwise
     const options = methodOptions({ ...v, method: v.method ?? "" });
+    if (!adapter) resolveMethodFlags({ ...v, method: v.method! }, shapesOf(readModelConfig(join(modelDir, "config.json"))));
     const task = getTask(v.task, dataDir);
     // the same training sample as `finetune` with these sizes and seed; the examples are drawn from it
     const sampled = loadTaskData(task, dataDir, seed, sampleSizes(v));
@@ -54,6 +57,7 @@ export const hessianCommand = defineCommand({
       const started = Date.now();
       const est = hessianNorm(peft, tok, task, sampled.train, {
         ...opts,
+        sources: { tokenizer: `the tokenizer in ${v.tokenizer ?? modelDir}`, config: join(modelDir, "config.json") },
         onIteration: (k, l) => { if (!v.quiet) process.stderr.write(`hessian: iteration ${k}: λ ≈ ${l.toPrecision(6)}\n`); },
       });
       const row = {

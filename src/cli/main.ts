@@ -15,7 +15,12 @@ function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === "--help" || name === "-h") {
+  if (!name) {
+    // no command is a usage error: the usage goes to stderr, so a script that forgot its arguments fails
+    process.stderr.write(`randmask: expected a command\n\n${usage()}`);
+    return 2;
+  }
+  if (name === "--help" || name === "-h") {
     process.stdout.write(usage());
     return 0;
   }

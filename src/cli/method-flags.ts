@@ -1,9 +1,10 @@
 // The PEFT method flags, declared once: every command that builds a mask or
 // an adapter (count, finetune, …) takes exactly these, so one flag set gives
 // one mask everywhere.
-import type { MethodConfig } from "../peft/method.js";
-import { METHODS } from "../peft/registry.js";
-import { nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
+import { PeftConfigError, type MethodConfig } from "../peft/method.js";
+import { METHODS, getMethod } from "../peft/registry.js";
+import type { ModelShapes } from "../peft/shapes.js";
+import { UsageError, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
 
 const group = "method flags";
 
@@ -38,6 +39,51 @@ const OPTION_KEYS: Partial<Record<keyof typeof METHOD_FLAGS, string>> = {
   "adalora-tinit": "tinit", "adalora-tfinal": "tfinal", "adalora-orth-reg-weight": "orthRegWeight", bottleneck: "bottleneck",
   "num-virtual-tokens": "numVirtualTokens",
 };
+
+type MethodFlag = Exclude<keyof typeof METHOD_FLAGS, "method" | "seed">;
+const MASK: MethodFlag[] = ["trainable-ratio", "density", "target-modules", "mask-seed"];
+const LORA: MethodFlag[] = ["target-modules", "lora-alpha", "lora-dropout", "mask-seed"];
+
+/** The flags each method reads (--method and --seed apply to every one); the others are refused. */
+export const FLAGS_OF_METHOD: Record<string, readonly MethodFlag[]> = {
+  "random-mask": [...MASK, "mask-kind"],
+  "structured-mask": MASK,
+  lora: [...LORA, "lora-r"],
+  adalora: [...LORA, "adalora-init-r", "adalora-target-r", "adalora-tinit", "adalora-tfinal", "adalora-orth-reg-weight"],
+  bitfit: [],
+  adapter: ["bottleneck", "mask-seed"],
+  prefix: ["num-virtual-tokens", "mask-seed"],
+  full: [],
+};
+
+/** A method's error with its option names (trainableRatio, r, …) replaced by the flags that set them. */
+function withFlagNames(method: string, message: string): string {
+  const keys = Object.entries(OPTION_KEYS).filter(([flag]) => FLAGS_OF_METHOD[method]?.includes(flag as MethodFlag));
+  let out = message;
+  for (const [flag, key] of keys) out = out.replace(new RegExp(`\\b${key}\\b(?: \\(--[a-z-]+\\))?`, "g"), `--${flag}`);
+  return out;
+}
+
+/**
+ * The method's resolved configuration for these flags on a model of these shapes (`extra`: options
+ * the command adds, e.g. AdaLoRA's totalSteps). Throws UsageError (exit 2) naming the flag: a method
+ * flag the chosen method does not read, or a value the method refuses for this model.
+ */
+export function resolveMethodFlags(v: FlagValues<typeof METHOD_FLAGS>, shapes: ModelShapes, extra: MethodConfig = {}): MethodConfig {
+  const def = getMethod(v.method);
+  const own = FLAGS_OF_METHOD[def.name] ?? [];
+  const stray = (Object.keys(OPTION_KEYS) as MethodFlag[]).concat("mask-seed").filter((f) => v[f] !== undefined && !own.includes(f));
+  if (stray.length > 0) {
+    throw new UsageError(`${stray.map((f) => `--${f}`).join(", ")}: not ${stray.length > 1 ? "flags" : "a flag"} of --method ${def.name} ` +
+      `(its flags: ${own.length ? own.map((f) => `--${f}`).join(", ") : "none besides --seed"})`);
+  }
+  try {
+    return def.resolveConfig({ ...methodOptions(v), ...extra }, shapes);
+  } catch (e) {
+    if (e instanceof PeftConfigError) throw new UsageError(withFlagNames(def.name, e.message));
+    throw e;
+  }
+}
 
 /** The method options the flags give; the mask seed is --mask-seed, else --seed. */
 export function methodOptions(v: FlagValues<typeof METHOD_FLAGS>): MethodConfig {

@@ -12,7 +12,7 @@ import { getMethod } from "../peft/registry.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { shapesOf } from "../peft/shapes.js";
 import { UsageError, defineCommand } from "./args.js";
-import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
+import { METHOD_FLAGS, resolveMethodFlags } from "./method-flags.js";
 import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
 
 export const countCommand = defineCommand({
@@ -33,7 +33,7 @@ export const countCommand = defineCommand({
     // only config.json is read: counting needs shapes, not weights
     const config = v.model !== undefined ? readModelConfig(join(v.model, "config.json")) : presetConfig(v.preset!);
     const shapes = shapesOf(config);
-    const methodConfig = def.resolveConfig(methodOptions(v), shapes);
+    const methodConfig = resolveMethodFlags(v, shapes);
     const trainable = def.count(methodConfig, shapes);
     const row = { method: def.name, trainable, total: shapes.totalParams, ratio: trainable / shapes.totalParams };
     if (v.json) process.stdout.write(JSON.stringify(row) + "\n");

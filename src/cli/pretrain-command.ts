@@ -1,11 +1,12 @@
 // `randmask pretrain`: causal-LM pretraining of an OPT from a config, a preset
 // or a checkpoint, on text files; `--resume DIR` continues a run exactly.
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseConfig, readConfig, toHfConfig, type OPTConfig } from "../models/config.js";
 import { OPTForCausalLM } from "../models/opt.js";
 import { PRESET_NAMES, presetConfig } from "../models/presets.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
+import { checkTokenIds, type VocabSources } from "../tokenizer/vocab-check.js";
 import { PackedCorpus } from "../train/packing.js";
 import { CHECKPOINT_DIR, Pretrainer, RUN_FILE, appendLog, asMasters, type PretrainConfig, type RunRecord, type TrainState } from "../train/pretrain.js";
 import { parseSources, readTokens, tokenizeSource, tokenizerHash, type SourceSpec, type TokenFile } from "../train/token-cache.js";
@@ -116,8 +117,17 @@ function tokenize(sources: SourceSpec[], tokDir: string, cacheDir: string, quiet
   return { files, tokHash };
 }
 
-function corpusOf(files: TokenFile[], sources: SourceSpec[], c: PretrainConfig, holdout: number): PackedCorpus {
-  return new PackedCorpus(files.map((f, i) => ({ name: f.source, tokens: readTokens(f), weight: sources[i].weight })), c.blockSize, holdout, c.seed);
+/**
+ * The packed corpus, after checking that every token id exists in the model's embedding (`vocab.size`):
+ * a tokenizer that does not belong to the config would otherwise fail deep in libtorch, or train on wrapped rows.
+ */
+function corpusOf(files: TokenFile[], sources: SourceSpec[], c: PretrainConfig, holdout: number,
+  vocab: { size: number } & VocabSources): PackedCorpus {
+  const docs = files.map((f, i) => ({ name: f.source, tokens: readTokens(f), weight: sources[i].weight }));
+  const bad = new Set<number>();
+  for (const d of docs) for (const id of d.tokens) if (id >= vocab.size) bad.add(id);
+  checkTokenIds([[...bad]], vocab.size, vocab);
+  return new PackedCorpus(docs, c.blockSize, holdout, c.seed);
 }
 
 export const pretrainCommand = defineCommand({
@@ -151,8 +161,19 @@ async function pretrain(flags: Values): Promise<void> {
   const holdout = flags["holdout-tokens"] ?? 65536;
   const cacheDir = resolve(flags["cache-dir"] ?? join(out, "token-cache"));
   // everything is validated (tokenising reads each file) before the first write to --out
-  const { files, tokHash } = tokenize(sources, tokDir, cacheDir, quiet);
-  const corpus = corpusOf(files, sources, c, holdout);
+  const configSource = flags.config ?? (init ? join(init, "config.json") : `preset ${flags.preset}`);
+  const cacheIsNew = !existsSync(cacheDir);
+  const outIsNew = !existsSync(out);
+  let files: TokenFile[], tokHash: string, corpus: PackedCorpus;
+  try {
+    ({ files, tokHash } = tokenize(sources, tokDir, cacheDir, quiet));
+    corpus = corpusOf(files, sources, c, holdout, { size: cfg.vocabSize, tokenizer: `the tokenizer in ${tokDir}`, config: configSource });
+  } catch (e) {
+    // a cache made just now for a failed start goes too, so that the same --out can simply be used again
+    if (cacheIsNew) rmSync(cacheDir, { recursive: true, force: true });
+    if (outIsNew && existsSync(out) && readdirSync(out).length === 0) rmSync(out, { recursive: true });
+    throw e;
+  }
   mkdirSync(out, { recursive: true });
   const run: RunRecord & { cacheDir: string } = {
     kind: "randmask-pretrain", model: toHfConfig(cfg), init, train: c,
@@ -203,7 +224,7 @@ async function resume(out: string, flags: Values, quiet: boolean, say: (o: strin
   files.forEach((f, i) => {
     if (f.key !== run.data[i].key) throw new UsageError(`--resume ${out}: ${f.source} changed since the run started (its tokens differ); nothing was changed`);
   });
-  const corpus = corpusOf(files, sources, run.train, run.holdoutTokens);
+  const corpus = corpusOf(files, sources, run.train, run.holdoutTokens, { size: cfg.vocabSize, tokenizer: `the tokenizer in ${dir}`, config: join(dir, RUN_FILE) });
   const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as TrainState;
   const model = asMasters(OPTForCausalLM.load(dir, { dtype: "float32" }));
   const trainer = new Pretrainer(out, model, corpus, run, dir, state);

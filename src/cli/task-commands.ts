@@ -1,7 +1,9 @@
 // `randmask finetune` and `randmask eval`.
 import { existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { loadCausalLM } from "../models/registry.js";
+import { loadCausalLM, readModelConfig } from "../models/registry.js";
+import { shapesOf } from "../peft/shapes.js";
+import { stepsPerEpoch } from "../train/trainer.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
@@ -11,7 +13,7 @@ import { finetune } from "../train/run.js";
 import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
-import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
+import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
 import { DATA_FLAGS, dtypeOf, sampleSizes } from "./shared-flags.js";
 
 const training = "training flags";
@@ -45,6 +47,12 @@ export const finetuneCommand = defineCommand({
   example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    // method flags checked against the model's shapes (config.json only) first, so a bad one is a usage error naming the flag;
+    // AdaLoRA's schedule is checked against the most steps --train-size allows (finetune checks the real count again)
+    const config = join(v.model, "config.json");
+    if (existsSync(config)) {
+      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: stepsPerEpoch(v["train-size"], v["batch-size"]) * v.epochs });
+    }
     const record = await finetune({
       modelDir: v.model,
       tokenizerDir: v.tokenizer,

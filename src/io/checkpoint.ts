@@ -62,9 +62,9 @@ export function loadCheckpoint(dir: string, filter?: (name: string) => boolean):
   return out;
 }
 
-/** Name, dtype and shape of every stored tensor, read from headers only (no tensor data). */
-export function checkpointTensors(dir: string): { name: string; dtype: DType; shape: number[] }[] {
+/** Name, dtype, shape and file of every stored tensor, read from headers only (no tensor data). */
+export function checkpointTensors(dir: string): { name: string; dtype: DType; shape: number[]; file: string }[] {
   const { format, files } = checkpointFiles(dir);
   return files.flatMap((f) => (format === "safetensors" ? readHeader(f).tensors : readTorchCheckpoint(f).tensors)
-    .map(({ name, dtype, shape }) => ({ name, dtype, shape })));
+    .map(({ name, dtype, shape }) => ({ name, dtype, shape, file: f })));
 }

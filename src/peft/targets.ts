@@ -24,7 +24,7 @@ export function matchTargets(method: string, patterns: string[], moduleNames: It
     const re = p.startsWith("re:") ? new RegExp(p.slice(3)) : null;
     const hits = names.filter((n) => (re ? re.test(n) : n === p || n.endsWith(`.${p}`)));
     if (hits.length === 0) {
-      throw new PeftConfigError(method, `target pattern '${p}' matches no linear module (modules look like ${names[0] ?? "?"})`);
+      throw new PeftConfigError(method, `targetModules pattern '${p}' matches no linear module (modules look like ${names[0] ?? "?"})`);
     }
     hits.forEach((h) => matched.add(h));
   }

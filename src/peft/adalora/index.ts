@@ -11,7 +11,7 @@ import { deltaNorm } from "../delta-norm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets } from "../targets.js";
-import { intOption, numberOption, seedOption } from "../options.js";
+import { checkRank, intOption, numberOption, seedOption } from "../options.js";
 import { PeftConfigError } from "../method.js";
 
 const NAME = "adalora";
@@ -194,8 +194,10 @@ export const adalora: MethodDefinition = {
     const tfinal = intOption(NAME, raw, "tfinal", 0, 0);
     if (tinit + tfinal >= totalSteps) throw new PeftConfigError(NAME, `tinit + tfinal (${tinit + tfinal}) must be below totalSteps (${totalSteps})`);
     const prob = (v: number) => v >= 0 && v < 1;
+    const targets = matchTargets(NAME, patterns, shapes.linears.keys());
+    for (const t of targets) checkRank(NAME, "initR", initR, t, shapes);
     return {
-      targetModules: patterns, targets: matchTargets(NAME, patterns, shapes.linears.keys()),
+      targetModules: patterns, targets,
       initR, targetR, totalSteps, tinit, tfinal,
       deltaT: intOption(NAME, raw, "deltaT", 1),
       alpha: numberOption(NAME, raw, "alpha", 16, (v) => v > 0, "a positive number"),

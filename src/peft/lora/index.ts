@@ -10,7 +10,7 @@ import { PeftConfigError, type MethodConfig, type MethodDefinition, type PeftIns
 import type { ModelShapes } from "../shapes.js";
 import { matchTargets, parseTargets, patternKey } from "../targets.js";
 import { kaimingUniform } from "../init.js";
-import { intOption, numberOption, seedOption } from "../options.js";
+import { checkRank, intOption, numberOption, seedOption } from "../options.js";
 
 const NAME = "lora";
 
@@ -126,7 +126,7 @@ function boolOption(method: string, raw: MethodConfig, key: string): boolean {
 
 export function resolveLoraOptions(method: string, raw: MethodConfig, shapes: ModelShapes): MethodConfig {
   const patterns = parseTargets(method, raw.targetModules, shapes);
-  return {
+  const config = {
     targetModules: patterns,
     targets: matchTargets(method, patterns, shapes.linears.keys()),
     r: intOption(method, raw, "r", 8),
@@ -138,6 +138,11 @@ export function resolveLoraOptions(method: string, raw: MethodConfig, shapes: Mo
     loraBias: boolOption(method, raw, "loraBias"),
     seed: seedOption(method, raw),
   };
+  for (const t of config.targets) {
+    const { r } = loraModuleShape(config, t);
+    checkRank(method, r === config.r ? "r" : "rankPattern", r, t, shapes);
+  }
+  return config;
 }
 
 export const lora: MethodDefinition = {

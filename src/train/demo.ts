@@ -3,11 +3,12 @@
 // full fine-tuning; each method's LR is chosen on dev from a small grid, and
 // only the chosen run is scored on test. One table, one run folder.
 import { cpus, loadavg } from "node:os";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { getNumThreads, type DType } from "../engine/index.js";
-import { loadCausalLM } from "../models/registry.js";
+import { loadCausalLM, randomCausalLM, readModelConfig, toHfModelConfig } from "../models/registry.js";
+import { saveFile } from "../io/safetensors.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -61,6 +62,19 @@ export const DEMO_PLAN: DemoPlan = {
   deviations: "3 epochs instead of the protocol's 5; LR grid of 3 for Random Masking, a single LR for LoRA and for full fine-tuning",
 };
 
+/**
+ * Issue 11's acceptance protocol (the MeZO setup at this scale): the seeded
+ * 1000/500 sample, batch 8, 5 epochs, Random Masking 0.1% only, with a
+ * five-point LR grid chosen on dev. Run on opt-mini and, with
+ * `randomWeights`, on a random-weight model of the same shape, it shows
+ * whether pretraining is what makes Random Masking work (the paper's thesis).
+ */
+export const PROTOCOL_PLAN: DemoPlan = {
+  sizes: { train: 1000, dev: 500, test: 872 }, epochs: 5, batchSize: 8, seed: 0,
+  methods: METHODS({ rm: [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], lora: [], full: [] }).filter((m) => m.lrs.length > 0),
+  deviations: "none in data, epochs or batch; Random Masking only (0.1% of the whole model), LR grid {1e-3, 3e-3, 1e-2, 3e-2, 1e-1}, one seed",
+};
+
 /** A smoke run (CI, first look): a few dozen examples, one epoch. */
 export const QUICK_PLAN: DemoPlan = {
   sizes: { train: 48, dev: 24, test: 24 }, epochs: 1, batchSize: 8, seed: 0,
@@ -88,6 +102,8 @@ export interface MethodResult {
 
 export interface DemoRecord {
   model: string;
+  /** True when `model` is a random-weight copy of the given model's shape. */
+  random_weights: boolean;
   /** The run folder. */
   out: string;
   data_dir: string;
@@ -188,6 +204,12 @@ export interface DemoOptions {
   out: string;
   plan: DemoPlan;
   quiet?: boolean;
+  /**
+   * Fine-tune a random-weight model of --model's shape instead (seeded by the
+   * plan's seed; written to `<out>/random-weights-model/`): the baseline that
+   * shows what pretraining contributes.
+   */
+  randomWeights?: boolean;
   /** Stage lines (default: stderr). */
   log?: (line: string) => void;
 }
@@ -197,8 +219,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   const cpuStart = process.cpuUsage();
   const loadStart = loadavg();
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(`${line}\n`); });
-  const modelDir = resolve(o.modelDir);
-  if (!existsSync(join(modelDir, "config.json"))) {
+  const pretrainedDir = resolve(o.modelDir);
+  if (!existsSync(join(pretrainedDir, "config.json"))) {
     throw new Error(`--model ${o.modelDir}: no config.json there (expected a Hugging Face OPT folder; the default, models/opt-mini, ships with randmask)`);
   }
   const task = getTask("sst2", o.dataDir);
@@ -206,7 +228,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   const sampled = loadTaskData(task, o.dataDir, plan.seed, plan.sizes); // reads and checks the data before anything is written
   const out = resolve(o.out);
   prepareOutDir(out);
-  log(`demo: ${modelDir} on SST-2 (${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test), ${plan.epochs} epoch(s), batch ${plan.batchSize} → ${out}`);
+  const modelDir = o.randomWeights ? writeRandomWeightsCopy(pretrainedDir, join(out, "random-weights-model"), plan.seed) : pretrainedDir;
+  log(`demo: ${modelDir}${o.randomWeights ? ` (random weights, shape of ${pretrainedDir})` : ""} on SST-2 (${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test), ${plan.epochs} epoch(s), batch ${plan.batchSize} → ${out}`);
 
   const zsStart = Date.now();
   const zero = (() => {
@@ -253,7 +276,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
 
   const cpu = process.cpuUsage(cpuStart);
   const record: DemoRecord = {
-    model: modelDir, out, data_dir: resolve(o.dataDir), task: "sst2",
+    model: modelDir, random_weights: o.randomWeights === true, out, data_dir: resolve(o.dataDir), task: "sst2",
     protocol: { ...sampled.sizes, seed: plan.seed, epochs: plan.epochs, batch_size: plan.batchSize, template: "<sentence> It was {terrible|great} (MeZO)",
       lr_selection: "best dev accuracy over the grid (ties: first LR); test is evaluated only for the chosen run" },
     deviations: plan.deviations,
@@ -267,6 +290,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   writeFileAtomic(join(out, "results.md"), record.table);
   writePlots(out, record, records);
   return record;
+}
+
+/** A random-weight model with `dir`'s config and tokenizer files, saved to `dest`; returns `dest`. */
+function writeRandomWeightsCopy(dir: string, dest: string, seed: number): string {
+  const config = readModelConfig(join(dir, "config.json"));
+  const model = randomCausalLM(config, { seed, dtype: "float32" });
+  mkdirSync(dest, { recursive: true });
+  try {
+    saveFile(join(dest, "model.safetensors"), model.stateDict(), { format: "pt" });
+  } finally { model.dispose(); }
+  writeJsonAtomic(join(dest, "config.json"), { ...toHfModelConfig(config), torch_dtype: "float32" });
+  for (const f of readdirSync(dir)) {
+    if (/^(vocab\.json|merges\.txt|tokenizer(_config)?\.json|special_tokens_map\.json|tokenizer\.model)$/.test(f)) copyFileSync(join(dir, f), join(dest, f));
+  }
+  return dest;
 }
 
 function writePlots(out: string, r: DemoRecord, records: Map<string, RunRecord>): void {

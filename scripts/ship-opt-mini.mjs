@@ -24,6 +24,8 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(repo, "dist", "src");
 const { OPTForCausalLM } = await import(join(dist, "models", "opt.js"));
 const { saveFile } = await import(join(dist, "io", "safetensors.js"));
+const { pretrainLossSpec } = await import(join(dist, "train", "pretrain.js"));
+const { renderChart } = await import(join(dist, "plot", "render.js"));
 
 const { values: flags } = parseArgs({
   options: {
@@ -45,7 +47,7 @@ const out = resolve(flags.out);
 const MAX_BYTES = 40 * 1024 * 1024;
 
 // ---- read and check everything before writing anything
-for (const f of ["config.json", "model.safetensors", "vocab.json", "merges.txt", "pretrain-run.json", "log.jsonl", "loss.svg", "checkpoint/state.json"]) {
+for (const f of ["config.json", "model.safetensors", "vocab.json", "merges.txt", "pretrain-run.json", "log.jsonl", "checkpoint/state.json"]) {
   if (!existsSync(join(run, f))) fail(`--run ${run}: no ${f} (expected a \`randmask pretrain\` output folder)`);
 }
 const readJson = (f) => { try { return JSON.parse(readFileSync(f, "utf8")); } catch (e) { fail(`${f}: not valid JSON (${e.message})`); } };
@@ -83,7 +85,7 @@ try {
     : { tokenizer_class: "GPT2Tokenizer", bos_token: "</s>", eos_token: "</s>", unk_token: "</s>", pad_token: "<pad>", add_bos_token: true };
   writeFileSync(join(tmp, "tokenizer_config.json"), JSON.stringify({ ...tokCfg, model_max_length: config.max_position_embeddings }, null, 2) + "\n");
   copyFileSync(manifestFile, join(tmp, "corpus-manifest.json"));
-  copyFileSync(join(run, "loss.svg"), join(tmp, "loss.svg"));
+  await renderChart(pretrainLossSpec(log), join(tmp, "loss")); // loss.svg and loss.png
 
   if (flags["run-demo"]) {
     const demoOut = join(repo, "runs", `demo-opt-mini-${Date.now()}`);

@@ -40,7 +40,7 @@ test("demo --quick: table on stdout, metrics.json, adapters and plots; test scor
   assert.equal(rm.grid.length, 2);
   assert.ok(rm.trainable_params < lora.trainable_params * 2 && full.trainable_params === 3288704, "trainable counts");
   assert.ok(rm.adapter_bytes < full.adapter_bytes / 100);
-  for (const f of ["results.md", "dev-accuracy.svg", "train-loss.svg", "lr-grid.svg"]) assert.ok(existsSync(join(out, f)), f);
+  for (const f of ["results.md", "dev-accuracy.svg", "train-loss.svg", "lr-grid.svg", "dev-accuracy.png", "train-loss.png", "lr-grid.png"]) assert.ok(existsSync(join(out, f)), f);
   // the printed table is the one in metrics.json and parses back to the same numbers
   assert.ok(r.stdout.includes(m.table));
   const rows = parseResultsTable(r.stdout);

@@ -18,7 +18,8 @@ import type { Example } from "../tasks/types.js";
 import { evaluate, headline, type Metrics } from "../eval/evaluate.js";
 import { PACKAGE_ROOT, RANDMASK_VERSION } from "../version.js";
 import { finetune, prepareOutDir, type RunRecord } from "./run.js";
-import { lineChartSvg, type Series } from "./plot.js";
+import { lineChartSpec, type Series } from "../plot/line-chart.js";
+import { renderChart } from "../plot/render.js";
 
 export const DEFAULT_DEMO_MODEL = join(PACKAGE_ROOT, "models", "opt-mini");
 export const DEFAULT_DEMO_DATA = join(PACKAGE_ROOT, "data");
@@ -196,8 +197,6 @@ export function parseResultsTable(md: string): Map<string, { dev: number | null;
   return rows;
 }
 
-const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
-
 export interface DemoOptions {
   modelDir: string;
   dataDir: string;
@@ -288,7 +287,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   record.table = resultsTable(record);
   writeJsonAtomic(join(out, "metrics.json"), record);
   writeFileAtomic(join(out, "results.md"), record.table);
-  writePlots(out, record, records);
+  await writePlots(out, record, records);
   return record;
 }
 
@@ -307,21 +306,21 @@ function writeRandomWeightsCopy(dir: string, dest: string, seed: number): string
   return dest;
 }
 
-function writePlots(out: string, r: DemoRecord, records: Map<string, RunRecord>): void {
-  const chosen = r.methods.flatMap((m, i) => {
+async function writePlots(out: string, r: DemoRecord, records: Map<string, RunRecord>): Promise<void> {
+  const chosen = r.methods.flatMap((m) => {
     const g = m.grid.find((p) => p.lr === m.chosen_lr);
-    return g ? [{ m, run: records.get(g.dir)!, color: COLORS[i % COLORS.length] }] : [];
+    return g ? [{ m, run: records.get(g.dir)! }] : [];
   });
   const epochs = r.protocol.epochs;
   const dev: Series[] = [
-    { name: "zero-shot", color: "#7f7f7f", points: [[0, r.zero_shot.dev_accuracy], [epochs, r.zero_shot.dev_accuracy]] },
-    ...chosen.map(({ m, run, color }) => ({ name: `${m.label} (lr ${m.chosen_lr})`, color,
+    { name: "zero-shot", points: [[0, r.zero_shot.dev_accuracy], [epochs, r.zero_shot.dev_accuracy]] },
+    ...chosen.map(({ m, run }) => ({ name: `${m.label} (lr ${m.chosen_lr})`,
       points: [[0, r.zero_shot.dev_accuracy] as [number, number], ...run.dev_per_epoch.map((e) => [e.epoch, e.dev.accuracy!] as [number, number])] })),
   ];
-  writeFileAtomic(join(out, "dev-accuracy.svg"), lineChartSvg("SST-2 dev accuracy by epoch (chosen LR)", "epoch", dev));
-  writeFileAtomic(join(out, "train-loss.svg"), lineChartSvg("SST-2 train loss (chosen LR)", "optimizer step",
-    chosen.map(({ m, run, color }) => ({ name: m.label, color, points: run.train_loss.map((l) => [l.step, l.loss] as [number, number]) }))));
-  writeFileAtomic(join(out, "lr-grid.svg"), lineChartSvg("SST-2 best dev accuracy by LR", "log10(LR)",
-    r.methods.map((m, i) => ({ name: m.label, color: COLORS[i % COLORS.length],
-      points: m.grid.filter((g) => g.best_dev).map((g) => [Math.log10(g.lr), g.best_dev!.accuracy!] as [number, number]) }))));
+  await renderChart(lineChartSpec(dev, { title: "SST-2 dev accuracy by epoch (chosen LR)", xTitle: "epoch", yTitle: "dev accuracy", points: true }), join(out, "dev-accuracy"));
+  await renderChart(lineChartSpec(chosen.map(({ m, run }) => ({ name: m.label, points: run.train_loss.map((l) => [l.step, l.loss] as [number, number]) })),
+    { title: "SST-2 train loss (chosen LR)", xTitle: "optimizer step", yTitle: "loss (nats/token)" }), join(out, "train-loss"));
+  await renderChart(lineChartSpec(r.methods.map((m) => ({ name: m.label,
+    points: m.grid.filter((g) => g.best_dev).map((g) => [g.lr, g.best_dev!.accuracy!] as [number, number]) })),
+  { title: "SST-2 best dev accuracy by LR", xTitle: "learning rate", yTitle: "best dev accuracy", xLog: true, points: true }), join(out, "lr-grid"));
 }

@@ -21,8 +21,8 @@ test("count --json gives the paper's Params column", () => {
   const lora = JSON.parse(run("count", "--preset", "opt-125m", "--method", "lora", "--lora-r", "8", "--json").stdout);
   assert.equal(lora.trainable, 24 * 8 * (768 + 768));
   const bad = run("count", "--preset", "opt-125m", "--method", "random-mask", "--trainable-ratio", "0");
-  assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /trainableRatio must be in \(0, 1\]/);
+  assert.equal(bad.status, 2, "a method option is a usage error");
+  assert.match(bad.stderr, /--trainable-ratio must be in \(0, 1\]/);
   const unknown = run("count", "--preset", "opt-125m", "--method", "nope");
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /--method "nope": expected one of random-mask, .*lora/);

@@ -15,6 +15,8 @@ import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
 import { loadCheckpoint } from "../src/io/checkpoint.js";
 import { saveFile } from "../src/io/safetensors.js";
 import { tensor } from "../src/engine/index.js";
+import { FLAGS_OF_METHOD } from "../src/cli/method-flags.js";
+import { METHODS } from "../src/peft/registry.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const work = mkdtempSync(join(tmpdir(), "randmask-faults-"));
@@ -113,6 +115,7 @@ test("a method flag the chosen method does not read is refused, naming the flag 
   assert.match(ft.stderr, /--lora-r: not a flag of --method random-mask/);
   assert.ok(!existsSync(out));
   // every method has its list, and the flags a method does read still pass
+  assert.deepEqual(Object.keys(FLAGS_OF_METHOD).sort(), METHODS.map((m) => m.name).sort());
   assert.equal(run("count", "--preset", "opt-125m", "--method", "adalora", "--lora-alpha", "8", "--adalora-init-r", "6", "--adalora-target-r", "4").status, 0);
   assert.equal(run("count", "--preset", "opt-125m", "--method", "random-mask", "--trainable-ratio", "1e-4", "--mask-kind", "exact", "--mask-seed", "2").status, 0);
 });

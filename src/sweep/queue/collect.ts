@@ -1,0 +1,126 @@
+// `randmask sweep collect`: reads the queue's runs and their results into the results database
+// of local sweeps (src/sweep/db.ts), so `sweep status|results` and `report` read both alike.
+// Each result is stored once: a row that already holds one is left alone.
+import { Queue, type Job } from "bullmq";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ResultsDb } from "../db.js";
+import type { Sweep } from "../spec.js";
+import { QUEUE_NAME, readRunJob, validateRunResult, type RunJob } from "./payload.js";
+import { oneShot, redactError, type QueueAddress } from "./redis-url.js";
+
+export interface Collected {
+  /** Runs the queue holds, and of those: results stored by this pass, results already in the database, runs still queued or running. */
+  runs: number; stored: number; known: number; unfinished: number;
+  /** Jobs that are not randmask runs, or that workers refused: their ids and reasons. */
+  rejected: { id: string; reason: string }[];
+}
+
+export interface CollectOptions {
+  /** Where embedded run files are written: OUT_DIR/<run id>/ (as `sweep run`'s run folders). */
+  outDir: string;
+  /** Poll until no run is queued or running (seconds between passes). */
+  waitS?: number;
+  log?: (line: string) => void;
+}
+
+const PAGE = 500;
+
+/** One pass, or (waitS) passes until the queue has no unfinished run; returns the last pass's counts. */
+export async function collectResults(address: QueueAddress, db: ResultsDb, o: CollectOptions): Promise<Collected> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  // a coordinator (waitS) waits out a Redis restart; a single pass fails fast
+  const queue = new Queue(QUEUE_NAME, { connection: o.waitS ? address.connection : oneShot(address) });
+  let lastError = "";
+  queue.on("error", (e) => {
+    const msg = redactError(e, address);
+    if (o.waitS && msg !== lastError) log(`queue ${address.shown}: ${msg} (retrying)`);
+    lastError = msg;
+  });
+  try {
+    await queue.waitUntilReady();
+    for (;;) {
+      let c: Collected;
+      try {
+        c = await collectOnce(queue, db, o.outDir, log);
+      } catch (e) {
+        if (!o.waitS) throw e;
+        log(`queue ${address.shown}: ${redactError(e, address)} (retrying)`);
+        await sleep(o.waitS * 1000);
+        continue;
+      }
+      if (!o.waitS || c.unfinished === 0) return c;
+      await sleep(o.waitS * 1000);
+    }
+  } catch (e) {
+    throw new Error(`--queue ${address.shown}: ${redactError(e, address)}`);
+  } finally {
+    await queue.close();
+  }
+}
+
+async function collectOnce(queue: Queue, db: ResultsDb, outDir: string, log: (l: string) => void): Promise<Collected> {
+  const jobs: Job[] = [];
+  for (let start = 0; ; start += PAGE) {
+    const page = await queue.getJobs(["completed", "failed", "active", "waiting", "delayed", "prioritized"], start, start + PAGE - 1, true);
+    jobs.push(...page.filter(Boolean));
+    if (page.length < PAGE) break;
+  }
+  const runs: { job: Job; run: RunJob }[] = [];
+  const rejected: Collected["rejected"] = [];
+  const seen = new Set<string>();
+  for (const job of jobs) {
+    if (!job.id || seen.has(job.id)) continue; // a job moving between lists during the scan shows twice
+    seen.add(job.id);
+    const run = readRunJob(job.id, job.data);
+    if (run) runs.push({ job, run });
+    else rejected.push({ id: job.id, reason: job.failedReason || "not a randmask run" });
+  }
+  // rows in sweep-file order (first submitted sweep first), as `sweep run` adds them
+  runs.sort((a, b) => a.job.timestamp - b.job.timestamp || a.run.index - b.run.index);
+  const sweeps = new Map<string, Sweep>();
+  for (const { run } of runs) {
+    if (!sweeps.has(run.sweep)) sweeps.set(run.sweep, { name: run.sweep, file: "", runs: [] });
+    sweeps.get(run.sweep)!.runs.push({ id: run.id, config: run.config });
+  }
+  for (const s of sweeps.values()) db.addRuns(s);
+  const finishedIds = new Set(db.rows(runs.map((r) => r.run.id)).filter((r) => r.status !== "pending" && r.status !== "running").map((r) => r.id));
+  let stored = 0, known = 0, unfinished = 0;
+  for (const { job, run } of runs) {
+    const finished = job.finishedOn !== undefined && job.finishedOn !== null;
+    if (!finished) { unfinished++; continue; }
+    if (finishedIds.has(run.id)) { known++; continue; }
+    const finishedAt = job.finishedOn! / 1000;
+    if (job.failedReason && !job.returnvalue) {
+      // refused by a worker, or lost more often than allowed: a failure without a run folder
+      const reason = job.stalledCounter > 0 ? `${job.failedReason} (its worker was lost ${job.stalledCounter} time(s))` : job.failedReason;
+      if (db.storeResult(run.id, { record: null, error: reason, attempts: job.attemptsStarted, wallS: null, host: "", version: "",
+        finishedAt, runDir: null, adapterDir: null, logPath: null })) { stored++; log(`${run.id}: failed: ${reason}`); }
+      continue;
+    }
+    const res = validateRunResult(run.id, job.returnvalue);
+    let runDir = res.dir ? (res.files ? res.dir : `${res.host}:${res.dir}`) : null;
+    if (res.files) runDir = writeFiles(join(outDir, run.id), res.files);
+    const has = (p: string) => (res.files ? Object.keys(res.files).some((f) => f === p || f.startsWith(`${p}/`)) : res.status !== "failed");
+    if (db.storeResult(run.id, { record: res.record, error: res.error, attempts: res.attempt, wallS: res.wallS, host: res.host, version: res.randmaskVersion,
+      finishedAt, runDir, adapterDir: runDir && has("adapter") ? join(runDir, "adapter") : null, logPath: runDir && has("train.log") ? join(runDir, "train.log") : null })) {
+      stored++;
+      log(`${run.id}: ${res.status}${res.error ? `: ${res.error.split("\n").at(-1)}` : ""} (worker ${res.host}:${res.pid}, attempt ${res.attempt})`);
+    }
+  }
+  return { runs: runs.length, stored, known, unfinished, rejected };
+}
+
+/** Writes a run's embedded files into a fresh folder (written beside it, then renamed into place). */
+function writeFiles(dir: string, files: Record<string, string>): string {
+  const tmp = `${dir}.part`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const [rel, b64] of Object.entries(files)) {
+    mkdirSync(dirname(join(tmp, rel)), { recursive: true });
+    writeFileSync(join(tmp, rel), Buffer.from(b64, "base64"));
+  }
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  return dir;
+}

@@ -50,7 +50,8 @@ export async function collectResults(address: QueueAddress, db: ResultsDb, o: Co
         await sleep(o.waitS * 1000);
         continue;
       }
-      if (!o.waitS || c.unfinished === 0) return c;
+      // the lists are read one after another: a job moving between them may be missed, the counts are exact
+      if (!o.waitS || (c.unfinished === 0 && Object.values(await queue.getJobCounts("waiting", "active", "delayed", "prioritized")).every((n) => n === 0))) return c;
       await sleep(o.waitS * 1000);
     }
   } catch (e) {

@@ -86,7 +86,7 @@ export function validateRunJob(jobId: string | undefined, data: unknown): RunJob
     return fail(`config: ${(e as Error).message.replace(/^job [0-9a-f]+: /, "")}`);
   }
   // anything the checks did not read (an unknown key, a different default) changes the hash
-  if (rebuilt.runs.length !== 1 || rebuilt.runs[0].id !== d.id) fail("config: its hash is not the job id (fields beyond a run configuration, or altered values)");
+  if (rebuilt.runs.length !== 1 || rebuilt.runs[0].id !== d.id || runId(cfg) !== d.id) fail("config: its hash is not the job id (fields beyond a run configuration, or altered values)");
   return { schema: RUN_SCHEMA, id: d.id as string, sweep: d.sweep as string, index: d.index as number, config: rebuilt.runs[0].config };
 }
 

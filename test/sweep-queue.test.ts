@@ -27,10 +27,11 @@ const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
 const noRedis = hasRedis ? false : "redis-server is not installed (apt-get install redis-server; .ci/run installs it)";
 const PASSWORD = "s3cret-Pa55word";
 
-// 12 runs: 3 learning rates × 2 seeds × 2 trainable ratios
+// 13 runs: 3 learning rates × 2 seeds × 2 trainable ratios, and one that fails (its batch size is no multiple of its grad-accum)
 const sweepPath = join(work, "grid.json");
 writeFileSync(sweepPath, JSON.stringify({ name: "grid", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
-  epochs: [3], train: { batchSize: 8 }, lrs: [1e-2, 3e-3, 1e-3], seeds: [0, 1], methods: [{ method: "random-mask", trainableRatios: [1e-3, 3e-4] }] }));
+  epochs: [3], train: { batchSize: 8 }, lrs: [1e-2, 3e-3, 1e-3], seeds: [0, 1], methods: [{ method: "random-mask", trainableRatios: [1e-3, 3e-4] },
+    { method: "full", lrs: [1e-4], seeds: [0], train: { batchSize: 6, gradAccum: 4 } }] }));
 
 const rowsOf = (db: string): RunRow[] => { const d = ResultsDb.open(db); try { return d.rows(); } finally { d.close(); } };
 
@@ -110,7 +111,7 @@ test("the CLI: a queue that cannot be reached is one error without the password;
   assert.match(q.stderr, /sweep collect: --queue URL is required \(or set RANDMASK_QUEUE\)/);
 });
 
-test("12 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restarted: each result arrives once and equals a local sweep's", { skip: noRedis, timeout: 300_000 }, async () => {
+test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restarted: each result arrives once and equals a local sweep's", { skip: noRedis, timeout: 300_000 }, async () => {
   const redisDir = mkdtempSync(join(work, "redis-"));
   const port = await freePort();
   let redis = await startRedis(redisDir, port);
@@ -126,7 +127,7 @@ test("12 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     const submit = () => spawnSync(process.execPath, [cli, "sweep", "submit", sweepPath, "--queue", url], { encoding: "utf8", env });
     const first = submit();
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stdout, /sweep grid: 12 runs · 12 queued, 0 already in the queue · redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    assert.match(first.stdout, /sweep grid: 13 runs · 13 queued, 0 already in the queue · redis:\/\/:\*\*\*@127\.0\.0\.1/);
     // a malformed job: a real run's payload with its command line swapped in; and one that is no run at all
     const [real] = runJobs(loadSweep(sweepPath));
     const evil = "0000000000000000";
@@ -141,8 +142,9 @@ test("12 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
 
     // worker 0 is killed in the middle of a run (runs last seconds; the kill comes 0.5 s after the start);
     // its run goes back to the queue once its lock (10 s) expires
-    await until("worker 0 starts a run", () => /^start [0-9a-f]{16} /m.test(workers[0].out()));
-    const victim = /^start ([0-9a-f]{16}) /m.exec(workers[0].out())![1];
+    const training = /^start ([0-9a-f]{16}) jsonl random-mask/m;
+    await until("worker 0 starts a run", () => training.test(workers[0].out()));
+    const victim = training.exec(workers[0].out())![1];
     await sleep(500);
     workers[0].p.kill("SIGKILL");
     await workers[0].exit;
@@ -151,7 +153,7 @@ test("12 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     // submitting again adds nothing: every run is queued, running or done
     const again = submit();
     assert.equal(again.status, 0, again.stderr);
-    assert.match(again.stdout, /0 queued, 12 already in the queue/);
+    assert.match(again.stdout, /0 queued, 13 already in the queue/);
 
     // Redis dies (SIGKILL) once some results are acknowledged, and comes back on the same folder
     const stored = () => workers.map((w) => w.out()).join("\n").match(/^stored [0-9a-f]{16} /gm)?.length ?? 0;
@@ -193,15 +195,16 @@ test("12 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     assert.equal(await local.exit, 0, local.out());
     const dist = rowsOf(join(work, "dist.sqlite"));
     const loc = rowsOf(join(work, "local.sqlite"));
-    assert.equal(dist.length, 12);
-    assert.ok(dist.every((r) => r.status === "completed"), dist.map((r) => `${r.status} ${r.error}`).join("\n"));
-    assert.deepEqual(dist.map((r) => r.attempts).sort(), [...Array(11).fill(1), 2], "one run was started twice");
+    assert.equal(dist.length, 13);
+    assert.deepEqual(dist.map((r) => r.status), [...Array(12).fill("completed"), "failed"], dist.map((r) => `${r.status} ${r.error}`).join("\n"));
+    assert.match(dist[12].error!, /--batch-size 6 must be a multiple of --grad-accum 4/, "a failed run is a result, with its reason");
+    assert.deepEqual(dist.map((r) => r.attempts).sort(), [...Array(12).fill(1), 2], "one run was started twice, the failed one once");
     const same = (r: RunRow) => {
       const { attempts, owner_host, owner_pid, child_pid, heartbeat_at, started_at, finished_at, wall_time_s, host, run_dir, adapter_dir, log_path, ...rest } = r;
       return rest;
     };
     assert.deepEqual(dist.map(same), loc.map(same));
-    for (let i = 0; i < dist.length; i++) {
+    for (let i = 0; i < 12; i++) {
       for (const f of ["adapter/adapter_model.safetensors", "adapter/adapter_config.json", "predictions.jsonl"]) {
         assert.ok(readFileSync(join(dist[i].run_dir!, f)).equals(readFileSync(join(loc[i].run_dir!, f))), `${dist[i].id}: ${f} differs`);
       }
@@ -212,10 +215,44 @@ test("12 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     // collecting again stores nothing twice
     const re = spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", join(work, "dist.sqlite")], { encoding: "utf8", env });
     assert.equal(re.status, 0, re.stderr);
-    assert.match(re.stderr, /12 runs · 0 results stored now, 12 stored before, 0 queued or running · 2 rejected job\(s\)/);
+    assert.match(re.stderr, /13 runs · 0 results stored now, 13 stored before, 0 queued or running · 2 rejected job\(s\)/);
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
     await queue.close().catch(() => {});
+    redis.kill("SIGKILL");
+  }
+});
+
+test("a run whose worker is lost more often than --max-retries allows is failed with the reason", { skip: noRedis, timeout: 120_000 }, async () => {
+  const redisDir = mkdtempSync(join(work, "redis-"));
+  const port = await freePort();
+  const redis = await startRedis(redisDir, port);
+  const url = `redis://:${PASSWORD}@127.0.0.1:${port}/2`;
+  const procs: ChildProcess[] = [];
+  try {
+    const file = join(work, "one.json");
+    writeFileSync(file, JSON.stringify({ name: "one", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+      epochs: [20], train: { batchSize: 8 }, lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] }));
+    assert.equal(spawnSync(process.execPath, [cli, "sweep", "submit", file, "--queue", url], { encoding: "utf8", env }).status, 0);
+    const args = ["worker", "--queue", url, "--lock-s", "2", "--max-retries", "0"];
+    const doomed = start(args);
+    procs.push(doomed.p);
+    await until("the worker starts the run", () => /^start /m.test(doomed.out()), 60);
+    await sleep(300);
+    doomed.p.kill("SIGKILL");
+    const other = start(args); // its stalled-job check finds the run's lock expired
+    procs.push(other.p);
+    const db = join(work, "lost.sqlite");
+    await until("the run is failed", () => {
+      spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", db], { env });
+      return existsSync(db) && rowsOf(db)[0]?.status === "failed";
+    }, 90);
+    const [row] = rowsOf(db);
+    assert.match(row.error!, /stalled more than allowable limit.*\(its worker was lost 1 time\(s\)\)/);
+    assert.equal(row.attempts, 1, `${other.out()}\n---\n${doomed.out()}`);
+    assert.ok(!/^start /m.test(other.out()), "never started again");
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
     redis.kill("SIGKILL");
   }
 });

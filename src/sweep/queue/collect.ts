@@ -95,8 +95,10 @@ async function collectOnce(queue: Queue, db: ResultsDb, outDir: string, log: (l:
     const finishedAt = job.finishedOn! / 1000;
     if (job.failedReason && !job.returnvalue) {
       // refused by a worker, or lost more often than allowed: a failure without a run folder
+      const stalled = job.stalledCounter > 0 && /stalled more than allowable limit/.test(job.failedReason);
       const reason = job.stalledCounter > 0 ? `${job.failedReason} (its worker was lost ${job.stalledCounter} time(s))` : job.failedReason;
-      if (db.storeResult(run.id, { record: null, error: reason, attempts: job.attemptsStarted, wallS: null, host: "", version: "",
+      // BullMQ fails a job lost too often when a worker next fetches it: that fetch counts as a start, yet runs nothing
+      if (db.storeResult(run.id, { record: null, error: reason, attempts: job.attemptsStarted - (stalled ? 1 : 0), wallS: null, host: "", version: "",
         finishedAt, runDir: null, adapterDir: null, logPath: null })) { stored++; log(`${run.id}: failed: ${reason}`); }
       continue;
     }

@@ -256,3 +256,43 @@ test("a run whose worker is lost more often than --max-retries allows is failed 
     redis.kill("SIGKILL");
   }
 });
+
+test("Ctrl-C on a worker hands its run back at once; --artifacts keeps run folders in a shared folder, named in the database", { skip: noRedis, timeout: 120_000 }, async () => {
+  const redisDir = mkdtempSync(join(work, "redis-"));
+  const port = await freePort();
+  const redis = await startRedis(redisDir, port);
+  const url = `redis://:${PASSWORD}@127.0.0.1:${port}/4`;
+  const queue = new Queue(QUEUE_NAME, { connection: { ...parseQueueUrl(url).connection } });
+  const procs: ChildProcess[] = [];
+  try {
+    const file = join(work, "art.json");
+    writeFileSync(file, JSON.stringify({ name: "art", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+      epochs: [4], train: { batchSize: 8 }, lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] }));
+    assert.equal(spawnSync(process.execPath, [cli, "sweep", "submit", file, "--queue", url], { encoding: "utf8", env }).status, 0);
+    const [id] = loadSweep(file).runs.map((r) => r.id);
+    const shared = join(work, "shared-artifacts");
+    const args = ["worker", "--queue", url, "--artifacts", shared];
+    const first = start(args);
+    procs.push(first.p);
+    await until("the worker starts the run", () => /^start /m.test(first.out()), 60);
+    first.p.kill("SIGINT");
+    assert.equal(await first.exit, 0, first.out());
+    assert.match(first.out(), /stopping: runs in flight go back to the queue/);
+    assert.equal(await (await queue.getJob(id))!.getState(), "waiting", "handed back without waiting for its lock to expire");
+    const second = start(args);
+    procs.push(second.p);
+    await until("the run is stored", () => new RegExp(`^stored ${id} completed`, "m").test(second.out()), 90);
+    const db = join(work, "art.sqlite");
+    const c = spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", db], { encoding: "utf8", env });
+    assert.equal(c.status, 0, c.stderr);
+    const [row] = rowsOf(db);
+    assert.deepEqual([row.status, row.attempts, row.run_dir, row.adapter_dir], ["completed", 2, join(shared, id), join(shared, id, "adapter")]);
+    assert.ok(existsSync(join(shared, id, "adapter", "adapter_model.safetensors")));
+    assert.equal(JSON.parse(readFileSync(join(shared, id, "metrics.json"), "utf8")).dev_per_epoch.length, 4);
+    assert.equal((await queue.getJob(id))!.returnvalue.files, null, "the files are not in the result");
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    await queue.close().catch(() => {});
+    redis.kill("SIGKILL");
+  }
+});

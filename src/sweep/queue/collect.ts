@@ -103,8 +103,7 @@ async function collectOnce(queue: Queue, db: ResultsDb, outDir: string, log: (l:
       continue;
     }
     const res = validateRunResult(run.id, job.returnvalue);
-    let runDir = res.dir ? (res.files ? res.dir : `${res.host}:${res.dir}`) : null;
-    if (res.files) runDir = writeFiles(join(outDir, run.id), res.files);
+    const runDir = res.files ? writeFiles(join(outDir, run.id), res.files) : res.dir === null ? null : res.shared ? res.dir : `${res.host}:${res.dir}`;
     const has = (p: string) => (res.files ? Object.keys(res.files).some((f) => f === p || f.startsWith(`${p}/`)) : res.status !== "failed");
     if (db.storeResult(run.id, { record: res.record, error: res.error, attempts: res.attempt, wallS: res.wallS, host: res.host, version: res.randmaskVersion,
       finishedAt, runDir, adapterDir: runDir && has("adapter") ? join(runDir, "adapter") : null, logPath: runDir && has("train.log") ? join(runDir, "train.log") : null })) {

@@ -37,9 +37,10 @@ export interface RunResult {
   pid: number;
   attempt: number;
   randmaskVersion: string;
-  /** Where the run's files are: embedded here, or a folder (shared `--artifacts DIR`, or local to `host` when too large to embed). */
+  /** Where the run's files are: embedded here, or in `dir`: a shared folder (`--artifacts DIR`), or one on `host` when too large to embed. */
   files: EmbeddedFiles | null;
   dir: string | null;
+  shared: boolean;
 }
 
 export class MalformedJobError extends Error {
@@ -109,6 +110,7 @@ export function validateRunResult(jobId: string | undefined, v: unknown): RunRes
   if (!["completed", "diverged", "failed"].includes(r.status)) fail(`status ${JSON.stringify(r.status)}`);
   if (r.status !== "failed" && !isObject(r.record)) fail("has no record");
   if (r.files !== null && !isObject(r.files)) fail("files: expected an object");
+  if (typeof r.shared !== "boolean") fail("shared: expected true or false");
   if (r.files) {
     for (const p of Object.keys(r.files)) {
       if (p.split("/").some((s) => s === ".." || s === "" || s === ".") || p.startsWith("/")) fail(`files: path ${JSON.stringify(p)} leaves the run folder`);

@@ -75,7 +75,7 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
     }
     const error = ok ? null : stderr.trim().split("\n").slice(-20).join("\n") || `exit code ${code}`;
     return { schema: RESULT_SCHEMA, id: run.id, status: record ? record.status : "failed", record, error, wallS, host: hostname(), pid: process.pid,
-      attempt: job.attemptsStarted, randmaskVersion: RANDMASK_VERSION, files, dir: kept };
+      attempt: job.attemptsStarted, randmaskVersion: RANDMASK_VERSION, files, dir: kept, shared: Boolean(o.artifactsDir) };
   };
 
   const worker = new Worker(QUEUE_NAME, processor, {

@@ -28,7 +28,7 @@ export const sweepCommand = defineCommand({
     { name: "FILE", description: "the sweep file (JSON or YAML), for run and submit", optional: true },
   ],
   flags: {
-    db: { type: "string", arg: "FILE", defaultText: "required except for submit", description: "SQLite results database (created by run and collect)" },
+    db: { type: "string", arg: "FILE", defaultText: "none; run, status, results and collect need it", description: "SQLite results database (created by run and collect)" },
     queue: { ...QUEUE_FLAG, description: `${QUEUE_FLAG.description} (submit, collect)` },
     wait: { type: "boolean", description: "keep collecting until no run is queued or running (collect)" },
     workers: { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "one per core, at most 8",

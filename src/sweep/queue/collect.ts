@@ -25,8 +25,6 @@ export interface CollectOptions {
   log?: (line: string) => void;
 }
 
-const PAGE = 500;
-
 /** One pass, or (waitS) passes until the queue has no unfinished run; returns the last pass's counts. */
 export async function collectResults(address: QueueAddress, db: ResultsDb, o: CollectOptions): Promise<Collected> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -61,57 +59,65 @@ export async function collectResults(address: QueueAddress, db: ResultsDb, o: Co
   }
 }
 
+/**
+ * One pass. Only job ids are listed; a job's data is fetched when its run is new to the database,
+ * and its result when it finished and its row has none yet, so a pass over a collected sweep is cheap.
+ */
 async function collectOnce(queue: Queue, db: ResultsDb, outDir: string, log: (l: string) => void): Promise<Collected> {
-  const jobs: Job[] = [];
-  for (let start = 0; ; start += PAGE) {
-    const page = await queue.getJobs(["completed", "failed", "active", "waiting", "delayed", "prioritized"], start, start + PAGE - 1, true);
-    jobs.push(...page.filter(Boolean));
-    if (page.length < PAGE) break;
-  }
-  const runs: { job: Job; run: RunJob }[] = [];
+  const finishedIds = await queue.getRanges(["completed", "failed"], 0, -1, true);
+  const done = new Set(finishedIds);
+  const openIds = (await queue.getRanges(["active", "waiting", "delayed", "prioritized"], 0, -1, true)).filter((id) => !done.has(id));
+  const all = [...new Set([...finishedIds, ...openIds])];
+  const status = () => new Map(db.rows(all).map((r) => [r.id, r.status]));
+  let rows = status();
   const rejected: Collected["rejected"] = [];
-  const seen = new Set<string>();
-  for (const job of jobs) {
-    if (!job.id || seen.has(job.id)) continue; // a job moving between lists during the scan shows twice
-    seen.add(job.id);
-    const run = readRunJob(job.id, job.data);
-    if (run) runs.push({ job, run });
-    else rejected.push({ id: job.id, reason: job.failedReason || "not a randmask run" });
+  const fresh: { job: Job; run: RunJob }[] = [];
+  for (const id of all.filter((i) => !rows.has(i))) {
+    const job = await queue.getJob(id);
+    if (!job) continue; // removed meanwhile
+    const run = readRunJob(id, job.data);
+    if (run) fresh.push({ job, run });
+    else rejected.push({ id, reason: job.failedReason || "not a randmask run" });
   }
-  // rows in sweep-file order (first submitted sweep first), as `sweep run` adds them
-  runs.sort((a, b) => a.job.timestamp - b.job.timestamp || a.run.index - b.run.index);
+  // new rows in sweep-file order (first submitted sweep first), as `sweep run` adds them
+  fresh.sort((a, b) => a.job.timestamp - b.job.timestamp || a.run.index - b.run.index);
   const sweeps = new Map<string, Sweep>();
-  for (const { run } of runs) {
+  for (const { run } of fresh) {
     if (!sweeps.has(run.sweep)) sweeps.set(run.sweep, { name: run.sweep, file: "", runs: [] });
     sweeps.get(run.sweep)!.runs.push({ id: run.id, config: run.config });
   }
   for (const s of sweeps.values()) db.addRuns(s);
-  const finishedIds = new Set(db.rows(runs.map((r) => r.run.id)).filter((r) => r.status !== "pending" && r.status !== "running").map((r) => r.id));
-  let stored = 0, known = 0, unfinished = 0;
-  for (const { job, run } of runs) {
-    const finished = job.finishedOn !== undefined && job.finishedOn !== null;
-    if (!finished) { unfinished++; continue; }
-    if (finishedIds.has(run.id)) { known++; continue; }
-    const finishedAt = job.finishedOn! / 1000;
-    if (job.failedReason && !job.returnvalue) {
-      // refused by a worker, or lost more often than allowed: a failure without a run folder
-      const stalled = job.stalledCounter > 0 && /stalled more than allowable limit/.test(job.failedReason);
-      const reason = job.stalledCounter > 0 ? `${job.failedReason} (its worker was lost ${job.stalledCounter} time(s))` : job.failedReason;
-      // BullMQ fails a job lost too often when a worker next fetches it: that fetch counts as a start, yet runs nothing
-      if (db.storeResult(run.id, { record: null, error: reason, attempts: job.attemptsStarted - (stalled ? 1 : 0), wallS: null, host: "", version: "",
-        finishedAt, runDir: null, adapterDir: null, logPath: null })) { stored++; log(`${run.id}: failed: ${reason}`); }
-      continue;
-    }
-    const res = validateRunResult(run.id, job.returnvalue);
-    const runDir = res.files ? writeFiles(join(outDir, run.id), res.files) : res.dir === null ? null : res.shared ? res.dir : `${res.host}:${res.dir}`;
-    const has = (p: string) => (res.files ? Object.keys(res.files).some((f) => f === p || f.startsWith(`${p}/`)) : res.status !== "failed");
-    if (db.storeResult(run.id, { record: res.record, error: res.error, attempts: res.attempt, wallS: res.wallS, host: res.host, version: res.randmaskVersion,
-      finishedAt, runDir, adapterDir: runDir && has("adapter") ? join(runDir, "adapter") : null, logPath: runDir && has("train.log") ? join(runDir, "train.log") : null })) {
-      stored++;
-      log(`${run.id}: ${res.status}${res.error ? `: ${res.error.split("\n").at(-1)}` : ""} (worker ${res.host}:${res.pid}, attempt ${res.attempt})`);
-    }
+  rows = status();
+  let stored = 0, known = 0;
+  for (const id of finishedIds.filter((i) => rows.has(i))) {
+    if (rows.get(id) !== "pending" && rows.get(id) !== "running") { known++; continue; }
+    const job = await queue.getJob(id);
+    if (job && storeJob(job, db, outDir, log)) stored++;
   }
-  return { runs: runs.length, stored, known, unfinished, rejected };
+  return { runs: rows.size, stored, known, unfinished: openIds.filter((i) => rows.has(i)).length, rejected };
+}
+
+/** Stores a finished job's result (or its failure) in its row; false when the row already had one. */
+function storeJob(job: Job, db: ResultsDb, outDir: string, log: (l: string) => void): boolean {
+  const id = job.id!;
+  const finishedAt = (job.finishedOn ?? Date.now()) / 1000;
+  if (job.failedReason && !job.returnvalue) {
+    // lost more often than allowed, or refused by a worker (e.g. a model folder it lacks): a failure without a run folder
+    const stalled = job.stalledCounter > 0 && /stalled more than allowable limit/.test(job.failedReason);
+    const reason = job.stalledCounter > 0 ? `${job.failedReason} (its worker was lost ${job.stalledCounter} time(s))` : job.failedReason;
+    // BullMQ fails a job lost too often when a worker next fetches it: that fetch counts as a start, yet runs nothing
+    const ok = db.storeResult(id, { record: null, error: reason, attempts: job.attemptsStarted - (stalled ? 1 : 0), wallS: null, host: "", version: "",
+      finishedAt, runDir: null, adapterDir: null, logPath: null });
+    if (ok) log(`${id}: failed: ${reason}`);
+    return ok;
+  }
+  const res = validateRunResult(id, job.returnvalue);
+  const runDir = res.files ? writeFiles(join(outDir, id), res.files) : res.dir === null ? null : res.shared ? res.dir : `${res.host}:${res.dir}`;
+  const has = (p: string) => (res.files ? Object.keys(res.files).some((f) => f === p || f.startsWith(`${p}/`)) : res.status !== "failed");
+  const ok = db.storeResult(id, { record: res.record, error: res.error, attempts: res.attempt, wallS: res.wallS, host: res.host, version: res.randmaskVersion,
+    finishedAt, runDir, adapterDir: runDir && has("adapter") ? join(runDir, "adapter") : null, logPath: runDir && has("train.log") ? join(runDir, "train.log") : null });
+  if (ok) log(`${id}: ${res.status}${res.error ? `: ${res.error.split("\n").at(-1)}` : ""} (worker ${res.host}:${res.pid}, attempt ${res.attempt})`);
+  return ok;
 }
 
 /** Writes a run's embedded files into a fresh folder (written beside it, then renamed into place). */

@@ -118,7 +118,7 @@ test("vit-tiny: the trainable ratio is of the WHOLE model (head included); full 
   const shapes = modelShapes(model);
   assert.equal(shapes.totalParams, model.numParameters());
   assert.deepEqual([...shapes.fixed].sort(), ["classifier.bias", "classifier.weight"]);
-  // ratio 0.05 of all 106,570 parameters = 5,329 values, exactly, spread over fc1/fc2 (4 × 8,192 entries)
+  // ratio 0.05 of all 81,226 parameters = 4,061 values, exactly, spread over fc1/fc2 (4 × 8,192 entries)
   const exact = getMethod("random-mask").resolveConfig({ trainableRatio: 0.05, maskKind: "exact", seed: 1 }, shapes);
   assert.equal(getMethod("random-mask").count(exact, shapes), Math.round(0.05 * model.numParameters()));
   assert.equal(getMethod("full").count({}, shapes), model.numParameters() - 10 * 64 - 10);

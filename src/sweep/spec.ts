@@ -219,6 +219,5 @@ function trainOf(o: Record<string, unknown>, at: string, fail: Fail, image: bool
   // warm-up scales with the steps as in finetune (Appendix B.2: 200 of 2000) unless given
   if (image && o.warmupSteps === undefined) out.warmupSteps = Math.round(((out.steps as number) * IMAGE_TRAIN_DEFAULTS.warmupSteps) / IMAGE_TRAIN_DEFAULTS.steps);
   if (image && (out.warmupSteps as number) >= (out.steps as number)) fail(`${at}.warmupSteps: ${out.warmupSteps} must be fewer than steps ${out.steps}`);
-  if ((out.batchSize as number) % (out.gradAccum as number) !== 0) fail(`${at}.batchSize: ${out.batchSize} must be a multiple of gradAccum ${out.gradAccum}`);
   return out;
 }

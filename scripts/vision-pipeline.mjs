@@ -32,7 +32,7 @@ const { imageSplits, loadImageTask } = await import(join(dist, "tasks", "image-t
 const { IMAGE_TRAIN_DEFAULTS, trainImages } = await import(join(dist, "train", "image-trainer.js"));
 const { predictImages } = await import(join(dist, "eval", "image-eval.js"));
 const { finetuneImages } = await import(join(dist, "train", "image-run.js"));
-const { renderChart } = await import(join(dist, "sweep", "plots.js"));
+const { renderChart } = await import(join(dist, "plot", "render.js"));
 
 const { values: flags } = parseArgs({
   options: {

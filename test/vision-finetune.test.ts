@@ -35,7 +35,7 @@ test("finetune on an image task writes the run folder; eval of its adapter repro
   const r = run("finetune", "--model", vit, "--task", "cifar10", "--data-dir", cifar, "--method", "random-mask", "--trainable-ratio", "0.01",
     "--lr", "1e-2", "--out", out, ...small);
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(readdirSync(out).sort(), ["adapter", "loss.svg", "metrics.json", "predictions.jsonl", "train.log"]);
+  assert.deepEqual(readdirSync(out).sort(), ["adapter", "loss.png", "loss.svg", "metrics.json", "predictions.jsonl", "train.log"]);
   const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));
   assert.equal(m.head, "checkpoint");
   assert.deepEqual(m.data, { task: "cifar10", seed: 0, train: 64, dev: 32, test: 48, classes: 10 });

@@ -2,7 +2,7 @@
 // the task's dataset and the vision tower, fix the head, attach a PEFT method,
 // train for a number of steps, evaluate the best validation step on test, and
 // write the run folder (adapter/, head.safetensors when a probe was fitted,
-// metrics.json, predictions.jsonl, train.log, loss.svg) without touching
+// metrics.json, predictions.jsonl, train.log, loss.svg/png) without touching
 // anything that was there.
 import { appendFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -20,7 +20,8 @@ import { checkOutDir, prepareOutDir } from "./run.js";
 import { resolveHead, type HeadSource } from "./image-head.js";
 import { trainImages, type ImageTrainOptions } from "./image-trainer.js";
 import type { Distance } from "./trainer.js";
-import { lineChartSvg } from "./plot.js";
+import { lineChartSpec } from "../plot/line-chart.js";
+import { renderChart } from "../plot/render.js";
 
 export interface ImageFinetuneOptions {
   modelDir: string;
@@ -135,8 +136,8 @@ export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunR
       randmask_version: RANDMASK_VERSION,
     };
     writeJsonAtomic(join(out, "metrics.json"), record);
-    writeFileAtomic(join(out, "loss.svg"), lineChartSvg(`${o.task} · ${o.method} · lr ${o.train.lr}`, "optimizer step",
-      [{ name: "train loss", color: "#1f77b4", points: result.losses.map((l) => [l.step, l.loss]) }]));
+    await renderChart(lineChartSpec([{ name: "train loss", points: result.losses.map((l) => [l.step, l.loss]) }],
+      { title: `${o.task} · ${o.method} · lr ${o.train.lr}`, xTitle: "optimizer step", yTitle: "cross-entropy (nats/image)" }), join(out, "loss"));
     return record;
   } finally {
     peft.remove();

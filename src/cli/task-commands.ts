@@ -36,7 +36,8 @@ export const finetuneCommand = defineCommand({
   name: "finetune",
   summary: "Fine-tune a model on a task with one PEFT method. Writes --out/adapter/ (the best epoch), metrics.json, " +
     "predictions.jsonl (best epoch on test), train.log and loss.svg; refuses an --out that holds files and creates " +
-    "nothing there until every flag and input has been checked.",
+    "nothing there until every flag and input has been checked. Image tasks (a vision model: vit, clip) train for --steps with " +
+    "Appendix B.2's defaults and a fixed head, keep the best validation step, and write head.safetensors when they fitted a probe.",
   flags: {
     ...DATA_FLAGS,
     ...METHOD_FLAGS,

@@ -12,6 +12,8 @@ import { loadVisionModel } from "../models/vision/index.js";
 import { readPreprocessorConfig } from "../models/vision/preprocess.js";
 import type { MethodConfig } from "../peft/method.js";
 import { PeftModel } from "../peft/peft-model.js";
+import { getMethod } from "../peft/registry.js";
+import { modelShapes } from "../peft/shapes.js";
 import type { VisionModel } from "../models/vision/common.js";
 import { imageSplits, loadImageTask, type ImageSizes } from "../tasks/image-tasks.js";
 import { predictImages, type ImageMetrics } from "../eval/image-eval.js";
@@ -84,8 +86,8 @@ export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunR
   const pre = readPreprocessorConfig(o.modelDir, model.config);
   try {
     const methodOptions = o.method === "adalora" ? { totalSteps: o.train.steps, ...o.methodOptions } : o.methodOptions;
-    peft = PeftModel.create<VisionModel>(model, o.method, methodOptions);
-    peft.remove(); // validated; the head is fitted on the base features first
+    // options checked before the (possibly slow) probe, which is fitted on the base features, before the method attaches
+    getMethod(o.method).resolveConfig(methodOptions, modelShapes(model));
     head = resolveHead(model, o.head, ds.classes.length, splits.train, pre, log);
     peft = PeftModel.create<VisionModel>(model, o.method, methodOptions);
   } catch (e) {

@@ -38,7 +38,7 @@ test("a sweep file expands to the cross product with per-method overrides; ids a
     [[1e-3, 4, 4, 0], [1e-3, 4, 4, 1]]);
   const rm = sweep.runs.find((r) => r.config.method === "random-mask")!;
   assert.equal(rm.config.model, join(work, "model"), "paths are relative to the sweep file");
-  assert.equal(rm.config.train.epochs, 5, "finetune's defaults fill what the file leaves out");
+  assert.equal((rm.config.train as { epochs: number }).epochs, 5, "finetune's defaults fill what the file leaves out");
   assert.equal(rm.config.train.maxGradNorm, 1);
   // identity: equal configurations (any key order) share the id, any change makes a new one
   const again = expandSweep(JSON.parse(JSON.stringify({ ...raw, methods: [...raw.methods].reverse() })), join(work, "grid.json"));

@@ -6,6 +6,7 @@ import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
 import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
 import { isVisionModelDir } from "../models/vision/index.js";
 import { visionLogits } from "./vision-logits.js";
+import { visionInfo } from "./vision-info.js";
 
 export const logitsCommand = defineCommand({
   name: "logits",
@@ -51,10 +52,11 @@ export const logitsCommand = defineCommand({
 
 export const infoCommand = defineCommand({
   name: "info",
-  summary: "Describe a model folder: architecture, sizes, parameter count, dtype and memory.",
+  summary: "Describe a model folder: architecture, sizes, parameter count, dtype and memory; for a vision model also the trainable count of each PEFT method at the paper's standard settings.",
   flags: { model: MODEL_FLAG, dtype: DTYPE_FLAG, json: { type: "boolean", description: "one JSON line instead of a table" } },
   example: "info --model ~/opt-125m --json",
   run(v) {
+    if (isVisionModelDir(v.model)) return visionInfo(v.model, dtypeOf(v.dtype), v.json);
     const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
     const c = model.config;
     const params = model.numParameters();

@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.js";
 import type { DType } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -90,7 +91,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   model.gradientCheckpointing = o.gradientCheckpointing ?? false;
   const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
   const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
-  let peft: PeftModel;
+  let peft: PeftModel<CausalLM>;
   try {
     // every example tokenised now, so a row that cannot be scored or trained fails before --out exists
     const maxLen = model.config.maxPositionEmbeddings;

@@ -12,7 +12,7 @@ import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
 import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
-import { DATA_FLAGS, dtypeOf, sampleSizes } from "./shared-flags.js";
+import { DATA_FLAGS, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
 
 const training = "training flags";
 const output = "output flags";
@@ -45,6 +45,7 @@ export const finetuneCommand = defineCommand({
   example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    useDevice(v.device);
     const record = await finetune({
       modelDir: v.model,
       tokenizerDir: v.tokenizer,
@@ -53,6 +54,7 @@ export const finetuneCommand = defineCommand({
       method: v.method,
       methodOptions: methodOptions(v),
       dtype: dtypeOf(v.dtype),
+      device: v.device,
       out: v.out,
       sizes: sampleSizes(v),
       quiet: v.quiet,
@@ -92,6 +94,7 @@ export const evalCommand = defineCommand({
   example: "eval --model ~/opt-125m --adapter runs/sst2-rm/adapter --task sst2 --data-dir ~/data/nlp --predictions sst2-test.jsonl",
   run(v) {
     if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
+    useDevice(v.device);
     const task = getTask(v.task, v["data-dir"]);
     const sampled = loadTaskData(task, v["data-dir"], v.seed, sampleSizes(v));
     const tokDir = v.tokenizer ?? v.model;

@@ -19,7 +19,8 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 BUDGET_S=${BUDGET_S:-480}
 DEVICE=${DEVICE:-cuda}
-BUILD=${BUILD:-full}   # full | skip (use the build/ already there)
+BUILD=${BUILD:-full}   # full | skip (use the build/ already there); JOBS: compile jobs (default nproc)
+# PYTHON: the PyTorch to build against (default python3); PEER_PYTHON: the HF peer's (default python3)
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu-check.log") 2>&1
@@ -59,8 +60,8 @@ if [ "$BUILD" = full ]; then
   say "libtorch: $(node scripts/find-libtorch.mjs describe)"
   gyp() { timeout "$(left)" node node_modules/node-gyp/bin/node-gyp.js "$@" --nodedir="$work"; }
   gyp configure >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; die "node-gyp configure failed"; }
-  say "building the addon (-j $(nproc))"
-  gyp build -j "$(nproc)" >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; die "node-gyp build failed"; }
+  say "building the addon (-j ${JOBS:-$(nproc)})"
+  gyp build -j "${JOBS:-$(nproc)}" >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; die "node-gyp build failed"; }
 fi
 [ -f build/Release/randmask_native.node ] || die "build/Release/randmask_native.node missing (BUILD=$BUILD)"
 timeout "$(left)" node node_modules/typescript/bin/tsc -p . || die "tsc failed"
@@ -86,7 +87,7 @@ say "tests: rc $tests_rc, $summary"
 bench_s=$(( $(left) - 15 ))
 say "bench/gpu.ts (budget $bench_s s)"
 # shellcheck disable=SC2086
-timeout "$(( bench_s + 10 ))" node dist/bench/gpu.js --device "$DEVICE" --budget-s "$bench_s" --python python3 ${BENCH_ARGS:-} \
+timeout "$(( bench_s + 10 ))" node dist/bench/gpu.js --device "$DEVICE" --budget-s "$bench_s" --python "${PEER_PYTHON:-python3}" ${BENCH_ARGS:-} \
   --out "$OUT/bench.md" || say "bench exited with $?"
 
 # ------------------------------------------------------------ the section for bench/RESULTS.md

@@ -50,7 +50,7 @@ EOF
   export PATH="$work/bin:$PATH"
 fi
 [ -d "$work/shared" ] && export RANDMASK_SHARED_DIR="$work/shared"
-say "node $(node --version) at $(command -v node); $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1)"
+say "node $(node --version) at $(command -v node); $("${PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -1)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 # ------------------------------------------------------------ 2. build
@@ -94,7 +94,7 @@ timeout "$(( bench_s + 10 ))" node dist/bench/gpu.js --device "$DEVICE" --budget
 {
   echo "## GPU ($(date -u '+%Y-%m-%d %H:%M') UTC, scripts/gpu-check.sh)"
   echo
-  echo "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "device $DEVICE (no nvidia-smi)"); node $(node --version); $(python3 -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda)' 2>/dev/null)."
+  echo "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "device $DEVICE (no nvidia-smi)"); node $(node --version); $("${PYTHON:-python3}" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda)' 2>/dev/null)."
   echo
   echo "**CUDA tests** (test/cuda.test.ts, RANDMASK_TEST_DEVICE=$DEVICE): $summary(exit $tests_rc)."
   if [ -n "$failed" ]; then echo; echo "Failed:"; echo "$failed" | sed 's/^/- /'; fi

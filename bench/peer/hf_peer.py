@@ -36,7 +36,8 @@ keep = args.get("logits_to_keep", 0)
 config = OPTConfig(vocab_size=50272, hidden_size=d, num_hidden_layers=L, ffn_dim=4 * d, num_attention_heads=d // 64,
                    max_position_embeddings=2048, word_embed_proj_dim=d, do_layer_norm_before=True,
                    dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0)
-model = OPTForCausalLM(config).to(DT).to(DEV)
+with DEV:  # built (and randomly initialised) on the device: 1.3b's CPU init takes longer than its benchmark
+    model = OPTForCausalLM(config).to(DT)
 model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
                                          task_type="CAUSAL_LM"))
 model.train()

@@ -71,6 +71,10 @@ async function measure(cmd: string, args: string[]): Promise<{ probe: Probe | nu
 }
 
 const rows: Row[] = [];
+async function runAndSave(name: string, cmd: string, args: string[]): Promise<void> {
+  await run(name, cmd, args);
+  if (v.out) writeFileSync(v.out, render());
+}
 async function run(name: string, cmd: string, args: string[]): Promise<void> {
   const elapsed = performance.now() - started;
   // a probe of this size has taken about as long as the slowest so far; leave room for one more
@@ -90,36 +94,40 @@ const ours = (options: Record<string, unknown>, method: string) =>
   [join(here, "step-probe.js"), JSON.stringify({ mode: "train", logits: "needed", method, options, ...common })];
 const hf = (extra: Record<string, unknown>) => [join(repoRoot, "bench", "peer", "hf_peer.py"), JSON.stringify({ threads: 4, ...common, ...extra })];
 
-await run("hf-peft lora (r=8, q,v; logits at last 3 positions)", v.python!, hf({ logits_to_keep: true }));
-for (const ratio of ratios) await run(`randmask random-mask ${ratio}`, process.execPath, ours({ trainableRatio: ratio }, "random-mask"));
-await run("randmask lora (r=8, q,v)", process.execPath, ours({ r: 8, alpha: 16 }, "lora"));
-await run("hf-peft lora (r=8, q,v; logits at every position, HF's default)", v.python!, hf({}));
-
 // ------------------------------------------------------------ markdown
 const info = buildInfo();
-const peerRow = rows[0].probe;
-const gpu = peerRow?.gpu ?? nvidiaSmi("name") ?? (device === "cpu" ? "cpu (dry run)" : "?");
-const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? "—" : x.toFixed(d));
-const lines = [
-  `### GPU benchmark (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-  "",
-  `${gpu}; libtorch ${info.torchVersion} (addon), peer: ${peerRow?.versions ? Object.entries(peerRow.versions).map(([k, x]) => `${k} ${x}`).join(", ") : "—"}. ` +
-    `OPT shapes hidden ${shape.hidden}, ${shape.layers} layers (random weights), batch ${shape.batch} × ${shape.seq}, bf16, device ${device}; ` +
-    `loss on the last 2 positions; median of ${steps} steps after ${warmup} warm-ups, each configuration in its own process.`,
-  "",
-  `| configuration | trainable | step ms | vs HF LoRA | peak GPU MiB (nvidia-smi Δ) | torch peak allocated MiB | peak RSS MiB | loss first → last |`,
-  "|---|---|---|---|---|---|---|---|",
-  ...rows.map((r) => {
-    if (!r.probe) return `| ${r.name} | ${r.note} | | | | | | |`;
-    const p = r.probe;
-    const vs = peerRow && r.probe !== peerRow ? `×${(peerRow.step_ms / p.step_ms).toFixed(2)} speed` : "—";
-    return `| ${r.name} | ${p.trainable.toLocaleString("en")} | ${f(p.step_ms, 1)} | ${vs} | ${f(r.gpuPeakMiB)} | ${f(p.cuda_peak_allocated_mib)} | ` +
-      `${f(p.peak_rss_mib)} | ${f(p.loss_first, 3)} → ${f(p.loss_last, 3)} |`;
-  }),
-  "",
-  `"vs HF LoRA": the first row's step time ÷ this row's (> 1: faster than the peer). Wall time of the benchmark: ${((performance.now() - started) / 1000).toFixed(0)} s.`,
-  "",
-];
-const md = lines.join("\n");
-process.stdout.write(md);
-if (v.out) writeFileSync(v.out, md);
+
+/** The markdown so far (written after every configuration, so a run cut short keeps what it measured). */
+function render(): string {
+  const peerRow = rows[0]?.probe;
+  const gpu = peerRow?.gpu ?? nvidiaSmi("name") ?? (device === "cpu" ? "cpu (dry run)" : "?");
+  const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? "—" : x.toFixed(d));
+  const lines = [
+    `### GPU benchmark (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    "",
+    `${gpu}; libtorch ${info.torchVersion} (addon), peer: ${peerRow?.versions ? Object.entries(peerRow.versions).map(([k, x]) => `${k} ${x}`).join(", ") : "—"}. ` +
+      `OPT shapes hidden ${shape.hidden}, ${shape.layers} layers (random weights), batch ${shape.batch} × ${shape.seq}, bf16, device ${device}; ` +
+      `loss on the last 2 positions; median of ${steps} steps after ${warmup} warm-ups, each configuration in its own process.`,
+    "",
+    `| configuration | trainable | step ms | vs HF LoRA | peak GPU MiB (nvidia-smi Δ) | torch peak allocated MiB | peak RSS MiB | loss first → last |`,
+    "|---|---|---|---|---|---|---|---|",
+    ...rows.map((r) => {
+      if (!r.probe) return `| ${r.name} | ${r.note} | | | | | | |`;
+      const p = r.probe;
+      const vs = peerRow && r.probe !== peerRow ? `×${(peerRow.step_ms / p.step_ms).toFixed(2)} speed` : "—";
+      return `| ${r.name} | ${p.trainable.toLocaleString("en")} | ${f(p.step_ms, 1)} | ${vs} | ${f(r.gpuPeakMiB)} | ${f(p.cuda_peak_allocated_mib)} | ` +
+        `${f(p.peak_rss_mib)} | ${f(p.loss_first, 3)} → ${f(p.loss_last, 3)} |`;
+    }),
+    "",
+    `"vs HF LoRA": the first row's step time ÷ this row's (> 1: faster than the peer). Wall time of the benchmark: ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+await runAndSave("hf-peft lora (r=8, q,v; logits at last 3 positions)", v.python!, hf({ logits_to_keep: true }));
+for (const ratio of ratios) await runAndSave(`randmask random-mask ${ratio}`, process.execPath, ours({ trainableRatio: ratio }, "random-mask"));
+await runAndSave("randmask lora (r=8, q,v)", process.execPath, ours({ r: 8, alpha: 16 }, "lora"));
+await runAndSave("hf-peft lora (r=8, q,v; logits at every position, HF's default)", v.python!, hf({}));
+
+process.stdout.write(render());

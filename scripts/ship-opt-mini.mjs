@@ -6,10 +6,13 @@
 // renamed over --out at the end, so a failure leaves the old folder intact.
 //
 //   node scripts/ship-opt-mini.mjs --run DIR [--out models/opt-mini] [--manifest FILE]
-//        [--demo-metrics FILE | --run-demo] [--hardware TEXT]
+//        [--demo-metrics FILE | --run-demo] [--acceptance] [--hardware TEXT] [--history TEXT]
 //
 // --run-demo runs `randmask demo` on the new folder and pastes its table;
 // --demo-metrics takes the metrics.json of a demo already run on these weights.
+// --acceptance runs `randmask demo --protocol` on the new folder and with
+// --random-weights (issue 11's test: pretrained vs random weights, same shape).
+// --history adds a paragraph on how the run went (e.g. a budget changed on resume).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -21,6 +24,8 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(repo, "dist", "src");
 const { OPTForCausalLM } = await import(join(dist, "models", "opt.js"));
 const { saveFile } = await import(join(dist, "io", "safetensors.js"));
+const { pretrainLossSpec } = await import(join(dist, "train", "pretrain.js"));
+const { renderChart } = await import(join(dist, "plot", "render.js"));
 
 const { values: flags } = parseArgs({
   options: {
@@ -29,6 +34,8 @@ const { values: flags } = parseArgs({
     manifest: { type: "string" },
     "demo-metrics": { type: "string" },
     "run-demo": { type: "boolean", default: false },
+    acceptance: { type: "boolean", default: false },
+    history: { type: "string" },
     hardware: { type: "string", default: `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores` },
   },
 });
@@ -40,7 +47,7 @@ const out = resolve(flags.out);
 const MAX_BYTES = 40 * 1024 * 1024;
 
 // ---- read and check everything before writing anything
-for (const f of ["config.json", "model.safetensors", "vocab.json", "merges.txt", "pretrain-run.json", "log.jsonl", "loss.svg", "checkpoint/state.json"]) {
+for (const f of ["config.json", "model.safetensors", "vocab.json", "merges.txt", "pretrain-run.json", "log.jsonl", "checkpoint/state.json"]) {
   if (!existsSync(join(run, f))) fail(`--run ${run}: no ${f} (expected a \`randmask pretrain\` output folder)`);
 }
 const readJson = (f) => { try { return JSON.parse(readFileSync(f, "utf8")); } catch (e) { fail(`${f}: not valid JSON (${e.message})`); } };
@@ -78,7 +85,7 @@ try {
     : { tokenizer_class: "GPT2Tokenizer", bos_token: "</s>", eos_token: "</s>", unk_token: "</s>", pad_token: "<pad>", add_bos_token: true };
   writeFileSync(join(tmp, "tokenizer_config.json"), JSON.stringify({ ...tokCfg, model_max_length: config.max_position_embeddings }, null, 2) + "\n");
   copyFileSync(manifestFile, join(tmp, "corpus-manifest.json"));
-  copyFileSync(join(run, "loss.svg"), join(tmp, "loss.svg"));
+  await renderChart(pretrainLossSpec(log), join(tmp, "loss")); // loss.svg and loss.png
 
   if (flags["run-demo"]) {
     const demoOut = join(repo, "runs", `demo-opt-mini-${Date.now()}`);
@@ -86,8 +93,19 @@ try {
     if (r.status !== 0) throw new Error(`randmask demo failed (exit ${r.status})`);
     demo = readJson(join(demoOut, "metrics.json"));
   }
+  let acceptance = null;
+  if (flags.acceptance) {
+    const runProtocol = (extra) => {
+      const dir = join(repo, "runs", `protocol-opt-mini${extra.length ? "-random" : ""}-${Date.now()}`);
+      const r = spawnSync(process.execPath, [join(dist, "cli", "main.js"), "demo", "--protocol", ...extra, "--model", tmp, "--out", dir], { stdio: ["ignore", "inherit", "inherit"] });
+      if (r.status !== 0) throw new Error(`randmask demo --protocol ${extra.join(" ")} failed (exit ${r.status})`);
+      return readJson(join(dir, "metrics.json"));
+    };
+    acceptance = { pretrained: runProtocol([]), random: runProtocol(["--random-weights"]) };
+    writeFileSync(join(tmp, "acceptance-metrics.json"), JSON.stringify(acceptance, null, 2) + "\n");
+  }
   if (demo) writeFileSync(join(tmp, "demo-metrics.json"), JSON.stringify({ ...demo, model: "models/opt-mini" }, null, 2) + "\n");
-  writeFileSync(join(tmp, "README.md"), modelCard({ config, params, bytes, demo }));
+  writeFileSync(join(tmp, "README.md"), modelCard({ config, params, bytes, demo, acceptance }));
 
   // ---- replace --out
   mkdirSync(dirname(out), { recursive: true });
@@ -101,7 +119,28 @@ try {
 }
 process.stdout.write(`wrote ${out}\n`);
 
-function modelCard({ config, params, bytes, demo }) {
+/** Issue 11's acceptance: Random Masking on opt-mini ≥ 0.70 test accuracy and ≥ 8 points over the random-weight model. */
+function acceptanceSection(a) {
+  if (!a) return "Not run yet: `node scripts/ship-opt-mini.mjs --run DIR --acceptance` fills this section.";
+  const rm = (rec) => rec.methods.find((m) => m.method === "random-mask");
+  const [p, r] = [rm(a.pretrained), rm(a.random)];
+  const row = (name, rec, m) => `| ${name} | ${m.trainable_params.toLocaleString("en-US")} | ${rec.zero_shot.test_accuracy.toFixed(3)} | ${m.dev_accuracy?.toFixed(3) ?? "–"} | ${m.test_accuracy?.toFixed(3) ?? "–"} | ${m.chosen_lr ?? "all diverged"} |`;
+  const gap = (p.test_accuracy ?? 0) - (r.test_accuracy ?? 0);
+  const met = (p.test_accuracy ?? 0) >= 0.70 && gap >= 0.08;
+  return `Protocol: ${a.pretrained.protocol.train} train / ${a.pretrained.protocol.dev} dev (seeded from GLUE's train split), GLUE's ${a.pretrained.protocol.test}-sentence dev split as test,
+MeZO's template, ${a.pretrained.protocol.epochs} epochs, batch ${a.pretrained.protocol.batch_size}, Random Masking at ${p.options.trainableRatio * 100}% of the whole model,
+LR chosen on dev from {${p.grid.map((g) => g.lr).join(", ")}} (\`randmask demo --protocol\`, and \`--random-weights\` for a seeded random-weight model of the same shape).
+
+| model | trainable | zero-shot test | dev acc | test acc | LR (chosen on dev) |
+|---|---:|---:|---:|---:|---:|
+${row("opt-mini (pretrained)", a.pretrained, p)}
+${row("random weights, same shape", a.random, r)}
+
+Pretrained minus random: ${(gap * 100).toFixed(1)} points of test accuracy. Target (≥ 0.70 and ≥ 8 points): **${met ? "met" : "not met"}**.
+Full record: [acceptance-metrics.json](acceptance-metrics.json).`;
+}
+
+function modelCard({ config, params, bytes, demo, acceptance }) {
   const t = runRecord.train;
   const last = trains[trains.length - 1];
   const lastEval = evals[evals.length - 1];
@@ -166,9 +205,13 @@ npm run build:opt-mini     # corpus, then pretraining (resumable: run it again a
 It runs \`scripts/build-opt-mini.sh\` (\`OPT_MINI_WORK\` sets its work folder, default \`runs/opt-mini\`): the
 corpus (\`scripts/build-corpus.mjs\`, tokenised once into a cache), \`randmask pretrain\` with
 \`scripts/opt-mini-config.json\` and the settings above (\`--resume\` when a checkpoint exists), then
-\`node scripts/ship-opt-mini.mjs --run runs/opt-mini/model --run-demo\`, which writes this folder.
+\`node scripts/ship-opt-mini.mjs --run runs/opt-mini/model --run-demo --acceptance\`, which writes this folder.
 How long: ${fmt(state.tokensSeen)} tokens took ${hours.toFixed(1)} h of training on the hardware above (shared with other jobs)${finished ? "" : `;
 at that rate the whole run (${fmt(t.maxSteps)} steps) takes ~${(hours * t.maxSteps / Math.max(last.step, 1)).toFixed(0)} h`}.
+
+${flags.history ? `Run history: ${flags.history}\n\n` : ""}## Pretrained vs random weights (issue 11's acceptance)
+
+${acceptanceSection(acceptance)}
 
 ## SST-2 (\`randmask demo\`)
 

@@ -97,7 +97,7 @@ test("randmask theory CLI writes the table, JSON and three SVG plots, and refuse
   const r = spawnSync(process.execPath, [cli, ...args, "--out", out], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /\| 0\.25 \|/);
-  assert.deepEqual(readdirSync(out).sort(), ["eigen-ratio.svg", "gd-loss.svg", "norm.svg", "theory.json", "theory.md"]);
+  assert.deepEqual(readdirSync(out).sort(), ["eigen-ratio.png", "eigen-ratio.svg", "gd-loss.png", "gd-loss.svg", "norm.png", "norm.svg", "theory.json", "theory.md"]);
   assert.match(readFileSync(join(out, "gd-loss.svg"), "utf8"), /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   const json = JSON.parse(readFileSync(join(out, "theory.json"), "utf8"));
   assert.equal(json.rows.length, 2);

@@ -40,12 +40,34 @@ test("demo --quick: table on stdout, metrics.json, adapters and plots; test scor
   assert.equal(rm.grid.length, 2);
   assert.ok(rm.trainable_params < lora.trainable_params * 2 && full.trainable_params === 3288704, "trainable counts");
   assert.ok(rm.adapter_bytes < full.adapter_bytes / 100);
-  for (const f of ["results.md", "dev-accuracy.svg", "train-loss.svg", "lr-grid.svg"]) assert.ok(existsSync(join(out, f)), f);
+  for (const f of ["results.md", "dev-accuracy.svg", "train-loss.svg", "lr-grid.svg", "dev-accuracy.png", "train-loss.png", "lr-grid.png"]) assert.ok(existsSync(join(out, f)), f);
   // the printed table is the one in metrics.json and parses back to the same numbers
   assert.ok(r.stdout.includes(m.table));
   const rows = parseResultsTable(r.stdout);
   assert.equal(rows.get("zero-shot")!.test, Number(m.zero_shot.test_accuracy.toFixed(3)));
   for (const x of m.methods) assert.equal(rows.get(x.label)!.test, Number(x.test_accuracy!.toFixed(3)));
+});
+
+test("demo --random-weights fine-tunes a seeded random-weight copy of the model's shape; --quick excludes --protocol", () => {
+  const out = join(work, "random");
+  const r = run("demo", "--quick", "--random-weights", "--model", model, "--out", out, "--quiet");
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as DemoRecord;
+  const copy = join(out, "random-weights-model");
+  assert.equal(m.random_weights, true);
+  assert.equal(m.model, copy);
+  const given = JSON.parse(readFileSync(join(model, "config.json"), "utf8"));
+  const made = JSON.parse(readFileSync(join(copy, "config.json"), "utf8"));
+  for (const k of ["hidden_size", "num_hidden_layers", "num_attention_heads", "ffn_dim", "vocab_size", "max_position_embeddings"]) assert.equal(made[k], given[k], k);
+  assert.deepEqual(readFileSync(join(copy, "vocab.json")), readFileSync(join(model, "vocab.json")));
+  const a = OPTForCausalLM.load(model), b = OPTForCausalLM.load(copy);
+  const name = "model.decoder.layers.0.self_attn.q_proj.weight";
+  assert.ok(Math.abs(Number(a.params.get(name)!.toArray()[0]) - Number(b.params.get(name)!.toArray()[0])) > 0, "other weights than --model's");
+  a.dispose(); b.dispose();
+  const both = run("demo", "--quick", "--protocol", "--model", model, "--out", join(work, "o-both"));
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /--quick and --protocol exclude each other/);
+  assert.equal(existsSync(join(work, "o-both")), false);
 });
 
 test("LR choice reads dev metrics only: a test number that would change it is never read", () => {

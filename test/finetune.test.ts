@@ -31,7 +31,7 @@ test("random-mask fine-tuning learns the task; eval --adapter reproduces the tes
   assert.equal(m.dev_per_epoch.length, 4);
   assert.equal(m.data.train, 300);
   assert.ok(m.trainable_params > 0 && m.trainable_ratio > 0 && m.wall_time_s > 0);
-  for (const f of ["train.log", "loss.svg", "adapter/adapter_config.json"]) assert.ok(existsSync(join(out, f)), f);
+  for (const f of ["train.log", "loss.svg", "loss.png", "adapter/adapter_config.json"]) assert.ok(existsSync(join(out, f)), f);
   const again = JSON.parse(run("eval", "--model", model, "--adapter", join(out, "adapter"), "--task", "jsonl", "--data-dir", data, ...sizes).stdout);
   assert.equal(again.accuracy, m.test.accuracy);
   assert.equal(again.n, m.test.n);

@@ -51,7 +51,7 @@ test("a run stopped and resumed follows the uninterrupted one bitwise (fp32, dro
   assert.equal(la.filter((e) => e.type === "train").length, 8);
   assert.deepEqual(lb, la);
   // the output folder is an ordinary model folder other commands load
-  for (const file of ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "loss.svg"]) assert.ok(existsSync(join(b, file)), file);
+  for (const file of ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "loss.svg", "loss.png"]) assert.ok(existsSync(join(b, file)), file);
   const info = spawnSync(process.execPath, [cli, "info", "--model", b, "--json"], { encoding: "utf8" });
   assert.equal(info.status, 0, info.stderr);
   assert.equal(JSON.parse(info.stdout).layers, 2);

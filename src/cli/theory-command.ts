@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { THEORY_DEFAULTS, runTheory, theoryMarkdown, type TheoryOptions } from "../analysis/theory.js";
 import { eigenRatioSpec, gdCurvesSpec, normSpec } from "../analysis/theory-plots.js";
-import { vegaLiteSvg } from "../analysis/vega-svg.js";
+import { chartImages } from "../plot/render.js";
 import { UsageError, defineCommand, nonNegInt, positiveInt } from "./args.js";
 
 const D = THEORY_DEFAULTS;
@@ -57,15 +57,18 @@ export const theoryCommand = defineCommand({
     const json = { ...res, wall_time_s: wall };
     if (out) {
       // render everything before writing anything
-      const svgs = {
-        "eigen-ratio.svg": await vegaLiteSvg(eigenRatioSpec(res)),
-        "gd-loss.svg": await vegaLiteSvg(gdCurvesSpec(res)),
-        "norm.svg": await vegaLiteSvg(normSpec(res)),
+      const images = {
+        "eigen-ratio": await chartImages(eigenRatioSpec(res)),
+        "gd-loss": await chartImages(gdCurvesSpec(res)),
+        "norm": await chartImages(normSpec(res)),
       };
       mkdirSync(out, { recursive: true });
       writeJsonAtomic(join(out, "theory.json"), json);
       writeFileAtomic(join(out, "theory.md"), `# randmask theory\n\n${markdown}`);
-      for (const [name, svg] of Object.entries(svgs)) writeFileAtomic(join(out, name), svg);
+      for (const [name, { svg, png }] of Object.entries(images)) {
+        writeFileAtomic(join(out, `${name}.svg`), svg);
+        writeFileAtomic(join(out, `${name}.png`), png);
+      }
     }
     process.stdout.write(v.json ? JSON.stringify(json) + "\n" : markdown + (out ? `\nwritten to ${out}\n` : ""));
   },

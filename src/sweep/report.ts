@@ -10,7 +10,7 @@ import { headline, type Metrics } from "../eval/evaluate.js";
 import type { RunRow } from "./db.js";
 import { mean, modelLabel, selectBest, std, type Selection } from "./select.js";
 import { paperTables, resultsCsv, sci } from "./tables.js";
-import { renderChart } from "./plots.js";
+import { renderChart } from "../plot/render.js";
 
 type Datum = Record<string, string | number | null>;
 const FINISHED = new Set(["completed", "diverged"]);

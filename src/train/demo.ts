@@ -3,11 +3,12 @@
 // full fine-tuning; each method's LR is chosen on dev from a small grid, and
 // only the chosen run is scored on test. One table, one run folder.
 import { cpus, loadavg } from "node:os";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { getNumThreads, type DType } from "../engine/index.js";
-import { loadCausalLM } from "../models/registry.js";
+import { loadCausalLM, randomCausalLM, readModelConfig, toHfModelConfig } from "../models/registry.js";
+import { saveFile } from "../io/safetensors.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -17,7 +18,8 @@ import type { Example } from "../tasks/types.js";
 import { evaluate, headline, type Metrics } from "../eval/evaluate.js";
 import { PACKAGE_ROOT, RANDMASK_VERSION } from "../version.js";
 import { finetune, prepareOutDir, type RunRecord } from "./run.js";
-import { lineChartSvg, type Series } from "./plot.js";
+import { lineChartSpec, type Series } from "../plot/line-chart.js";
+import { renderChart } from "../plot/render.js";
 
 export const DEFAULT_DEMO_MODEL = join(PACKAGE_ROOT, "models", "opt-mini");
 export const DEFAULT_DEMO_DATA = join(PACKAGE_ROOT, "data");
@@ -61,6 +63,19 @@ export const DEMO_PLAN: DemoPlan = {
   deviations: "3 epochs instead of the protocol's 5; LR grid of 3 for Random Masking, a single LR for LoRA and for full fine-tuning",
 };
 
+/**
+ * Issue 11's acceptance protocol (the MeZO setup at this scale): the seeded
+ * 1000/500 sample, batch 8, 5 epochs, Random Masking 0.1% only, with a
+ * five-point LR grid chosen on dev. Run on opt-mini and, with
+ * `randomWeights`, on a random-weight model of the same shape, it shows
+ * whether pretraining is what makes Random Masking work (the paper's thesis).
+ */
+export const PROTOCOL_PLAN: DemoPlan = {
+  sizes: { train: 1000, dev: 500, test: 872 }, epochs: 5, batchSize: 8, seed: 0,
+  methods: METHODS({ rm: [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], lora: [], full: [] }).filter((m) => m.lrs.length > 0),
+  deviations: "none in data, epochs or batch; Random Masking only (0.1% of the whole model), LR grid {1e-3, 3e-3, 1e-2, 3e-2, 1e-1}, one seed",
+};
+
 /** A smoke run (CI, first look): a few dozen examples, one epoch. */
 export const QUICK_PLAN: DemoPlan = {
   sizes: { train: 48, dev: 24, test: 24 }, epochs: 1, batchSize: 8, seed: 0,
@@ -88,6 +103,8 @@ export interface MethodResult {
 
 export interface DemoRecord {
   model: string;
+  /** True when `model` is a random-weight copy of the given model's shape. */
+  random_weights: boolean;
   /** The run folder. */
   out: string;
   data_dir: string;
@@ -180,14 +197,18 @@ export function parseResultsTable(md: string): Map<string, { dev: number | null;
   return rows;
 }
 
-const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
-
 export interface DemoOptions {
   modelDir: string;
   dataDir: string;
   out: string;
   plan: DemoPlan;
   quiet?: boolean;
+  /**
+   * Fine-tune a random-weight model of --model's shape instead (seeded by the
+   * plan's seed; written to `<out>/random-weights-model/`): the baseline that
+   * shows what pretraining contributes.
+   */
+  randomWeights?: boolean;
   /** Stage lines (default: stderr). */
   log?: (line: string) => void;
 }
@@ -197,8 +218,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   const cpuStart = process.cpuUsage();
   const loadStart = loadavg();
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(`${line}\n`); });
-  const modelDir = resolve(o.modelDir);
-  if (!existsSync(join(modelDir, "config.json"))) {
+  const pretrainedDir = resolve(o.modelDir);
+  if (!existsSync(join(pretrainedDir, "config.json"))) {
     throw new Error(`--model ${o.modelDir}: no config.json there (expected a Hugging Face OPT folder; the default, models/opt-mini, ships with randmask)`);
   }
   const task = getTask("sst2", o.dataDir);
@@ -206,7 +227,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   const sampled = loadTaskData(task, o.dataDir, plan.seed, plan.sizes); // reads and checks the data before anything is written
   const out = resolve(o.out);
   prepareOutDir(out);
-  log(`demo: ${modelDir} on SST-2 (${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test), ${plan.epochs} epoch(s), batch ${plan.batchSize} → ${out}`);
+  const modelDir = o.randomWeights ? writeRandomWeightsCopy(pretrainedDir, join(out, "random-weights-model"), plan.seed) : pretrainedDir;
+  log(`demo: ${modelDir}${o.randomWeights ? ` (random weights, shape of ${pretrainedDir})` : ""} on SST-2 (${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test), ${plan.epochs} epoch(s), batch ${plan.batchSize} → ${out}`);
 
   const zsStart = Date.now();
   const zero = (() => {
@@ -253,7 +275,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
 
   const cpu = process.cpuUsage(cpuStart);
   const record: DemoRecord = {
-    model: modelDir, out, data_dir: resolve(o.dataDir), task: "sst2",
+    model: modelDir, random_weights: o.randomWeights === true, out, data_dir: resolve(o.dataDir), task: "sst2",
     protocol: { ...sampled.sizes, seed: plan.seed, epochs: plan.epochs, batch_size: plan.batchSize, template: "<sentence> It was {terrible|great} (MeZO)",
       lr_selection: "best dev accuracy over the grid (ties: first LR); test is evaluated only for the chosen run" },
     deviations: plan.deviations,
@@ -265,25 +287,40 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   record.table = resultsTable(record);
   writeJsonAtomic(join(out, "metrics.json"), record);
   writeFileAtomic(join(out, "results.md"), record.table);
-  writePlots(out, record, records);
+  await writePlots(out, record, records);
   return record;
 }
 
-function writePlots(out: string, r: DemoRecord, records: Map<string, RunRecord>): void {
-  const chosen = r.methods.flatMap((m, i) => {
+/** A random-weight model with `dir`'s config and tokenizer files, saved to `dest`; returns `dest`. */
+function writeRandomWeightsCopy(dir: string, dest: string, seed: number): string {
+  const config = readModelConfig(join(dir, "config.json"));
+  const model = randomCausalLM(config, { seed, dtype: "float32" });
+  mkdirSync(dest, { recursive: true });
+  try {
+    saveFile(join(dest, "model.safetensors"), model.stateDict(), { format: "pt" });
+  } finally { model.dispose(); }
+  writeJsonAtomic(join(dest, "config.json"), { ...toHfModelConfig(config), torch_dtype: "float32" });
+  for (const f of readdirSync(dir)) {
+    if (/^(vocab\.json|merges\.txt|tokenizer(_config)?\.json|special_tokens_map\.json|tokenizer\.model)$/.test(f)) copyFileSync(join(dir, f), join(dest, f));
+  }
+  return dest;
+}
+
+async function writePlots(out: string, r: DemoRecord, records: Map<string, RunRecord>): Promise<void> {
+  const chosen = r.methods.flatMap((m) => {
     const g = m.grid.find((p) => p.lr === m.chosen_lr);
-    return g ? [{ m, run: records.get(g.dir)!, color: COLORS[i % COLORS.length] }] : [];
+    return g ? [{ m, run: records.get(g.dir)! }] : [];
   });
   const epochs = r.protocol.epochs;
   const dev: Series[] = [
-    { name: "zero-shot", color: "#7f7f7f", points: [[0, r.zero_shot.dev_accuracy], [epochs, r.zero_shot.dev_accuracy]] },
-    ...chosen.map(({ m, run, color }) => ({ name: `${m.label} (lr ${m.chosen_lr})`, color,
+    { name: "zero-shot", points: [[0, r.zero_shot.dev_accuracy], [epochs, r.zero_shot.dev_accuracy]] },
+    ...chosen.map(({ m, run }) => ({ name: `${m.label} (lr ${m.chosen_lr})`,
       points: [[0, r.zero_shot.dev_accuracy] as [number, number], ...run.dev_per_epoch.map((e) => [e.epoch, e.dev.accuracy!] as [number, number])] })),
   ];
-  writeFileAtomic(join(out, "dev-accuracy.svg"), lineChartSvg("SST-2 dev accuracy by epoch (chosen LR)", "epoch", dev));
-  writeFileAtomic(join(out, "train-loss.svg"), lineChartSvg("SST-2 train loss (chosen LR)", "optimizer step",
-    chosen.map(({ m, run, color }) => ({ name: m.label, color, points: run.train_loss.map((l) => [l.step, l.loss] as [number, number]) }))));
-  writeFileAtomic(join(out, "lr-grid.svg"), lineChartSvg("SST-2 best dev accuracy by LR", "log10(LR)",
-    r.methods.map((m, i) => ({ name: m.label, color: COLORS[i % COLORS.length],
-      points: m.grid.filter((g) => g.best_dev).map((g) => [Math.log10(g.lr), g.best_dev!.accuracy!] as [number, number]) }))));
+  await renderChart(lineChartSpec(dev, { title: "SST-2 dev accuracy by epoch (chosen LR)", xTitle: "epoch", yTitle: "dev accuracy", points: true }), join(out, "dev-accuracy"));
+  await renderChart(lineChartSpec(chosen.map(({ m, run }) => ({ name: m.label, points: run.train_loss.map((l) => [l.step, l.loss] as [number, number]) })),
+    { title: "SST-2 train loss (chosen LR)", xTitle: "optimizer step", yTitle: "loss (nats/token)" }), join(out, "train-loss"));
+  await renderChart(lineChartSpec(r.methods.map((m) => ({ name: m.label,
+    points: m.grid.filter((g) => g.best_dev).map((g) => [g.lr, g.best_dev!.accuracy!] as [number, number]) })),
+  { title: "SST-2 best dev accuracy by LR", xTitle: "learning rate", yTitle: "best dev accuracy", xLog: true, points: true }), join(out, "lr-grid"));
 }

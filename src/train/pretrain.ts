@@ -16,7 +16,9 @@ import { causalLmLoss, tokenNll } from "../models/lm-loss.js";
 import { OPTForCausalLM, linearNames } from "../models/opt.js";
 import { loadFile, readHeader, saveFile } from "../io/safetensors.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { lineChartSvg } from "./plot.js";
+import type { TopLevelSpec } from "vega-lite";
+import { lineChartSpec } from "../plot/line-chart.js";
+import { renderChart } from "../plot/render.js";
 import { Progress } from "./progress.js";
 import { PackedCorpus, type BlockRef } from "./packing.js";
 
@@ -234,23 +236,13 @@ export class Pretrainer {
       linkSync(join(ckpt, f), t);
       renameSync(t, join(this.out, f));
     }
-    this.writeLogAndPlot();
+    writeFileAtomic(join(this.out, "log.jsonl"), this.state.log.map((e) => JSON.stringify(e)).join("\n") + "\n");
   }
 
-  /** log.jsonl (every step and evaluation up to now) and loss.svg in `out`. */
-  writeLogAndPlot(): void {
-    writeFileAtomic(join(this.out, "log.jsonl"), this.state.log.map((e) => JSON.stringify(e)).join("\n") + "\n");
-    const train = this.state.log.filter((e) => e.type === "train");
-    const every = Math.max(1, Math.floor(train.length / 500));
-    const smooth: [number, number][] = [];
-    for (let i = 0; i < train.length; i += every) {
-      const part = train.slice(i, i + every);
-      smooth.push([part[part.length - 1].tokens / 1e6, part.reduce((a, e) => a + e.loss, 0) / part.length]);
-    }
-    const evals = this.state.log.filter((e) => e.type === "eval").map((e) => [e.tokens / 1e6, e.loss] as [number, number]);
-    writeFileAtomic(join(this.out, "loss.svg"), lineChartSvg("pretraining loss (nats/token)", "tokens seen (millions)", [
-      { name: "train", points: smooth, color: "#1f77b4" }, { name: "held-out", points: evals, color: "#d62728" },
-    ]));
+  /** Checkpoint (above), then the loss curves as out/loss.svg and loss.png. */
+  async checkpointAndPlot(): Promise<void> {
+    this.saveCheckpoint();
+    await renderChart(pretrainLossSpec(this.state.log), join(this.out, "loss"));
   }
 
   /** Restores optimizer moments, data position and generator state from `out/checkpoint/`. */
@@ -304,11 +296,11 @@ export class Pretrainer {
         await settle();
         if (h.stopAfterStep === this.state.step) stop = "stopAfterStep";
         if (stop) break;
-        if (Date.now() - lastCkpt >= c.checkpointMinutes * 60_000) { this.saveCheckpoint(); lastCkpt = Date.now(); }
+        if (Date.now() - lastCkpt >= c.checkpointMinutes * 60_000) { await this.checkpointAndPlot(); lastCkpt = Date.now(); }
       }
       if (!stop && c.evalEvery > 0) evalNow();
       this.state.wallSeconds = wallBefore + (Date.now() - start) / 1000;
-      this.saveCheckpoint();
+      await this.checkpointAndPlot();
       if (stop) h.log(`stopped (${stop}) at step ${this.state.step}; checkpoint written, resume with --resume ${this.out}`);
       return stop ? "interrupted" : "completed";
     } finally {
@@ -318,6 +310,23 @@ export class Pretrainer {
   }
 
   dispose(): void { this.model.dispose(); }
+}
+
+/**
+ * Train loss (averaged into ≤ 500 points) and held-out loss, nats/token,
+ * against tokens seen: the curves of log.jsonl as a Vega-Lite chart.
+ */
+export function pretrainLossSpec(log: LogEntry[]): TopLevelSpec {
+  const train = log.filter((e) => e.type === "train");
+  const every = Math.max(1, Math.floor(train.length / 500));
+  const smooth: [number, number][] = [];
+  for (let i = 0; i < train.length; i += every) {
+    const part = train.slice(i, i + every);
+    smooth.push([part[part.length - 1].tokens / 1e6, part.reduce((a, e) => a + e.loss, 0) / part.length]);
+  }
+  const evals = log.filter((e) => e.type === "eval").map((e) => [e.tokens / 1e6, e.loss] as [number, number]);
+  return lineChartSpec([{ name: "train", points: smooth }, { name: "held-out", points: evals }],
+    { title: "pretraining loss", xTitle: "tokens seen (millions)", yTitle: "loss (nats/token)" });
 }
 
 /** Appends one line to out/train.log (human-readable progress record). */

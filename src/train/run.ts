@@ -4,7 +4,7 @@
 // anything that was there.
 import { existsSync, mkdirSync, readdirSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
+import { writeJsonAtomic } from "../io/atomic.js";
 import { getDefaultDevice, setDefaultDevice, type DType } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
@@ -18,7 +18,8 @@ import { encodeOptions } from "../eval/encode.js";
 import { checkTokenIds } from "../tokenizer/vocab-check.js";
 import { prepare } from "./objectives.js";
 import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
-import { lineChartSvg } from "./plot.js";
+import { lineChartSpec } from "../plot/line-chart.js";
+import { renderChart } from "../plot/render.js";
 
 export interface FinetuneOptions {
   modelDir: string;
@@ -164,8 +165,8 @@ async function finetuneOn(o: FinetuneOptions, { started, out, device, task, samp
       randmask_version: RANDMASK_VERSION,
     };
     writeJsonAtomic(join(out, "metrics.json"), record);
-    writeFileAtomic(join(out, "loss.svg"), lineChartSvg(`${task.name} · ${o.method} · lr ${o.train.lr}`, "optimizer step",
-      [{ name: "train loss", color: "#1f77b4", points: result.losses.map((l) => [l.step, l.loss]) }]));
+    await renderChart(lineChartSpec([{ name: "train loss", points: result.losses.map((l) => [l.step, l.loss]) }],
+      { title: `${task.name} · ${o.method} · lr ${o.train.lr}`, xTitle: "optimizer step", yTitle: "loss (nats/token)" }), join(out, "loss"));
     return record;
   } finally {
     peft.remove();

@@ -13,7 +13,7 @@ try {
   await finetune({
     modelDir: c.model, tokenizerDir: c.tokenizer ?? undefined, task: c.task, dataDir: c.dataDir, method: c.method,
     methodOptions: c.methodOptions, dtype: c.dtype, out, sizes: c.sizes, train: c.train, quiet: true,
-    gradientCheckpointing: c.gradientCheckpointing,
+    gradientCheckpointing: c.gradientCheckpointing, device: c.device,
   });
   process.exit(0);
 } catch (e) {

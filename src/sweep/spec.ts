@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import type { DType } from "../engine/index.js";
+import { checkDevice, type DType } from "../engine/index.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getMethod } from "../peft/registry.js";
 import { shapesOf } from "../peft/shapes.js";
@@ -30,6 +30,8 @@ export interface RunConfig {
   sizes: SampleSizes;
   train: Omit<TrainOptions, "log" | "quiet">;
   gradientCheckpointing: boolean;
+  /** "cuda" / "cuda:N" when the file says so; absent (the CPU) otherwise, so older files keep their run ids. */
+  device?: string;
 }
 
 export interface SweepRun { id: string; config: RunConfig }
@@ -45,7 +47,7 @@ export class SweepFileError extends Error {
 type TrainFixed = Omit<RunConfig["train"], "lr" | "epochs" | "seed">;
 const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS).filter((k) => !["lr", "epochs", "seed"].includes(k)) as (keyof TrainFixed)[];
 const GRID_KEYS = ["lrs", "seeds", "epochs", "train", "options"] as const;
-const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "methods", ...GRID_KEYS];
+const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "device", "methods", ...GRID_KEYS];
 
 /** JSON with sorted keys: equal configurations give equal text, hence equal ids. */
 export function canonicalJson(v: unknown): string {
@@ -93,6 +95,8 @@ export function expandSweep(raw: unknown, file: string): Sweep {
   const dtype = dtypeOf(top.dtype, fail);
   const sizes = sizesOf(top.sizes, fail);
   const checkpointing = top.gradientCheckpointing === undefined ? false : bool(top.gradientCheckpointing, "gradientCheckpointing", fail);
+  const device = deviceOf(top.device, fail);
+  if (device && checkpointing) fail(`gradientCheckpointing: CPU only; drop it with device ${device}`);
   for (const t of tasks) { try { getTask(t, dataDir); } catch (e) { fail(`tasks: ${(e as Error).message}`); } }
   const shapes = models.map((m) => {
     if (!existsSync(join(m, "config.json"))) fail(`models: ${m} has no config.json`);
@@ -127,7 +131,7 @@ export function expandSweep(raw: unknown, file: string): Sweep {
         if (methodOptions.seed === undefined) methodOptions.seed = seed; // the mask follows the run's seed, as in finetune
         try { def!.resolveConfig(methodOptions, shapes[mi]); } catch (e) { fail(`${at}: ${(e as Error).message}`); }
         const config: RunConfig = { model, tokenizer, task, dataDir, method, methodOptions, dtype, sizes,
-          train: { ...fixed, lr, epochs: ep, seed }, gradientCheckpointing: checkpointing };
+          train: { ...fixed, lr, epochs: ep, seed }, gradientCheckpointing: checkpointing, device };
         runs.push({ id: runId(config), config });
       }
     });
@@ -160,6 +164,12 @@ function list<T>(v: unknown, at: string, fail: Fail, check: (x: unknown) => x is
 }
 function unknownKeys(o: Record<string, unknown>, known: readonly string[], prefix: string, fail: Fail): void {
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(`unknown key '${prefix}${k}' (expected one of ${known.join(", ")})`);
+}
+/** undefined for the CPU (absent or "cpu"); a CUDA device this machine has, else a failure naming `device`. */
+function deviceOf(v: unknown, fail: Fail): string | undefined {
+  if (v === undefined || v === "cpu") return undefined;
+  if (typeof v !== "string") fail(`device: expected cpu, cuda or cuda:N, got ${JSON.stringify(v)}`);
+  try { return checkDevice(v as string); } catch (e) { return fail((e as Error).message); }
 }
 function dtypeOf(v: unknown, fail: Fail): DType {
   const map: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16" };

@@ -12,8 +12,9 @@ import { evalCommand, finetuneCommand } from "./task-commands.js";
 import { demoCommand } from "./demo-command.js";
 import { tokenizeCommand } from "./tokenize-command.js";
 import { reportCommand, sweepCommand } from "./sweep-commands.js";
+import { workerCommand } from "./worker-command.js";
 
 export const COMMANDS: readonly CommandDef[] = [
   demoCommand, finetuneCommand, evalCommand, generateCommand, countCommand, mergeCommand, convertCommand, pretrainCommand,
-  sweepCommand, reportCommand, hessianCommand, theoryCommand, infoCommand, logitsCommand, tokenizeCommand,
+  sweepCommand, workerCommand, reportCommand, hessianCommand, theoryCommand, infoCommand, logitsCommand, tokenizeCommand,
 ];

@@ -8,6 +8,7 @@ import { runSweep, clock } from "../sweep/runner.js";
 import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
+import { QUEUE_FLAG, queueAddress } from "./worker-command.js";
 
 /**
  * One single-threaded run per core (at most 8, to bound memory): on the project's 2-core machine
@@ -20,28 +21,37 @@ export function defaultWorkers(): number {
 export const sweepCommand = defineCommand({
   name: "sweep",
   summary: "Run the paper's grids from one sweep file into a SQLite results database (resumable after any kill; several " +
-    "processes may share one database), show their status, or print the selected results (best LR on dev per setting).",
+    "processes may share one database), show their status, or print the selected results (best LR on dev per setting). " +
+    "Across machines: submit the runs to a Redis queue, start `randmask worker` anywhere, collect the results into the same database.",
   positionals: [
-    { name: "ACTION", description: "what to do", choices: ["run", "status", "results"] },
-    { name: "FILE", description: "the sweep file (JSON or YAML), for run", optional: true },
+    { name: "ACTION", description: "what to do", choices: ["run", "status", "results", "submit", "collect"] },
+    { name: "FILE", description: "the sweep file (JSON or YAML), for run and submit", optional: true },
   ],
   flags: {
-    db: { type: "string", required: true, arg: "FILE", description: "SQLite results database (created by run)" },
+    db: { type: "string", arg: "FILE", defaultText: "none; run, status, results and collect need it", description: "SQLite results database (created by run and collect)" },
+    queue: { ...QUEUE_FLAG, description: `${QUEUE_FLAG.description} (submit, collect)` },
+    wait: { type: "boolean", description: "keep collecting until no run is queued or running (collect)" },
     workers: { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "one per core, at most 8",
       description: "runs at once, the cores split between them (run)" },
-    "out-dir": { type: "string", arg: "DIR", defaultText: "<db>-runs", description: "where each run's folder goes (run)" },
-    "retry-failed": { type: "boolean", description: "queue failed runs again (run)" },
+    "out-dir": { type: "string", arg: "DIR", defaultText: "<db>-runs", description: "where each run's folder goes (run, collect)" },
+    "retry-failed": { type: "boolean", description: "queue failed runs again (run, submit)" },
     "lease-s": { type: "number", default: 120, check: (v) => v > 0, expected: "a positive number of seconds",
       description: "a running row whose owner has not renewed its claim for this long is taken back (run)" },
     format: { type: "string", choices: ["table", "csv", "json"], default: "table", description: "output format (results)" },
   },
   example: "sweep run sweep.json --db results.sqlite --workers 2",
   async run(v, [action, file]) {
+    if (action === "submit") {
+      if (!file) throw new UsageError("sweep submit: expected the sweep file (sweep submit FILE --queue redis://HOST:PORT/N)");
+      return sweepSubmit(file, queueAddress(v.queue, "sweep submit"), v["retry-failed"]);
+    }
+    if (!v.db) throw new UsageError(`sweep ${action}: --db FILE is required (the SQLite results database)`);
     if (action === "run") {
       if (!file) throw new UsageError("sweep run: expected the sweep file (sweep run FILE --db results.sqlite)");
       return sweepRun(file, v.db, v.workers ?? defaultWorkers(), v["out-dir"], v["lease-s"], v["retry-failed"]);
     }
     if (file) throw new UsageError(`sweep ${action}: takes no FILE (got ${JSON.stringify(file)})`);
+    if (action === "collect") return sweepCollect(queueAddress(v.queue, "sweep collect"), v.db, v["out-dir"], v.wait);
     const db = ResultsDb.open(v.db);
     try {
       if (action === "status") return printStatus(db);
@@ -63,6 +73,29 @@ async function sweepRun(file: string, dbPath: string, workers: number, outDirFla
     process.stderr.write(`sweep ${sweep.name}: ${sweep.runs.length} runs (${added} new) · db ${dbPath} · runs in ${outDir} · ${workers} worker(s)\n`);
     await runSweep(sweep, db, { workers, outDir, leaseS, retryFailed });
     printStatus(db, sweep.runs.map((r) => r.id));
+  } finally {
+    db.close();
+  }
+}
+
+async function sweepSubmit(file: string, address: ReturnType<typeof queueAddress>, retryFailed: boolean): Promise<void> {
+  const sweep = loadSweep(file); // validates everything before the queue is touched
+  const { submitSweep } = await import("../sweep/queue/submit.js"); // BullMQ loads only for queue commands
+  const s = await submitSweep(sweep, address, retryFailed);
+  process.stdout.write(`sweep ${sweep.name}: ${sweep.runs.length} runs · ${s.added} queued, ${s.present} already in the queue` +
+    `${retryFailed ? `, ${s.retried} failed ones queued again` : ""} · ${address.shown}\n`);
+}
+
+async function sweepCollect(address: ReturnType<typeof queueAddress>, dbPath: string, outDirFlag: string | undefined, wait: boolean): Promise<void> {
+  const { collectResults } = await import("../sweep/queue/collect.js");
+  const outDir = resolve(outDirFlag ?? dbPath.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
+  const db = ResultsDb.open(dbPath, { create: true });
+  try {
+    const c = await collectResults(address, db, { outDir, waitS: wait ? 2 : undefined });
+    for (const r of c.rejected) process.stderr.write(`rejected job ${r.id}: ${r.reason}\n`);
+    process.stderr.write(`${address.shown}: ${c.runs} runs · ${c.stored} results stored now, ${c.known} stored before, ${c.unfinished} queued or running` +
+      ` · ${c.rejected.length} rejected job(s) · db ${dbPath} · run folders in ${outDir}\n`);
+    printStatus(db);
   } finally {
     db.close();
   }

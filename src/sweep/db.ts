@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, ord);
 `;
 
+/** Where and when a run ended: wall time of its process (s), host, randmask version, unix time (s), its folder. */
+interface Finished { wallS: number | null; host: string; version: string; finishedAt: number; runDir: string | null }
+
 /** A running sweep process: who holds a claim. */
 export interface Owner { host: string; pid: number }
 export const thisProcess = (): Owner => ({ host: hostname(), pid: process.pid });
@@ -142,24 +145,47 @@ export class ResultsDb {
    * `wallS` is the run process's wall time in seconds (start-up, training, evaluation, saving).
    */
   finish(id: string, owner: Owner, rec: RunRecord, wallS: number, paths: { runDir: string; adapterDir: string | null; logPath: string }): boolean {
+    return this.writeRecord(rec, { wallS, host: owner.host, version: RANDMASK_VERSION, finishedAt: now(), ...paths },
+      "id = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?", [id, owner.host, owner.pid]);
+  }
+
+  /** Marks a run failed with its error (a crash is a result of the sweep, which goes on). */
+  fail(id: string, owner: Owner, error: string, wallS: number, runDir: string): boolean {
+    return this.writeFailure(error, { wallS, host: owner.host, version: RANDMASK_VERSION, finishedAt: now(), runDir },
+      "id = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?", [id, owner.host, owner.pid]);
+  }
+
+  /**
+   * Stores a result computed elsewhere (a queue worker, src/sweep/queue/collect.ts) unless the row already
+   * holds one: `record` for a completed or diverged run, else `error`. False when the row had a result.
+   */
+  storeResult(id: string, r: { record: RunRecord | null; error: string | null; attempts: number } & Finished
+    & { adapterDir: string | null; logPath: string | null }): boolean {
+    const where = "id = ? AND status IN ('pending', 'running')";
+    return this.db.transaction(() => {
+      const ok = r.record ? this.writeRecord(r.record, r, where, [id]) : this.writeFailure(r.error ?? "failed", r, where, [id]);
+      if (ok) this.db.prepare("UPDATE runs SET attempts = ?, owner_host = NULL, owner_pid = NULL WHERE id = ?").run(r.attempts, id);
+      return ok;
+    }).immediate();
+  }
+
+  private writeRecord(rec: RunRecord, f: Finished & { adapterDir: string | null; logPath: string | null }, where: string, args: unknown[]): boolean {
     const h = (m: Metrics | null) => (m ? headline(m) : null);
     const metric = rec.best_dev ? (rec.best_dev.accuracy !== undefined ? "accuracy" : "f1") : null;
     return this.db.prepare(`UPDATE runs SET status = ?, error = NULL, finished_at = ?, heartbeat_at = ?, child_pid = NULL,
       metric = ?, dev_metric = ?, test_metric = ?, dev_metrics = ?, test_metrics = ?, best_epoch = ?, epoch_records = ?, train_loss = ?, diverged = ?,
       trainable_params = ?, actual_ratio = ?, total_params = ?, wall_time_s = ?, distance_trainable = ?, distance_weight = ?,
       host = ?, randmask_version = ?, run_dir = ?, adapter_dir = ?, log_path = ?
-      WHERE id = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?`).run(
-      rec.status, now(), now(), metric, h(rec.best_dev), h(rec.test), json(rec.best_dev), json(rec.test), rec.best_epoch,
+      WHERE ${where}`).run(
+      rec.status, f.finishedAt, f.finishedAt, metric, h(rec.best_dev), h(rec.test), json(rec.best_dev), json(rec.test), rec.best_epoch,
       JSON.stringify(rec.dev_per_epoch), JSON.stringify(rec.train_loss), json(rec.diverged), rec.trainable_params, rec.trainable_ratio,
-      rec.total_params, wallS, rec.distance_from_init.trainable, rec.distance_from_init.weight, owner.host, RANDMASK_VERSION,
-      paths.runDir, paths.adapterDir, paths.logPath, id, owner.host, owner.pid).changes === 1;
+      rec.total_params, f.wallS, rec.distance_from_init.trainable, rec.distance_from_init.weight, f.host, f.version,
+      f.runDir, f.adapterDir, f.logPath, ...args).changes === 1;
   }
 
-  /** Marks a run failed with its error (a crash is a result of the sweep, which goes on). */
-  fail(id: string, owner: Owner, error: string, wallS: number, runDir: string): boolean {
+  private writeFailure(error: string, f: Finished, where: string, args: unknown[]): boolean {
     return this.db.prepare(`UPDATE runs SET status = 'failed', error = ?, finished_at = ?, child_pid = NULL, wall_time_s = ?, host = ?,
-      randmask_version = ?, run_dir = ? WHERE id = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?`)
-      .run(error, now(), wallS, owner.host, RANDMASK_VERSION, runDir, id, owner.host, owner.pid).changes === 1;
+      randmask_version = ?, run_dir = ? WHERE ${where}`).run(error, f.finishedAt, f.wallS, f.host, f.version, f.runDir, ...args).changes === 1;
   }
 
   /** Gives a claimed run back (the sweep was interrupted): it is redone from scratch later. */

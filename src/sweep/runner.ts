@@ -79,7 +79,7 @@ export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions):
 }
 
 /** Runs one child to its end, renewing the lease meanwhile; stderr is kept for the error message. */
-function runChild(id: string, config: RunConfig, dir: string, threads: number, heartbeatS: number,
+export function runChild(id: string, config: RunConfig, dir: string, threads: number, heartbeatS: number,
   children: Map<string, ReturnType<typeof spawn>>, beat: (pid?: number) => boolean): Promise<{ code: number | null; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(process.execPath, [CHILD, id, JSON.stringify(config), dir], {

@@ -1,0 +1,55 @@
+// The queue's address: `redis://[[user]:password@]host[:port][/db]` (or rediss:// for TLS).
+// The password may be in it, so the URL is only ever shown redacted.
+import type { RedisOptions } from "ioredis";
+
+export interface QueueAddress {
+  /** ioredis options; `maxRetriesPerRequest: null` as BullMQ workers require (commands wait out a Redis restart). */
+  connection: RedisOptions;
+  /** The URL with its password replaced by `***`: the only form that is printed. */
+  shown: string;
+}
+
+/** The URL with any password replaced by `***` (also for text that is not a valid URL). */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@");
+}
+
+/**
+ * Parses `--queue`. Throws one error naming the flag and the expected form, with the URL redacted.
+ * Defaults: port 6379, database 0.
+ */
+export function parseQueueUrl(url: string): QueueAddress {
+  const shown = redactUrl(url);
+  const bad = (why: string): never => {
+    throw new Error(`--queue ${shown}: ${why} (expected redis://[:password@]host[:port][/db])`);
+  };
+  let u: URL;
+  try { u = new URL(url); } catch { return bad("not a URL"); }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") bad(`unsupported scheme '${u.protocol}'`);
+  if (!u.hostname) bad("no host");
+  const port = u.port === "" ? 6379 : Number(u.port);
+  const dbText = u.pathname.replace(/^\//, "");
+  if (dbText !== "" && !/^\d+$/.test(dbText)) bad(`database '${dbText}' is not a number`);
+  if (u.search || u.hash) bad("query strings and fragments are not read");
+  const connection: RedisOptions = {
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port, db: dbText === "" ? 0 : Number(dbText),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    maxRetriesPerRequest: null,
+    ...(u.protocol === "rediss:" ? { tls: {} } : {}),
+  };
+  return { connection, shown };
+}
+
+/** An error's message with the password (and the URL holding it) taken out, for printing. */
+export function redactError(e: unknown, address: QueueAddress): string {
+  let msg = e instanceof Error ? e.message : String(e);
+  const pass = address.connection.password;
+  if (pass) msg = msg.split(pass).join("***");
+  return msg;
+}
+
+/** Connection options for a command that does one thing and exits: a few connection attempts, then the error. */
+export function oneShot(address: QueueAddress): RedisOptions {
+  return { ...address.connection, maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 3 ? null : 250 * n) };
+}

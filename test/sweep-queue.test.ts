@@ -1,0 +1,298 @@
+// Sweeps across machines through a real Redis queue (BullMQ): a redis-server of the test's own
+// (loopback, a temporary folder, AOF with fsync on every write, a password), three `randmask worker`
+// processes, one killed with SIGKILL mid-run, Redis killed and restarted mid-sweep, a malformed job,
+// and the collected database compared with a local `sweep run` of the same file. Runs are tiny
+// (a random 2-layer OPT, 16 training examples) at one thread each. Skipped without redis-server.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Queue } from "bullmq";
+import { ResultsDb, type RunRow } from "../src/sweep/db.js";
+import { loadSweep } from "../src/sweep/spec.js";
+import { QUEUE_NAME, RUN_SCHEMA, MalformedJobError, runJobs, validateRunJob } from "../src/sweep/queue/payload.js";
+import { parseQueueUrl, redactUrl } from "../src/sweep/queue/redis-url.js";
+import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
+
+const cli = join(repoRoot, "dist", "src", "cli", "main.js");
+const work = mkdtempSync(join(tmpdir(), "randmask-queue-"));
+tinyTextModel(join(work, "model"));
+parityTask(join(work, "data"));
+const env = { ...process.env, RANDMASK_THREADS: "1" };
+const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
+const noRedis = hasRedis ? false : "redis-server is not installed (apt-get install redis-server; .ci/run installs it)";
+const PASSWORD = "s3cret-Pa55word";
+
+// 13 runs: 3 learning rates × 2 seeds × 2 trainable ratios, and one that fails (its batch size is no multiple of its grad-accum)
+const sweepPath = join(work, "grid.json");
+writeFileSync(sweepPath, JSON.stringify({ name: "grid", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+  epochs: [3], train: { batchSize: 8 }, lrs: [1e-2, 3e-3, 1e-3], seeds: [0, 1], methods: [{ method: "random-mask", trainableRatios: [1e-3, 3e-4] },
+    { method: "full", lrs: [1e-4], seeds: [0], train: { batchSize: 6, gradAccum: 4 } }] }));
+
+const rowsOf = (db: string): RunRow[] => { const d = ResultsDb.open(db); try { return d.rows(); } finally { d.close(); } };
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A redis-server on loopback with its data in `dir`: AOF, fsync on every write, no RDB snapshots. */
+async function startRedis(dir: string, port: number): Promise<ChildProcess> {
+  const p = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always",
+    "--save", "", "--requirepass", PASSWORD], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  await new Promise<void>((ready, fail) => {
+    p.stdout!.on("data", (d) => { out += d; if (/Ready to accept connections/.test(out)) ready(); });
+    p.once("exit", (code) => fail(new Error(`redis-server exited (${code}): ${out}`)));
+  });
+  return p;
+}
+
+/** A CLI process whose stdout and stderr are collected. */
+function start(args: string[]): { p: ChildProcess; out: () => string; exit: Promise<number | null> } {
+  const p = spawn(process.execPath, [cli, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  p.stdout!.on("data", (d) => { out += d; });
+  p.stderr!.on("data", (d) => { out += d; });
+  return { p, out: () => out, exit: new Promise((r) => p.once("exit", r)) };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, seconds = 120): Promise<void> {
+  for (let i = 0; i < seconds * 10; i++) { if (await check()) return; await sleep(100); }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+test("queue URLs: the password is redacted wherever the URL is shown; a bad URL is one error naming --queue", () => {
+  assert.equal(redactUrl("redis://:hunter2@db.lan:6380/3"), "redis://:***@db.lan:6380/3");
+  assert.equal(redactUrl("redis://ops:hunter2@db.lan/1"), "redis://ops:***@db.lan/1");
+  assert.equal(redactUrl("redis://db.lan:6379/0"), "redis://db.lan:6379/0");
+  const a = parseQueueUrl("redis://:p%40ss@10.0.0.5:6380/2");
+  assert.deepEqual([a.connection.host, a.connection.port, a.connection.db, a.connection.password, a.shown],
+    ["10.0.0.5", 6380, 2, "p@ss", "redis://:***@10.0.0.5:6380/2"]);
+  assert.deepEqual([parseQueueUrl("redis://h").connection.port, parseQueueUrl("redis://h").connection.db], [6379, 0]);
+  assert.throws(() => parseQueueUrl("http://:hunter2@h/0"), (e: Error) => /^--queue http:\/\/:\*\*\*@h\/0: unsupported scheme/.test(e.message) && !e.message.includes("hunter2"));
+  assert.throws(() => parseQueueUrl("redis://:hunter2@h/abc"), (e: Error) => /database 'abc' is not a number/.test(e.message) && !e.message.includes("hunter2"));
+});
+
+test("a job's payload is checked before anything runs: only runs of a sweep file's own schema pass", () => {
+  const [job] = runJobs(loadSweep(sweepPath));
+  assert.equal(validateRunJob(job.id, JSON.parse(JSON.stringify(job))).id, job.id);
+  const bad = (jobId: string, data: unknown, re: RegExp) =>
+    assert.throws(() => validateRunJob(jobId, data), (e: Error) => e instanceof MalformedJobError && re.test(e.message) && /not executed$/.test(e.message), String(re));
+  bad("x", "rm -rf /", /malformed job "x": the data is not an object/);
+  bad(job.id, { ...job, schema: "other/1" }, /schema "other\/1", expected "randmask-run\/1"/);
+  bad(job.id, { ...job, command: "sh" }, /unknown field\(s\) command/);
+  bad("0123456789abcdef", job, /id [0-9a-f]{16} differs from the job id/);
+  bad(job.id, { ...job, config: { ...job.config, method: "nope" } }, /config: methods\[0\]\.method: unknown method 'nope'/);
+  bad(job.id, { ...job, config: { ...job.config, model: "/nowhere" } }, /config: models: \/nowhere has no config\.json/);
+  bad(job.id, { ...job, config: { ...job.config, train: { ...job.config.train, lr: 0.5 } } }, /its hash is not the job id/);
+  bad(job.id, { ...job, config: { ...job.config, extra: 1 } }, /its hash is not the job id/);
+  bad(job.id, { ...job, config: { ...job.config, train: { ...job.config.train, batchSize: -1 } } }, /train\.batchSize: expected a positive integer/);
+});
+
+test("the CLI: a queue that cannot be reached is one error without the password; --device cuda is refused", { skip: noRedis }, async () => {
+  const port = await freePort(); // nothing listens there
+  const r = spawnSync(process.execPath, [cli, "sweep", "submit", sweepPath, "--queue", `redis://:${PASSWORD}@127.0.0.1:${port}/0`], { encoding: "utf8", env });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`--queue redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0: connect ECONNREFUSED`));
+  assert.ok(!(r.stdout + r.stderr).includes(PASSWORD));
+  const d = spawnSync(process.execPath, [cli, "worker", "--queue", "redis://127.0.0.1:1/0", "--device", "cuda:0"], { encoding: "utf8", env });
+  assert.equal(d.status, 2);
+  assert.match(d.stderr, /--device cuda:0: randmask's fine-tuning runs on the CPU only/);
+  const q = spawnSync(process.execPath, [cli, "sweep", "collect", "--db", join(work, "none.sqlite")], { encoding: "utf8", env: { ...env, RANDMASK_QUEUE: "" } });
+  assert.equal(q.status, 2);
+  assert.match(q.stderr, /sweep collect: --queue URL is required \(or set RANDMASK_QUEUE\)/);
+});
+
+test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restarted: each result arrives once and equals a local sweep's", { skip: noRedis, timeout: 300_000 }, async () => {
+  const redisDir = mkdtempSync(join(work, "redis-"));
+  const port = await freePort();
+  let redis = await startRedis(redisDir, port);
+  const url = `redis://:${PASSWORD}@127.0.0.1:${port}/1`;
+  const queue = new Queue(QUEUE_NAME, { connection: { ...parseQueueUrl(url).connection } });
+  queue.on("error", () => {}); // the restart below
+  const procs: ChildProcess[] = [];
+  try {
+    // the reference: the same sweep run locally, meanwhile (two processes of one thread each)
+    const local = start(["sweep", "run", sweepPath, "--db", join(work, "local.sqlite"), "--workers", "2"]);
+    procs.push(local.p);
+
+    const submit = () => spawnSync(process.execPath, [cli, "sweep", "submit", sweepPath, "--queue", url], { encoding: "utf8", env });
+    const first = submit();
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /sweep grid: 13 runs · 13 queued, 0 already in the queue · redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    // a malformed job: a real run's payload with its command line swapped in; and one that is no run at all
+    const [real] = runJobs(loadSweep(sweepPath));
+    const evil = "0000000000000000";
+    await queue.add("run", { ...real, id: evil, config: { ...real.config, method: "sh -c 'touch pwned'" } }, { jobId: evil });
+    await queue.add("run", { schema: RUN_SCHEMA, id: "junk" }, { jobId: "junk" });
+
+    const workerArgs = ["worker", "--queue", url, "--lock-s", "10", "--max-retries", "2"];
+    const workers = [start(workerArgs), start(workerArgs), start(workerArgs)];
+    procs.push(...workers.map((w) => w.p));
+    const coordinator = start(["sweep", "collect", "--wait", "--queue", url, "--db", join(work, "dist.sqlite")]);
+    procs.push(coordinator.p);
+
+    // worker 0 is killed in the middle of a run (runs last seconds; the kill comes 0.5 s after the start);
+    // its run goes back to the queue once its lock (10 s) expires
+    const training = /^start ([0-9a-f]{16}) jsonl random-mask/m;
+    await until("worker 0 starts a run", () => training.test(workers[0].out()));
+    const victim = training.exec(workers[0].out())![1];
+    await sleep(500);
+    workers[0].p.kill("SIGKILL");
+    await workers[0].exit;
+    assert.ok(!workers[0].out().includes(`stored ${victim}`), "the kill landed after the run had finished");
+
+    // submitting again adds nothing: every run is queued, running or done
+    const again = submit();
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /0 queued, 13 already in the queue/);
+
+    // Redis dies (SIGKILL) once some results are acknowledged, and comes back on the same folder
+    const stored = () => workers.map((w) => w.out()).join("\n").match(/^stored [0-9a-f]{16} /gm)?.length ?? 0;
+    await until("4 results are stored", () => stored() >= 4, 180);
+    const before = new Map((await queue.getJobs(["completed"])).map((j) => [j.id!, JSON.stringify(j.returnvalue)]));
+    assert.ok(before.size >= 4);
+    redis.kill("SIGKILL");
+    await new Promise((r) => redis.once("exit", r));
+    await sleep(1500);
+    redis = await startRedis(redisDir, port);
+
+    // the coordinator ends once nothing is queued or running
+    const code = await Promise.race([coordinator.exit, sleep(200_000, "timeout", { ref: false })]);
+    assert.equal(code, 0, coordinator.out());
+    for (const [id, value] of before) {
+      const job = (await queue.getJob(id))!;
+      assert.equal(await job.getState(), "completed", `${id} was acknowledged before the restart`);
+      assert.equal(JSON.stringify(job.returnvalue), value, `${id}: its result changed over the restart`);
+    }
+
+    // exactly once: each run's result was acknowledged by one worker, the victim's by another one, as its second start
+    const logs = workers.slice(1).map((w) => w.out()).join("\n");
+    const ids = loadSweep(sweepPath).runs.map((r) => r.id);
+    for (const id of ids) assert.equal(logs.match(new RegExp(`^stored ${id} `, "gm"))?.length, 1, `${id} stored once`);
+    assert.match(logs, new RegExp(`^start ${victim} .*\\(attempt 2\\)$`, "m"), "the killed run is retried elsewhere");
+    // the malformed jobs were rejected, never started
+    for (const id of [evil, "junk"]) {
+      const job = (await queue.getJob(id))!;
+      assert.equal(await job.getState(), "failed");
+      assert.match(job.failedReason, new RegExp(`^malformed job "${id}": .*; not executed$`));
+      assert.ok(!new RegExp(`^start ${id}`, "m").test(logs));
+    }
+    assert.match((await queue.getJob(evil))!.failedReason, /config: methods\[0\]\.method: unknown method 'sh -c 'touch pwned''/);
+    assert.match(coordinator.out(), /rejected job junk: malformed job "junk"/);
+    assert.ok(!existsSync(join(work, "pwned")) && !existsSync("pwned"));
+    for (const p of [...workers.map((w) => w.out()), coordinator.out(), first.stdout, first.stderr]) assert.ok(!p.includes(PASSWORD), "the password is printed");
+
+    // the distributed database equals the local one in configuration and metrics
+    assert.equal(await local.exit, 0, local.out());
+    const dist = rowsOf(join(work, "dist.sqlite"));
+    const loc = rowsOf(join(work, "local.sqlite"));
+    assert.equal(dist.length, 13);
+    assert.deepEqual(dist.map((r) => r.status), [...Array(12).fill("completed"), "failed"], dist.map((r) => `${r.status} ${r.error}`).join("\n"));
+    assert.match(dist[12].error!, /--batch-size 6 must be a multiple of --grad-accum 4/, "a failed run is a result, with its reason");
+    assert.deepEqual(dist.map((r) => r.attempts).sort(), [...Array(12).fill(1), 2], "one run was started twice, the failed one once");
+    const same = (r: RunRow) => {
+      const { attempts, owner_host, owner_pid, child_pid, heartbeat_at, started_at, finished_at, wall_time_s, host, run_dir, adapter_dir, log_path, ...rest } = r;
+      return rest;
+    };
+    assert.deepEqual(dist.map(same), loc.map(same));
+    for (let i = 0; i < 12; i++) {
+      for (const f of ["adapter/adapter_model.safetensors", "adapter/adapter_config.json", "predictions.jsonl"]) {
+        assert.ok(readFileSync(join(dist[i].run_dir!, f)).equals(readFileSync(join(loc[i].run_dir!, f))), `${dist[i].id}: ${f} differs`);
+      }
+      assert.equal(dist[i].adapter_dir, join(dist[i].run_dir!, "adapter"));
+    }
+    const results = (db: string) => spawnSync(process.execPath, [cli, "sweep", "results", "--db", db, "--format", "csv"], { encoding: "utf8" }).stdout;
+    assert.equal(results(join(work, "dist.sqlite")), results(join(work, "local.sqlite")));
+    // collecting again stores nothing twice
+    const re = spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", join(work, "dist.sqlite")], { encoding: "utf8", env });
+    assert.equal(re.status, 0, re.stderr);
+    assert.match(re.stderr, /13 runs · 0 results stored now, 13 stored before, 0 queued or running · 2 rejected job\(s\)/);
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    await queue.close().catch(() => {});
+    redis.kill("SIGKILL");
+  }
+});
+
+test("a run whose worker is lost more often than --max-retries allows is failed with the reason", { skip: noRedis, timeout: 120_000 }, async () => {
+  const redisDir = mkdtempSync(join(work, "redis-"));
+  const port = await freePort();
+  const redis = await startRedis(redisDir, port);
+  const url = `redis://:${PASSWORD}@127.0.0.1:${port}/2`;
+  const procs: ChildProcess[] = [];
+  try {
+    const file = join(work, "one.json");
+    writeFileSync(file, JSON.stringify({ name: "one", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+      epochs: [20], train: { batchSize: 8 }, lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] }));
+    assert.equal(spawnSync(process.execPath, [cli, "sweep", "submit", file, "--queue", url], { encoding: "utf8", env }).status, 0);
+    const args = ["worker", "--queue", url, "--lock-s", "2", "--max-retries", "0"];
+    const doomed = start(args);
+    procs.push(doomed.p);
+    await until("the worker starts the run", () => /^start /m.test(doomed.out()), 60);
+    await sleep(300);
+    doomed.p.kill("SIGKILL");
+    const other = start(args); // its stalled-job check finds the run's lock expired
+    procs.push(other.p);
+    const db = join(work, "lost.sqlite");
+    await until("the run is failed", () => {
+      spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", db], { env });
+      return existsSync(db) && rowsOf(db)[0]?.status === "failed";
+    }, 90);
+    const [row] = rowsOf(db);
+    assert.match(row.error!, /stalled more than allowable limit.*\(its worker was lost 1 time\(s\)\)/);
+    assert.equal(row.attempts, 1, `${other.out()}\n---\n${doomed.out()}`);
+    assert.ok(!/^start /m.test(other.out()), "never started again");
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    redis.kill("SIGKILL");
+  }
+});
+
+test("Ctrl-C on a worker hands its run back at once; --artifacts keeps run folders in a shared folder, named in the database", { skip: noRedis, timeout: 120_000 }, async () => {
+  const redisDir = mkdtempSync(join(work, "redis-"));
+  const port = await freePort();
+  const redis = await startRedis(redisDir, port);
+  const url = `redis://:${PASSWORD}@127.0.0.1:${port}/4`;
+  const queue = new Queue(QUEUE_NAME, { connection: { ...parseQueueUrl(url).connection } });
+  const procs: ChildProcess[] = [];
+  try {
+    const file = join(work, "art.json");
+    writeFileSync(file, JSON.stringify({ name: "art", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+      epochs: [4], train: { batchSize: 8 }, lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] }));
+    assert.equal(spawnSync(process.execPath, [cli, "sweep", "submit", file, "--queue", url], { encoding: "utf8", env }).status, 0);
+    const [id] = loadSweep(file).runs.map((r) => r.id);
+    const shared = join(work, "shared-artifacts");
+    const args = ["worker", "--queue", url, "--artifacts", shared];
+    const first = start(args);
+    procs.push(first.p);
+    await until("the worker starts the run", () => /^start /m.test(first.out()), 60);
+    first.p.kill("SIGINT");
+    assert.equal(await first.exit, 0, first.out());
+    assert.match(first.out(), /stopping: runs in flight go back to the queue/);
+    assert.equal(await (await queue.getJob(id))!.getState(), "waiting", "handed back without waiting for its lock to expire");
+    const second = start(args);
+    procs.push(second.p);
+    await until("the run is stored", () => new RegExp(`^stored ${id} completed`, "m").test(second.out()), 90);
+    const db = join(work, "art.sqlite");
+    const c = spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", db], { encoding: "utf8", env });
+    assert.equal(c.status, 0, c.stderr);
+    const [row] = rowsOf(db);
+    assert.deepEqual([row.status, row.attempts, row.run_dir, row.adapter_dir], ["completed", 2, join(shared, id), join(shared, id, "adapter")]);
+    assert.ok(existsSync(join(shared, id, "adapter", "adapter_model.safetensors")));
+    assert.equal(JSON.parse(readFileSync(join(shared, id, "metrics.json"), "utf8")).dev_per_epoch.length, 4);
+    assert.equal((await queue.getJob(id))!.returnvalue.files, null, "the files are not in the result");
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    await queue.close().catch(() => {});
+    redis.kill("SIGKILL");
+  }
+});

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { buildInfo } from "../src/engine/index.js";
 import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec.js";
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
@@ -47,6 +48,14 @@ test("a sweep file expands to the cross product with per-method overrides; ids a
   assert.match(rm.id, /^[0-9a-f]{16}$/);
 });
 
+test("device: cpu is the default and keeps the run ids of files without it", () => {
+  const raw = { models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], methods: [{ method: "lora" }] };
+  const plain = expandSweep(raw, join(work, "a.json")).runs[0];
+  const cpu = expandSweep({ ...raw, device: "cpu" }, join(work, "a.json")).runs[0];
+  assert.equal(cpu.id, plain.id);
+  assert.equal(cpu.config.device, undefined);
+});
+
 test("a bad sweep file is one error naming the file and the key", () => {
   const bad = (patch: Record<string, unknown>, re: RegExp) => {
     const raw = { models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], methods: [{ method: "lora" }], ...patch };
@@ -60,6 +69,8 @@ test("a bad sweep file is one error naming the file and the key", () => {
   bad({ tasks: ["nope"] }, /tasks: unknown task 'nope'/);
   bad({ models: ["missing"] }, /models: .*missing has no config\.json/);
   bad({ train: { batchSize: 0 } }, /train\.batchSize: expected a positive integer/);
+  bad({ device: "gpu" }, /device "gpu": expected cpu, cuda or cuda:N/);
+  if (!buildInfo().cudaAvailable) bad({ device: "cuda" }, /device cuda: CUDA is not available/);
   writeFileSync(join(work, "broken.yaml"), "models: [model\n");
   assert.throws(() => loadSweep(join(work, "broken.yaml")), /broken\.yaml: not valid YAML/);
   writeFileSync(join(work, "ok.yaml"), "models: [model]\ntasks: [jsonl]\ndataDir: data\nlrs: [1.0e-3]\nmethods:\n  - method: lora\n");

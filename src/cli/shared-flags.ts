@@ -1,9 +1,9 @@
 // Flags several commands share (model folder, dtype, task data), declared once.
-import type { DType } from "../engine/index.js";
+import { setDefaultDevice, type DType } from "../engine/index.js";
 import { TASK_NAMES } from "../tasks/registry.js";
 import { IMAGE_TASK_NAMES, type ImageSizes } from "../tasks/image-tasks.js";
 import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
-import { nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
+import { UsageError, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
 
 export const MODEL_FLAG = {
   type: "dir", required: true, description: "Hugging Face model folder (config.json, weights, tokenizer files)",
@@ -17,6 +17,25 @@ export function dtypeOf(v: string): DType {
   return v === "bf16" ? "bfloat16" : "float32";
 }
 
+export const DEVICE_FLAG = {
+  type: "string", default: "cpu", arg: "DEV",
+  description: "where weights, adapters, inputs and optimizer state live: cpu, cuda or cuda:N (needs an addon built against a CUDA libtorch)",
+} as const satisfies FlagDef;
+
+/**
+ * Makes --device the engine's default device (setDefaultDevice), before anything is
+ * loaded. A malformed name is a UsageError; CUDA that this build or machine lacks an
+ * Error naming --device.
+ */
+export function useDevice(device: string): void {
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device ${JSON.stringify(device)}: expected cpu, cuda or cuda:N`);
+  try {
+    setDefaultDevice(device);
+  } catch (e) {
+    throw new Error(`--${(e as Error).message}`);
+  }
+}
+
 const sizeFlag = (dflt: number, what: string, image: string) => ({
   type: "integer", defaultText: `${dflt}; image tasks: ${image}`, check: positiveInt, expected: "a positive integer", group: "data flags",
   description: `${what} examples sampled`,
@@ -27,6 +46,7 @@ export const DATA_FLAGS = {
   model: MODEL_FLAG,
   tokenizer: { type: "dir", defaultText: "--model", description: "folder with the tokenizer files" },
   dtype: DTYPE_FLAG,
+  device: DEVICE_FLAG,
   task: { type: "string", required: true, choices: [...TASK_NAMES, ...IMAGE_TASK_NAMES], arg: "T", group: "data flags",
     description: "task (jsonl: your own train/validation/test.jsonl; cifar10 … image-folder: image classification with a vision model)" },
   "data-dir": { type: "dir", required: true, group: "data flags", description: "folder holding the task's dataset files" },

@@ -12,7 +12,7 @@ import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
 import { METHOD_FLAGS, methodOptions } from "./method-flags.js";
-import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes } from "./shared-flags.js";
+import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
 import { isImageTask } from "../tasks/image-tasks.js";
 import { isVisionModelDir } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
@@ -71,6 +71,7 @@ export const finetuneCommand = defineCommand({
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
     checkModality(v.task, v.model);
+    useDevice(v.device);
     if (isImageTask(v.task)) {
       if (v["adapter-format"] === "peft") throw new UsageError("--adapter-format peft: Hugging Face PEFT adapters are written for language models only");
       const steps = v.steps;
@@ -98,6 +99,7 @@ export const finetuneCommand = defineCommand({
       method: v.method,
       methodOptions: methodOptions(v),
       dtype: dtypeOf(v.dtype),
+      device: v.device,
       out: v.out,
       sizes: sampleSizes(v),
       quiet: v.quiet,
@@ -140,6 +142,7 @@ export const evalCommand = defineCommand({
   run(v) {
     if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
     checkModality(v.task, v.model);
+    useDevice(v.device);
     if (isImageTask(v.task)) return evalImages(v);
     if (v.head !== undefined) throw new UsageError("--head applies to image tasks only");
     const task = getTask(v.task, v["data-dir"]);

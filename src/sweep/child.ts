@@ -25,7 +25,7 @@ try {
     await finetune({
       modelDir: c.model, tokenizerDir: c.tokenizer ?? undefined, task: c.task, dataDir: c.dataDir, method: c.method,
       methodOptions: c.methodOptions, dtype: c.dtype, out, sizes: c.sizes as SampleSizes, train: c.train as Omit<TrainOptions, "log" | "quiet">, quiet: true,
-      gradientCheckpointing: c.gradientCheckpointing,
+      gradientCheckpointing: c.gradientCheckpointing, device: c.device,
     });
   }
   process.exit(0);

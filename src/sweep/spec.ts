@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import type { DType } from "../engine/index.js";
+import { checkDevice, type DType } from "../engine/index.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getMethod } from "../peft/registry.js";
 import { modelShapes, shapesOf } from "../peft/shapes.js";
@@ -35,6 +35,8 @@ export interface RunConfig {
   /** Text tasks: epochs-based options; image tasks: ImageTrainOptions (steps, warm-up steps, Appendix B.2's defaults). */
   train: Omit<TrainOptions, "log" | "quiet"> | Omit<ImageTrainOptions, "log" | "quiet">;
   gradientCheckpointing: boolean;
+  /** "cuda" / "cuda:N" when the file says so; absent (the CPU) otherwise, so older files keep their run ids. */
+  device?: string;
 }
 
 export interface SweepRun { id: string; config: RunConfig }
@@ -51,7 +53,7 @@ type TrainFixed = Record<string, unknown>;
 const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS).filter((k) => !["lr", "epochs", "seed"].includes(k));
 const IMAGE_KEYS = Object.keys(IMAGE_TRAIN_DEFAULTS).filter((k) => k !== "seed");
 const GRID_KEYS = ["lrs", "seeds", "epochs", "train", "options"] as const;
-const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "methods", ...GRID_KEYS];
+const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "device", "methods", ...GRID_KEYS];
 
 /** JSON with sorted keys: equal configurations give equal text, hence equal ids. */
 export function canonicalJson(v: unknown): string {
@@ -101,6 +103,8 @@ export function expandSweep(raw: unknown, file: string): Sweep {
   // image tasks: only the sizes the file gives (the rest: whole splits, see imageSplits)
   const imageSizes: Partial<SampleSizes> = top.sizes === undefined ? {} : Object.fromEntries(Object.entries(sizes).filter(([k]) => (top.sizes as Record<string, unknown>)[k] !== undefined));
   const checkpointing = top.gradientCheckpointing === undefined ? false : bool(top.gradientCheckpointing, "gradientCheckpointing", fail);
+  const device = deviceOf(top.device, fail);
+  if (device && checkpointing) fail(`gradientCheckpointing: CPU only; drop it with device ${device}`);
   for (const t of tasks) { if (!isImageTask(t)) try { getTask(t, dataDir); } catch (e) { fail(`tasks: ${(e as Error).message}`); } }
   const shapes = models.map((m) => {
     if (!existsSync(join(m, "config.json"))) fail(`models: ${m} has no config.json`);
@@ -146,7 +150,7 @@ export function expandSweep(raw: unknown, file: string): Sweep {
         const image = isImageTask(task);
         const config: RunConfig = { model, tokenizer: image ? null : tokenizer, task, dataDir, method, methodOptions, dtype,
           sizes: image ? imageSizes : sizes,
-          train: (image ? { ...fixedFor(task), lr, seed } : { ...fixedFor(task), lr, epochs: ep, seed }) as RunConfig["train"], gradientCheckpointing: checkpointing };
+          train: (image ? { ...fixedFor(task), lr, seed } : { ...fixedFor(task), lr, epochs: ep, seed }) as RunConfig["train"], gradientCheckpointing: checkpointing, device };
         runs.push({ id: runId(config), config });
       }
     });
@@ -179,6 +183,12 @@ function list<T>(v: unknown, at: string, fail: Fail, check: (x: unknown) => x is
 }
 function unknownKeys(o: Record<string, unknown>, known: readonly string[], prefix: string, fail: Fail): void {
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(`unknown key '${prefix}${k}' (expected one of ${known.join(", ")})`);
+}
+/** undefined for the CPU (absent or "cpu"); a CUDA device this machine has, else a failure naming `device`. */
+function deviceOf(v: unknown, fail: Fail): string | undefined {
+  if (v === undefined || v === "cpu") return undefined;
+  if (typeof v !== "string") fail(`device: expected cpu, cuda or cuda:N, got ${JSON.stringify(v)}`);
+  try { return checkDevice(v as string); } catch (e) { return fail((e as Error).message); }
 }
 function dtypeOf(v: unknown, fail: Fail): DType {
   const map: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16" };

@@ -82,7 +82,7 @@ export function validateRunJob(jobId: string | undefined, data: unknown): RunJob
   let rebuilt: Sweep;
   try {
     rebuilt = expandSweep({ models: [cfg.model], tokenizer: cfg.tokenizer, tasks: [cfg.task], dataDir: cfg.dataDir, dtype: cfg.dtype,
-      sizes: cfg.sizes, gradientCheckpointing: cfg.gradientCheckpointing,
+      sizes: cfg.sizes, gradientCheckpointing: cfg.gradientCheckpointing, device: cfg.device,
       methods: [{ method: cfg.method, options: cfg.methodOptions, lrs: [lr], epochs: epochs === undefined ? undefined : [epochs], seeds: [seed], train }] }, `job ${d.id}`);
   } catch (e) {
     return fail(`config: ${(e as Error).message.replace(/^job [0-9a-f]+: /, "")}`);

@@ -1,9 +1,10 @@
 // One benchmark configuration in a fresh process (peak RSS is per process):
 // median training-step time (forward + backward + AdamW) of an OPT with
-// OPT-125m's shapes (or another width), random weights, batch 8 × 64, loss on
-// the last 2 positions of each sequence. Prints one JSON line.
+// OPT-125m's shapes (or another width), random weights, batch 8 × 64 (or
+// batch × seq), loss on the last 2 positions of each sequence, on the CPU or
+// args.device (bench/gpu.ts). Prints one JSON line.
 import { readFileSync, writeFileSync } from "node:fs";
-import { tensor, tidy, noGrad, AdamW, settle, crossEntropy, type DType } from "../src/engine/index.js";
+import { tensor, tidy, noGrad, AdamW, settle, crossEntropy, setDefaultDevice, type DType } from "../src/engine/index.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { presetConfig } from "../src/models/presets.js";
 import { PeftModel } from "../src/peft/peft-model.js";
@@ -21,10 +22,15 @@ interface ProbeArgs {
   warmup: number;
   lr?: number;
   gradientCheckpointing?: boolean;
+  /** "cpu" (default), "cuda", "cuda:N": where the model, batch and optimizer live. */
+  device?: string;
+  batch?: number;
+  seq?: number;
 }
 
 const args = JSON.parse(process.argv[2]) as ProbeArgs;
-const B = 8, T = 64, K = 2;
+const B = args.batch ?? 8, T = args.seq ?? 64, K = 2;
+setDefaultDevice(args.device ?? "cpu");
 
 /** Peak RSS since the last reset, from /proc (Linux); writing 5 to clear_refs resets it. */
 function resetPeak(): void { try { writeFileSync("/proc/self/clear_refs", "5"); } catch { /* not Linux */ } }
@@ -65,6 +71,8 @@ if (args.mode === "inference") {
   const peft = PeftModel.create(model, args.method, args.options);
   trainable = peft.trainableCount();
   const opt = new AdamW(peft.trainableParams(), { lr: args.lr ?? 1e-4 });
+  const first = peft.trainableParams()[0];
+  const onGpu = (args.device ?? "cpu") !== "cpu";
   resetPeak();
   for (let i = 0; i < args.warmup + args.steps; i++) {
     const t0 = performance.now();
@@ -75,6 +83,8 @@ if (args.mode === "inference") {
     });
     opt.step();
     opt.zeroGrad();
+    // on a GPU the step's kernels run after the calls return: wait for them (as .item() does for the peer)
+    if (onGpu) tidy(() => first.narrow(0, 0, 1).sum().item());
     if (i >= args.warmup) times.push(performance.now() - t0);
     await settle();
   }

@@ -14,7 +14,8 @@ export const repoRoot = (() => {
   while (!existsSync(join(d, "package.json"))) d = dirname(d);
   return d;
 })();
-export const sharedDir = join(repoRoot, "..", "shared");
+/** ../shared, or RANDMASK_SHARED_DIR (a GPU machine gets the few files it needs from scripts/pack-gpu-bundle.sh). */
+export const sharedDir = process.env.RANDMASK_SHARED_DIR || join(repoRoot, "..", "shared");
 
 /** Deterministic pseudo-random float64 data in [-1, 1). */
 export function det(n: number, seed: number): Float64Array {

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { buildInfo } from "../src/engine/index.js";
 import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec.js";
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
 import { RUN_SCHEMA, validateRunJob } from "../src/sweep/queue/payload.js";
@@ -39,13 +40,21 @@ test("a sweep file expands to the cross product with per-method overrides; ids a
     [[1e-3, 4, 4, 0], [1e-3, 4, 4, 1]]);
   const rm = sweep.runs.find((r) => r.config.method === "random-mask")!;
   assert.equal(rm.config.model, join(work, "model"), "paths are relative to the sweep file");
-  assert.equal(rm.config.train.epochs, 5, "finetune's defaults fill what the file leaves out");
+  assert.equal((rm.config.train as { epochs: number }).epochs, 5, "finetune's defaults fill what the file leaves out");
   assert.equal(rm.config.train.maxGradNorm, 1);
   // identity: equal configurations (any key order) share the id, any change makes a new one
   const again = expandSweep(JSON.parse(JSON.stringify({ ...raw, methods: [...raw.methods].reverse() })), join(work, "grid.json"));
   assert.deepEqual(new Set(again.runs.map((r) => r.id)), new Set(sweep.runs.map((r) => r.id)));
   assert.notEqual(runId({ ...rm.config, train: { ...rm.config.train, lr: 0.5 } }), rm.id);
   assert.match(rm.id, /^[0-9a-f]{16}$/);
+});
+
+test("device: cpu is the default and keeps the run ids of files without it", () => {
+  const raw = { models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], methods: [{ method: "lora" }] };
+  const plain = expandSweep(raw, join(work, "a.json")).runs[0];
+  const cpu = expandSweep({ ...raw, device: "cpu" }, join(work, "a.json")).runs[0];
+  assert.equal(cpu.id, plain.id);
+  assert.equal(cpu.config.device, undefined);
 });
 
 test("a bad sweep file is one error naming the file and the key", () => {
@@ -61,6 +70,8 @@ test("a bad sweep file is one error naming the file and the key", () => {
   bad({ tasks: ["nope"] }, /tasks: unknown task 'nope'/);
   bad({ models: ["missing"] }, /models: .*missing has no config\.json/);
   bad({ train: { batchSize: 0 } }, /train\.batchSize: expected a positive integer/);
+  bad({ device: "gpu" }, /device "gpu": expected cpu, cuda or cuda:N/);
+  if (!buildInfo().cudaAvailable) bad({ device: "cuda" }, /device cuda: CUDA is not available/);
   writeFileSync(join(work, "broken.yaml"), "models: [model\n");
   assert.throws(() => loadSweep(join(work, "broken.yaml")), /broken\.yaml: not valid YAML/);
   writeFileSync(join(work, "ok.yaml"), "models: [model]\ntasks: [jsonl]\ndataDir: data\nlrs: [1.0e-3]\nmethods:\n  - method: lora\n");

@@ -241,7 +241,9 @@ static Napi::Value SparseDeltaLinear(const Napi::CallbackInfo& info) {
   Check(values.scalar_type() == w.scalar_type() && x.scalar_type() == w.scalar_type(),
         "input, weight and values must share a dtype");
   Check(!b.defined() || (b.dim() == 1 && b.size(0) == w.size(0)), "bias must be 1-D [out]");
-  if (indices.numel() > 0) {
+  // Reading the bounds back waits for the device, every call: on a GPU, index_add's own
+  // device-side check catches a bad index instead (and PEFT builds its indices itself).
+  if (indices.numel() > 0 && indices.device().is_cpu()) {
     auto lo = indices.min().item<int64_t>();
     auto hi = indices.max().item<int64_t>();
     Check(lo >= 0 && hi < w.numel(), "indices must lie in [0, " + std::to_string(w.numel()) + "), got [" +

@@ -4,6 +4,7 @@
 // Yao et al. 2020), on a fixed, seeded set of training examples.
 import { Tensor, grad, keep, noGrad, tidy, tensor } from "../engine/index.js";
 import { Xoshiro128 } from "../peft/rng.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import type { PeftModel } from "../peft/peft-model.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind, TrainObjective } from "../tasks/types.js";
@@ -131,7 +132,7 @@ export interface HessianNormOptions extends PowerIterationOptions {
  * For sweeps: call it on a freshly created method (before training) and on the
  * trained one (after).
  */
-export function hessianNorm(peft: PeftModel, tok: BpeTokenizer, task: { kind: TaskKind; objective: TrainObjective },
+export function hessianNorm(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: { kind: TaskKind; objective: TrainObjective },
   examples: Example[], o: HessianNormOptions): HessianEstimate & { examples: number; trainable: number } {
   if (examples.length === 0) throw new Error("hessian: no training examples");
   if (!(Number.isSafeInteger(o.examples) && o.examples > 0)) throw new RangeError("hessian: examples must be a positive integer");

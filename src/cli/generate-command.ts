@@ -7,7 +7,7 @@ import { PeftModel } from "../peft/peft-model.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { Progress } from "../train/progress.js";
 import { UsageError, defineCommand, nonNegInt, positiveInt } from "./args.js";
-import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
+import { DEVICE_FLAG, DTYPE_FLAG, MODEL_FLAG, dtypeOf, useDevice } from "./shared-flags.js";
 
 const sampling = "sampling flags";
 
@@ -47,6 +47,7 @@ export const generateCommand = defineCommand({
     adapter: { type: "dir", description: "adapter folder to apply (finetune's --out/adapter)" },
     tokenizer: { type: "dir", defaultText: "--model", description: "folder with the tokenizer files" },
     dtype: DTYPE_FLAG,
+    device: DEVICE_FLAG,
     prompt: { type: "string", description: "one prompt" },
     file: { type: "string", arg: "FILE", description: "prompts: .txt (one per line) or .jsonl ({\"prompt\": …} per line)" },
     "max-new-tokens": { type: "integer", default: 50, check: positiveInt, expected: "a positive integer", description: "tokens generated at most per prompt" },
@@ -64,6 +65,7 @@ export const generateCommand = defineCommand({
     if (v.temperature === 0 && (v["top-k"] !== 0 || v["top-p"] !== 1)) {
       throw new UsageError("--top-k/--top-p apply to sampling only: give --temperature > 0 (0 decodes greedily)");
     }
+    useDevice(v.device);
     const prompts = v.prompt !== undefined ? [v.prompt] : readPrompts(v.file!);
     const tok = BpeTokenizer.fromDir(v.tokenizer ?? v.model);
     const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });

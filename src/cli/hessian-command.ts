@@ -9,7 +9,7 @@ import { loadTaskData } from "../tasks/sampling.js";
 import { hessianNorm } from "../analysis/hessian.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, dtypeOf, sampleSizes } from "./shared-flags.js";
+import { DATA_FLAGS, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
 
 export const hessianCommand = defineCommand({
   name: "hessian",
@@ -44,6 +44,7 @@ export const hessianCommand = defineCommand({
     // as in finetune: the mask follows --seed unless --mask-seed says otherwise
     const options = methodOptions({ ...v, method: v.method ?? "" });
     if (!adapter) resolveMethodFlags({ ...v, method: v.method! }, shapesOf(readModelConfig(join(modelDir, "config.json"))));
+    useDevice(v.device);
     const task = getTask(v.task, dataDir);
     // the same training sample as `finetune` with these sizes and seed; the examples are drawn from it
     const sampled = loadTaskData(task, dataDir, seed, sampleSizes(v));

@@ -3,9 +3,10 @@ import { tensor, tidy, noGrad } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
-import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
+import { DEVICE_FLAG, DTYPE_FLAG, MODEL_FLAG, dtypeOf, useDevice } from "./shared-flags.js";
 import { isVisionModelDir } from "../models/vision/index.js";
 import { visionLogits } from "./vision-logits.js";
+import { visionInfo } from "./vision-info.js";
 
 export const logitsCommand = defineCommand({
   name: "logits",
@@ -20,9 +21,11 @@ export const logitsCommand = defineCommand({
     "pixel-values": { type: "string", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
     head: { type: "string", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
     dtype: DTYPE_FLAG,
+    device: DEVICE_FLAG,
   },
   example: "logits --model ~/opt-125m --input-ids '[[2,100,200],[1,2,300]]' --attention-mask '[[1,1,1],[0,1,1]]'",
   run(v) {
+    useDevice(v.device);
     if (isVisionModelDir(v.model)) {
       if (v["pixel-values"] === undefined) throw new UsageError("--pixel-values FILE.json is required for a vision model");
       return visionLogits(v.model, v["pixel-values"], dtypeOf(v.dtype), v.head);
@@ -51,10 +54,11 @@ export const logitsCommand = defineCommand({
 
 export const infoCommand = defineCommand({
   name: "info",
-  summary: "Describe a model folder: architecture, sizes, parameter count, dtype and memory.",
+  summary: "Describe a model folder: architecture, sizes, parameter count, dtype and memory; for a vision model also the trainable count of each PEFT method at the paper's standard settings.",
   flags: { model: MODEL_FLAG, dtype: DTYPE_FLAG, json: { type: "boolean", description: "one JSON line instead of a table" } },
   example: "info --model ~/opt-125m --json",
   run(v) {
+    if (isVisionModelDir(v.model)) return visionInfo(v.model, dtypeOf(v.dtype), v.json);
     const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
     const c = model.config;
     const params = model.numParameters();

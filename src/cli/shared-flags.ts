@@ -1,8 +1,9 @@
 // Flags several commands share (model folder, dtype, task data), declared once.
-import type { DType } from "../engine/index.js";
+import { setDefaultDevice, type DType } from "../engine/index.js";
 import { TASK_NAMES } from "../tasks/registry.js";
-import type { SampleSizes } from "../tasks/sampling.js";
-import { nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
+import { IMAGE_TASK_NAMES, type ImageSizes } from "../tasks/image-tasks.js";
+import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
+import { UsageError, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
 
 export const MODEL_FLAG = {
   type: "dir", required: true, description: "Hugging Face model folder (config.json, weights, tokenizer files)",
@@ -16,8 +17,27 @@ export function dtypeOf(v: string): DType {
   return v === "bf16" ? "bfloat16" : "float32";
 }
 
-const sizeFlag = (dflt: number, what: string) => ({
-  type: "integer", default: dflt, check: positiveInt, expected: "a positive integer", group: "data flags",
+export const DEVICE_FLAG = {
+  type: "string", default: "cpu", arg: "DEV",
+  description: "where weights, adapters, inputs and optimizer state live: cpu, cuda or cuda:N (needs an addon built against a CUDA libtorch)",
+} as const satisfies FlagDef;
+
+/**
+ * Makes --device the engine's default device (setDefaultDevice), before anything is
+ * loaded. A malformed name is a UsageError; CUDA that this build or machine lacks an
+ * Error naming --device.
+ */
+export function useDevice(device: string): void {
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device ${JSON.stringify(device)}: expected cpu, cuda or cuda:N`);
+  try {
+    setDefaultDevice(device);
+  } catch (e) {
+    throw new Error(`--${(e as Error).message}`);
+  }
+}
+
+const sizeFlag = (dflt: number, what: string, image: string) => ({
+  type: "integer", defaultText: `${dflt}; image tasks: ${image}`, check: positiveInt, expected: "a positive integer", group: "data flags",
   description: `${what} examples sampled`,
 }) as const satisfies FlagDef;
 
@@ -26,15 +46,22 @@ export const DATA_FLAGS = {
   model: MODEL_FLAG,
   tokenizer: { type: "dir", defaultText: "--model", description: "folder with the tokenizer files" },
   dtype: DTYPE_FLAG,
-  task: { type: "string", required: true, choices: TASK_NAMES, arg: "T", group: "data flags", description: "task (jsonl: your own train/validation/test.jsonl)" },
+  device: DEVICE_FLAG,
+  task: { type: "string", required: true, choices: [...TASK_NAMES, ...IMAGE_TASK_NAMES], arg: "T", group: "data flags",
+    description: "task (jsonl: your own train/validation/test.jsonl; cifar10 … image-folder: image classification with a vision model)" },
   "data-dir": { type: "dir", required: true, group: "data flags", description: "folder holding the task's dataset files" },
   seed: { type: "integer", default: 0, check: nonNegInt, expected: "a non-negative integer", group: "data flags", description: "seed of the data sample" },
-  "train-size": sizeFlag(1000, "train"),
-  "dev-size": sizeFlag(500, "dev"),
-  "test-size": sizeFlag(1000, "test"),
+  "train-size": sizeFlag(1000, "train", "all that remain after validation"),
+  "dev-size": sizeFlag(500, "dev (validation)", "10% of the train split, at most 5000, held out of it"),
+  "test-size": sizeFlag(1000, "test", "the whole test split"),
   "eval-batch": { type: "integer", default: 32, check: positiveInt, expected: "a positive integer", description: "sequences per evaluation forward pass" },
 } as const satisfies Record<string, FlagDef>;
 
 export function sampleSizes(v: FlagValues<typeof DATA_FLAGS>): SampleSizes {
-  return { train: v["train-size"], dev: v["dev-size"], test: v["test-size"] };
+  return { train: v["train-size"] ?? DEFAULT_SIZES.train, dev: v["dev-size"] ?? DEFAULT_SIZES.dev, test: v["test-size"] ?? DEFAULT_SIZES.test };
+}
+
+/** An image task's sizes: only those given (the rest: the whole split, see imageSplits). */
+export function imageSizes(v: FlagValues<typeof DATA_FLAGS>): ImageSizes {
+  return { train: v["train-size"], val: v["dev-size"], test: v["test-size"] };
 }

@@ -3,7 +3,6 @@ import { existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { loadCausalLM, readModelConfig } from "../models/registry.js";
 import { shapesOf } from "../peft/shapes.js";
-import { stepsPerEpoch } from "../train/trainer.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { getTask } from "../tasks/registry.js";
@@ -14,7 +13,22 @@ import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
 import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, dtypeOf, sampleSizes } from "./shared-flags.js";
+import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
+import { isImageTask } from "../tasks/image-tasks.js";
+import { isVisionModelDir } from "../models/vision/index.js";
+import { finetuneImages } from "../train/image-run.js";
+import { IMAGE_TRAIN_DEFAULTS } from "../train/image-trainer.js";
+import { TRAIN_DEFAULTS, stepsPerEpoch } from "../train/trainer.js";
+import { evalImages } from "./image-eval-command.js";
+
+/** An image task needs a vision model and a text task a language model: one error naming both flags otherwise. */
+export function checkModality(task: string, model: string): void {
+  const image = isImageTask(task);
+  if (image !== isVisionModelDir(model)) {
+    throw new UsageError(image ? `--task ${task} is an image task, but --model ${model} is not a vision model (vit, clip_vision_model, clip)`
+      : `--task ${task} is a text task, but --model ${model} is a vision model; image tasks: cifar10, mnist, gtsrb, svhn, resisc45, image-folder`);
+  }
+}
 
 const training = "training flags";
 const output = "output flags";
@@ -23,19 +37,29 @@ export const finetuneCommand = defineCommand({
   name: "finetune",
   summary: "Fine-tune a model on a task with one PEFT method. Writes --out/adapter/ (the best epoch), metrics.json, " +
     "predictions.jsonl (best epoch on test), train.log and loss.svg; refuses an --out that holds files and creates " +
-    "nothing there until every flag and input has been checked.",
+    "nothing there until every flag and input has been checked. Image tasks (a vision model: vit, clip) train for --steps with " +
+    "Appendix B.2's defaults and a fixed head, keep the best validation step, and write head.safetensors when they fitted a probe.",
   flags: {
     ...DATA_FLAGS,
     ...METHOD_FLAGS,
     seed: { ...METHOD_FLAGS.seed, description: "seed of the data sample, initialisation, training order and (unless --mask-seed) the mask" },
     lr: { type: "number", default: 1e-3, check: (v) => v > 0, expected: "a positive number", group: training, description: "learning rate (AdamW)" },
     epochs: { type: "integer", default: 5, check: positiveInt, expected: "a positive integer", group: training, description: "passes over the train sample" },
-    "batch-size": { type: "integer", default: 8, check: positiveInt, expected: "a positive integer", group: training, description: "examples per optimizer step" },
+    "batch-size": { type: "integer", defaultText: "8; image tasks 128", check: positiveInt, expected: "a positive integer", group: training, description: "examples per optimizer step" },
     "grad-accum": { type: "integer", default: 1, check: positiveInt, expected: "a positive integer", group: training, description: "micro-batches per step (same step, less memory)" },
     "max-grad-norm": { type: "number", default: 1.0, check: (v) => v >= 0, expected: "a number ≥ 0 (0 turns clipping off)", group: training, description: "gradient clipping norm; 0: off" },
-    schedule: { type: "string", choices: SCHEDULES, default: "constant", group: training, description: "learning-rate schedule" },
+    schedule: { type: "string", choices: SCHEDULES, defaultText: "constant; image tasks cosine", group: training, description: "learning-rate schedule" },
     "warmup-ratio": { type: "number", default: 0, check: (v) => v >= 0 && v < 1, expected: "in [0, 1)", group: training, description: "share of steps with linear warmup" },
-    "weight-decay": { type: "number", default: 0, check: (v) => v >= 0, expected: "a number ≥ 0", group: training, description: "AdamW weight decay" },
+    "weight-decay": { type: "number", defaultText: "0; image tasks 0.1", check: (v) => v >= 0, expected: "a number ≥ 0", group: training, description: "AdamW weight decay" },
+    steps: { type: "integer", default: IMAGE_TRAIN_DEFAULTS.steps, check: positiveInt, expected: "a positive integer", group: training,
+      description: "image tasks: optimizer steps (Appendix B.2: 2000; text tasks use --epochs)" },
+    "warmup-steps": { type: "integer", defaultText: "10% of --steps (200 of 2000)", check: (v) => v >= 0, expected: "an integer ≥ 0", group: training,
+      description: "image tasks: steps of linear warm-up" },
+    "eval-every": { type: "integer", defaultText: "--steps / 4", check: positiveInt, expected: "a positive integer", group: training,
+      description: "image tasks: validation every this many steps; the best step's weights are kept" },
+    head: { type: "string", arg: "FILE|probe", group: training,
+      description: "image tasks: the fixed head, a safetensors file (weight [classes, dim], optional bias); 'probe' fits a linear probe on frozen features " +
+        "(default: the checkpoint's classifier, else a probe; a probe deviates from the paper's CLIP zero-shot head)" },
     "divergence-factor": { type: "number", default: 5, check: (v) => v === 0 || v > 1, expected: "0 (off) or a number > 1", group: training,
       description: "stop as diverged when the loss exceeds this × the first step's; 0: off" },
     "gradient-checkpointing": { type: "boolean", group: training, description: "recompute layers in backward (less memory, ~1.5× time)" },
@@ -47,11 +71,32 @@ export const finetuneCommand = defineCommand({
   example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    checkModality(v.task, v.model);
+    useDevice(v.device);
+    if (isImageTask(v.task)) {
+      if (v["adapter-format"] === "peft") throw new UsageError("--adapter-format peft: Hugging Face PEFT adapters are written for language models only");
+      const steps = v.steps;
+      const warmupSteps = v["warmup-steps"] ?? Math.round(steps * IMAGE_TRAIN_DEFAULTS.warmupSteps / IMAGE_TRAIN_DEFAULTS.steps);
+      if (warmupSteps >= steps) throw new UsageError(`--warmup-steps ${warmupSteps} must be fewer than --steps ${steps}`);
+      const d = IMAGE_TRAIN_DEFAULTS;
+      const record = await finetuneImages({
+        modelDir: v.model, task: v.task, dataDir: v["data-dir"], method: v.method, methodOptions: methodOptions(v), dtype: dtypeOf(v.dtype),
+        out: v.out, sizes: imageSizes(v), head: v.head, quiet: v.quiet, save: { storeIndices: v["store-indices"] },
+        train: {
+          lr: v.lr, steps, warmupSteps, batchSize: v["batch-size"] ?? d.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
+          schedule: (v.schedule ?? d.schedule) as (typeof SCHEDULES)[number], weightDecay: v["weight-decay"] ?? d.weightDecay,
+          divergenceFactor: v["divergence-factor"], evalEvery: v["eval-every"] ?? Math.max(1, Math.ceil(steps / 4)), seed: v.seed, evalBatchRows: v["eval-batch"],
+        },
+      });
+      process.stdout.write(JSON.stringify({ status: record.status, test: record.test, best_dev: record.best_dev, diverged: record.diverged }) + "\n");
+      return;
+    }
+    if (v.head !== undefined) throw new UsageError("--head applies to image tasks only");
     // method flags checked against the model's shapes (config.json only) first, so a bad one is a usage error naming the flag;
     // AdaLoRA's schedule is checked against the most steps --train-size allows (finetune checks the real count again)
     const config = join(v.model, "config.json");
     if (existsSync(config)) {
-      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: stepsPerEpoch(v["train-size"], v["batch-size"]) * v.epochs });
+      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: stepsPerEpoch(sampleSizes(v).train, v["batch-size"] ?? TRAIN_DEFAULTS.batchSize) * v.epochs });
     }
     const record = await finetune({
       modelDir: v.model,
@@ -61,14 +106,16 @@ export const finetuneCommand = defineCommand({
       method: v.method,
       methodOptions: methodOptions(v),
       dtype: dtypeOf(v.dtype),
+      device: v.device,
       out: v.out,
       sizes: sampleSizes(v),
       quiet: v.quiet,
       save: { storeIndices: v["store-indices"], format: v["adapter-format"] as "randmask" | "peft" },
       gradientCheckpointing: v["gradient-checkpointing"],
       train: {
-        lr: v.lr, epochs: v.epochs, batchSize: v["batch-size"], gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
-        schedule: v.schedule as (typeof SCHEDULES)[number], warmupRatio: v["warmup-ratio"], weightDecay: v["weight-decay"],
+        lr: v.lr, epochs: v.epochs, batchSize: v["batch-size"] ?? TRAIN_DEFAULTS.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
+        schedule: (v.schedule ?? TRAIN_DEFAULTS.schedule) as (typeof SCHEDULES)[number], warmupRatio: v["warmup-ratio"],
+        weightDecay: v["weight-decay"] ?? TRAIN_DEFAULTS.weightDecay,
         divergenceFactor: v["divergence-factor"], seed: v.seed, evalBatchRows: v["eval-batch"],
       },
     });
@@ -95,11 +142,16 @@ export const evalCommand = defineCommand({
     ...DATA_FLAGS,
     adapter: { type: "dir", description: "adapter folder to apply (finetune's --out/adapter)" },
     split: { type: "string", choices: ["test", "dev", "train"], default: "test", group: "data flags", description: "which sampled split to evaluate" },
+    head: { type: "string", arg: "FILE|probe", description: "image tasks: the fixed head (finetune's --out/head.safetensors when it fitted a probe; default: the checkpoint's classifier)" },
     predictions: PREDICTIONS_FLAG,
   },
   example: "eval --model ~/opt-125m --adapter runs/sst2-rm/adapter --task sst2 --data-dir ~/data/nlp --predictions sst2-test.jsonl",
   run(v) {
     if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
+    checkModality(v.task, v.model);
+    useDevice(v.device);
+    if (isImageTask(v.task)) return evalImages(v);
+    if (v.head !== undefined) throw new UsageError("--head applies to image tasks only");
     const task = getTask(v.task, v["data-dir"]);
     const sampled = loadTaskData(task, v["data-dir"], v.seed, sampleSizes(v));
     const tokDir = v.tokenizer ?? v.model;

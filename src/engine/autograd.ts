@@ -42,8 +42,11 @@ export function grad(outputs: Tensor[], inputs: Tensor[], opts: GradOptions = {}
  * intermediates, and again during backward to get its gradients (parameters
  * used inside fn receive theirs there). `input` must require grad. Randomness
  * inside fn (dropout) must repeat on the second run: reseed inside fn.
+ * Throws for an input off the CPU.
  */
 export function checkpoint(fn: (x: Tensor) => Tensor, input: Tensor): Tensor {
+  // CUDA's autograd runs backward on a device thread, which must not call into JS.
+  if (input.device !== "cpu") throw new Error(`checkpoint: CPU tensors only (input on ${input.device})`);
   return new Tensor(native.checkpoint((h: Tensor["handle"]) => {
     const x = new Tensor(h);
     return tidy(() => fn(x)).handle;

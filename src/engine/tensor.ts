@@ -226,6 +226,43 @@ export class Tensor {
 
 // ------------------------------------------------------------ creation
 
+let defaultDevice: Device = "cpu";
+
+/**
+ * Where creation functions (tensor, fromFile, full, zeros, arange, randn, …) put new
+ * tensors when no device is given, like torch.set_default_device: "cpu", "cuda" or
+ * "cuda:N". Set it once, before a model is loaded, and every weight, PEFT parameter,
+ * input and temporary lands there. Throws (naming the device) for a malformed name,
+ * a libtorch without CUDA, or an index past the device count.
+ */
+export function setDefaultDevice(device: string): void {
+  defaultDevice = checkDevice(device);
+}
+
+/** The device set by setDefaultDevice ("cpu" until then). */
+export function getDefaultDevice(): Device { return defaultDevice; }
+
+/** Validates a device name against this libtorch and machine; returns it. */
+export function checkDevice(device: string): Device {
+  const m = /^(cpu|cuda)(?::(\d+))?$/.exec(device);
+  if (!m || (m[1] === "cpu" && m[2] !== undefined)) throw new Error(`device ${JSON.stringify(device)}: expected cpu, cuda or cuda:N`);
+  if (m[1] === "cpu") return "cpu";
+  const info = native.buildInfo() as { cudaAvailable: boolean; cudaDeviceCount: number; torchVersion: string };
+  if (!info.cudaAvailable) {
+    throw new Error(`device ${device}: CUDA is not available (libtorch ${info.torchVersion} without CUDA, or no GPU or driver); ` +
+      "build the addon against a CUDA libtorch (LIBTORCH or a pip torch with CUDA, see scripts/setup.sh) or use cpu");
+  }
+  const index = m[2] === undefined ? 0 : Number(m[2]);
+  if (index >= info.cudaDeviceCount) throw new Error(`device ${device}: only ${info.cudaDeviceCount} CUDA device(s)`);
+  return device as Device;
+}
+
+/** Moves a freshly made CPU tensor to the default device (disposing the CPU copy). */
+function onDefault(t: Tensor): Tensor {
+  if (defaultDevice === "cpu") return t;
+  try { return t.to(undefined, defaultDevice); } finally { t.dispose(); }
+}
+
 type Numeric = ArrayLike<number> | BigInt64Array;
 
 function toTyped(data: Numeric, dtype: DType): ArrayBufferView {
@@ -243,35 +280,35 @@ function toTyped(data: Numeric, dtype: DType): ArrayBufferView {
   }
 }
 
-/** A tensor from flat data and a shape. For bfloat16/float16, pass a Uint16Array of raw bits or numbers. */
+/** A tensor (on the default device) from flat data and a shape. For bfloat16/float16, pass a Uint16Array of raw bits or numbers. */
 export function tensor(data: Numeric, shape: number[], dtype: DType = "float32"): Tensor {
   const typed = toTyped(data, dtype);
   if (typed instanceof Float32Array && (dtype === "bfloat16" || dtype === "float16")) {
     const f = new Tensor(native.fromBuffer(typed, shape, "float32"));
-    try { return f.to(dtype); } finally { f.dispose(); }
+    try { return f.to(dtype, defaultDevice); } finally { f.dispose(); }
   }
-  return new Tensor(native.fromBuffer(typed, shape, dtype));
+  return onDefault(new Tensor(native.fromBuffer(typed, shape, dtype)));
 }
 
-/** Reads `shape` elements of `dtype` from `path` at a byte offset, straight into tensor memory. */
+/** Reads `shape` elements of `dtype` from `path` at a byte offset, straight into tensor memory (then to the default device). */
 export function fromFile(path: string, byteOffset: number, shape: number[], dtype: DType): Tensor {
-  return new Tensor(native.fromFile(path, byteOffset, shape, dtype));
+  return onDefault(new Tensor(native.fromFile(path, byteOffset, shape, dtype)));
 }
 
 export function full(shape: number[], value: number, dtype: DType = "float32", device?: string): Tensor {
-  return new Tensor(native.full(shape, value, dtype, device));
+  return new Tensor(native.full(shape, value, dtype, device ?? defaultDevice));
 }
 export function zeros(shape: number[], dtype: DType = "float32", device?: string): Tensor { return full(shape, 0, dtype, device); }
 export function ones(shape: number[], dtype: DType = "float32", device?: string): Tensor { return full(shape, 1, dtype, device); }
 export function arange(start: number, end: number, step = 1, dtype: DType = "int64", device?: string): Tensor {
-  return new Tensor(native.arange(start, end, step, dtype, device));
+  return new Tensor(native.arange(start, end, step, dtype, device ?? defaultDevice));
 }
 /** Standard normal values from libtorch's generator (see manualSeed). */
 export function randn(shape: number[], dtype: DType = "float32", device?: string): Tensor {
-  return new Tensor(native.randn(shape, dtype, device));
+  return new Tensor(native.randn(shape, dtype, device ?? defaultDevice));
 }
 export function rand(shape: number[], dtype: DType = "float32", device?: string): Tensor {
-  return new Tensor(native.rand(shape, dtype, device));
+  return new Tensor(native.rand(shape, dtype, device ?? defaultDevice));
 }
 
 export function cat(tensors: Tensor[], dim = 0): Tensor { return new Tensor(native.cat(tensors.map((t) => t.handle), dim)); }

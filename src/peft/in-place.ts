@@ -1,7 +1,7 @@
 // Methods that train some of the model's own tensors in place (BitFit, full
 // fine-tuning): those tensors get requires_grad; all others stay frozen.
 import { Tensor, noGrad, keep } from "../engine/index.js";
-import type { CausalLM } from "../models/causal-lm.js";
+import type { BaseModel } from "./base-model.js";
 import type { MethodConfig, PeftInstance } from "./method.js";
 import { changeNorm } from "./delta-norm.js";
 
@@ -10,7 +10,7 @@ export class InPlaceInstance implements PeftInstance {
   private readonly originals = new Map<string, Tensor>();
 
   /** `keepOriginals` saves copies so remove() can restore the base (cheap for biases, not for full FT). */
-  constructor(readonly method: string, readonly config: MethodConfig, model: CausalLM, names: string[], keepOriginals: boolean,
+  constructor(readonly method: string, readonly config: MethodConfig, model: BaseModel, names: string[], keepOriginals: boolean,
     saved?: Map<string, Tensor>) {
     for (const name of names) {
       const t = model.params.get(name);

@@ -3,7 +3,8 @@
 // originals are kept, so unmerge restores them bitwise) and the method's
 // module steps aside until unmerge.
 import { Tensor, keep, noGrad, tidy } from "../engine/index.js";
-import type { Linear, LinearModule, CausalLM } from "../models/causal-lm.js";
+import type { Linear, LinearModule } from "../models/causal-lm.js";
+import type { BaseModel } from "./base-model.js";
 
 export interface DeltaModule extends LinearModule {
   readonly base: Linear;
@@ -16,7 +17,7 @@ export interface DeltaModule extends LinearModule {
 export class DeltaMerger {
   private originals = new Map<string, { weight: Tensor; bias: Tensor | null }>();
 
-  constructor(private readonly model: CausalLM, private readonly modules: Map<string, DeltaModule>) {}
+  constructor(private readonly model: BaseModel, private readonly modules: Map<string, DeltaModule>) {}
 
   merge(): void {
     if (this.originals.size) return;

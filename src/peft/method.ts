@@ -1,7 +1,7 @@
 // The one interface every PEFT method implements. A method lives in its own
 // folder (tuners/<method>-style) and is listed once in registry.ts.
 import type { Tensor } from "../engine/index.js";
-import type { CausalLM } from "../models/causal-lm.js";
+import type { BaseModel } from "./base-model.js";
 import type { ModelShapes } from "./shapes.js";
 
 export type MethodConfig = Record<string, unknown>;
@@ -47,9 +47,9 @@ export interface MethodDefinition {
   /** Trainable values for this config on a model of these shapes (no tensors made). */
   count(config: MethodConfig, shapes: ModelShapes): number;
   /** Attaches the method, freshly initialised, to the model. */
-  apply(model: CausalLM, config: MethodConfig): PeftInstance;
+  apply(model: BaseModel, config: MethodConfig): PeftInstance;
   /** Attaches the method with saved state. */
-  load(model: CausalLM, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>): PeftInstance;
+  load(model: BaseModel, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>): PeftInstance;
 }
 
 export class PeftConfigError extends Error {

@@ -6,12 +6,12 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tensor, noGrad, tidy } from "../engine/index.js";
-import type { CausalLM } from "../models/causal-lm.js";
+import { type BaseModel, isVisionModel } from "./base-model.js";
 import { loadFile, saveFile } from "../io/safetensors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "./method.js";
 import { getMethod } from "./registry.js";
-import { shapesOf } from "./shapes.js";
+import { modelShapes } from "./shapes.js";
 import { SparseDeltaInstance } from "./sparse-delta.js";
 import { type HfPeftExtras, hfPeftConfig, hfPeftTensors, loadHfPeft } from "./hf-peft.js";
 import { RANDMASK_VERSION } from "../version.js";
@@ -49,7 +49,7 @@ export class AdapterError extends Error {
  * it was loaded in: values are rounded once to bfloat16 (round-to-nearest-even,
  * exact for bf16 and the same from an fp32 value or its bf16 load).
  */
-export function fingerprint(model: CausalLM, names: string[], values: "bfloat16" | "float32" = "bfloat16"): BaseFingerprint {
+export function fingerprint(model: BaseModel, names: string[], values: "bfloat16" | "float32" = "bfloat16"): BaseFingerprint {
   const h = createHash("sha256");
   const shapes: Record<string, number[]> = {};
   for (const name of [...names].sort()) {
@@ -63,19 +63,19 @@ export function fingerprint(model: CausalLM, names: string[], values: "bfloat16"
       : (t.to("float32").toArray() as Float32Array)));
     h.update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
-  const fp: BaseFingerprint = { architecture: model.config.architecture, numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
+  const fp: BaseFingerprint = { architecture: modelShapes(model).architecture, numParameters: model.numParameters(), shapes, hash: h.digest("hex") };
   if (values === "bfloat16") fp.hash_values = "bfloat16";
   return fp;
 }
 
-export class PeftModel {
-  private constructor(readonly model: CausalLM, readonly definition: MethodDefinition,
+export class PeftModel<M extends BaseModel = BaseModel> {
+  private constructor(readonly model: M, readonly definition: MethodDefinition,
     readonly instance: PeftInstance, readonly base: BaseFingerprint, private readonly hfExtras: HfPeftExtras | null = null) {}
 
   /** Attaches a freshly initialised method. `rawConfig` uses the method's option names. */
-  static create(model: CausalLM, method: string, rawConfig: MethodConfig = {}): PeftModel {
+  static create<M extends BaseModel>(model: M, method: string, rawConfig: MethodConfig = {}): PeftModel<M> {
     const def = getMethod(method);
-    const config = def.resolveConfig(rawConfig, shapesOf(model.config));
+    const config = def.resolveConfig(rawConfig, modelShapes(model));
     const probe = def.apply(model, config);
     // the fingerprint is of the base as it was before training (in-place methods change it)
     const base = fingerprint(model, probe.baseTensorNames());
@@ -83,7 +83,7 @@ export class PeftModel {
   }
 
   /** Attaches a saved adapter (randmask's format, or a Hugging Face PEFT LoRA folder). */
-  static load(model: CausalLM, dir: string): PeftModel {
+  static load<M extends BaseModel>(model: M, dir: string): PeftModel<M> {
     const cfgFile = join(dir, ADAPTER_CONFIG);
     if (!existsSync(cfgFile)) throw new AdapterError(dir, `no ${ADAPTER_CONFIG} (not an adapter folder)`);
     let raw: Record<string, unknown>;
@@ -117,7 +117,8 @@ export class PeftModel {
     }
   }
 
-  private static fromHfPeft(model: CausalLM, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel {
+  private static fromHfPeft<M extends BaseModel>(model: M, dir: string, raw: Record<string, unknown>, tensors: Map<string, Tensor>): PeftModel<M> {
+    if (isVisionModel(model)) throw new AdapterError(dir, "Hugging Face PEFT adapters are read for language models only; this is a vision model");
     const { instance, extras } = loadHfPeft(model, dir, raw, tensors);
     const base = fingerprint(model, instance.baseTensorNames());
     return new PeftModel(model, getMethod("lora"), instance, base, extras);
@@ -134,6 +135,7 @@ export class PeftModel {
     if (opts.format === "peft" && this.definition.name !== "lora") {
       throw new Error(`only LoRA adapters have a Hugging Face PEFT format (this is ${this.definition.name})`);
     }
+    if (opts.format === "peft" && isVisionModel(this.model)) throw new Error("the Hugging Face PEFT format is written for language models only; save a vision model's adapter in randmask's format");
     if (opts.format !== "peft" && this.hfExtras?.overrides.size) {
       throw new Error("this adapter carries trained base tensors (PEFT's bias / modules_to_save), which only the Hugging Face PEFT format holds: save with format \"peft\"");
     }
@@ -151,9 +153,11 @@ export class PeftModel {
   }
 
   private saveHfPeft(dir: string): void {
+    const model = this.model as BaseModel;
+    if (isVisionModel(model)) throw new Error("unreachable: save() refuses the PEFT format for vision models");
     saveFile(join(dir, ADAPTER_WEIGHTS), hfPeftTensors(this.instance, this.hfExtras), { format: "pt" });
     writeJsonAtomic(join(dir, ADAPTER_CONFIG), hfPeftConfig(this.instance.config, this.hfExtras,
-      (this.instance.config.targets as string[]).every((t) => this.model.family.isConv1D?.(t) ?? false)));
+      (this.instance.config.targets as string[]).every((t) => model.family.isConv1D?.(t) ?? false)));
   }
 
   /**
@@ -165,8 +169,8 @@ export class PeftModel {
   withMerged<R>(fn: (stateDict: Map<string, Tensor>) => R): R {
     const stateDict = () => {
       const sd = this.model.stateDict();
-      const head = this.model.params.get("lm_head.weight")!;
-      if (!sd.has("lm_head.weight") && head !== this.model.params.get("model.decoder.embed_tokens.weight")) sd.set("lm_head.weight", head);
+      const head = this.model.params.get("lm_head.weight");
+      if (head && !sd.has("lm_head.weight") && head !== this.model.params.get("model.decoder.embed_tokens.weight")) sd.set("lm_head.weight", head);
       return sd;
     };
     const inPlace = this.definition.name === "full" || this.definition.name === "bitfit";

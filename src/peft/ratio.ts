@@ -2,6 +2,7 @@
 // model, spread over the target matrices in proportion to their sizes.
 import { PeftConfigError, type MethodConfig } from "./method.js";
 import type { ModelShapes } from "./shapes.js";
+import type { ModelConfig } from "../models/causal-lm.js";
 import { matchTargets, parseTargets } from "./targets.js";
 import { seedOption } from "./options.js";
 
@@ -81,7 +82,7 @@ export function resolveMaskOptions(method: string, raw: MethodConfig, shapes: Mo
   // the family's default targets may name only part of a fused matrix (GPT-2's c_attn: its q and v rows)
   const maskRows: MaskRows = {};
   if (raw.targetModules === undefined && shapes.family.maskRows) {
-    for (const t of targets) { const r = shapes.family.maskRows(shapes.config, t); if (r) maskRows[t] = r; }
+    for (const t of targets) { const r = shapes.family.maskRows(shapes.config as ModelConfig, t); if (r) maskRows[t] = r; }
   }
   const rows = Object.keys(maskRows).length ? { maskRows } : {};
   const { p } = densityFor(method, { ...spec, ...rows }, shapes, targets);

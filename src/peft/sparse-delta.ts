@@ -2,7 +2,8 @@
 // delta S (sorted flat indices + trainable fp32 values, zero at start), run
 // through the engine's sparse-delta kernel so the gradient is an SDDMM.
 import { Tensor, tensor, zeros, sparseDeltaLinear } from "../engine/index.js";
-import { Linear, type CausalLM } from "../models/causal-lm.js";
+import { Linear } from "../models/causal-lm.js";
+import type { BaseModel } from "./base-model.js";
 import { DeltaMerger, type DeltaModule } from "./merge.js";
 import { changeNorm } from "./delta-norm.js";
 import type { PeftInstance, MethodConfig } from "./method.js";
@@ -26,7 +27,7 @@ export class SparseDeltaInstance implements PeftInstance {
   private readonly modules = new Map<string, SparseDeltaModule>();
   private readonly merger: DeltaMerger;
 
-  constructor(readonly method: string, readonly config: MethodConfig, private readonly model: CausalLM,
+  constructor(readonly method: string, readonly config: MethodConfig, private readonly model: BaseModel,
     indexLists: Map<string, number[]>, private readonly meta: Record<string, unknown>, values?: Map<string, Tensor>) {
     for (const [name, idx] of indexLists) {
       const base = model.linears.get(name);

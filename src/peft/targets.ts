@@ -3,7 +3,9 @@
 // pattern starting with "re:" is a regular expression searched in the full
 // name. Hugging Face PEFT configs use PEFT's rules (peftTargets below).
 // Without targetModules, a method targets its family's "attention q and v"
-// (OPT, Llama: q_proj, v_proj; GPT-2: the fused c_attn).
+// (OPT, Llama: q_proj, v_proj; GPT-2: the fused c_attn); vision towers default
+// to their MLP (fc1, fc2: the paper's Table 2) and map Hugging Face's older
+// ViT names (intermediate.dense, output.dense, query, value) to theirs.
 import { PeftConfigError } from "./method.js";
 import type { ModelShapes } from "./shapes.js";
 
@@ -14,7 +16,8 @@ export function parseTargets(method: string, raw: unknown, shapes: ModelShapes):
   if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === "string" && s.length > 0)) {
     throw new PeftConfigError(method, `targetModules must be a non-empty list of module-name patterns, got ${JSON.stringify(raw)}`);
   }
-  return list as string[];
+  const aliases = shapes.family.targetAliases ?? {};
+  return (list as string[]).map((p) => aliases[p] ?? p);
 }
 
 export function matchTargets(method: string, patterns: string[], moduleNames: Iterable<string>): string[] {

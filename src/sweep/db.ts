@@ -103,7 +103,8 @@ export class ResultsDb {
     const insert = this.db.prepare(`INSERT OR IGNORE INTO runs (id, ord, sweep, config, model, task, method, trainable_ratio, lr, seed, epochs, status)
       VALUES (?, (SELECT COALESCE(MAX(ord), 0) + 1 FROM runs), ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`);
     return this.db.transaction(() => sweep.runs.reduce((n, { id, config: c }) => n + insert.run(id, sweep.name, JSON.stringify(c), c.model, c.task,
-      c.method, (c.methodOptions.trainableRatio as number | undefined) ?? null, c.train.lr, c.train.seed, c.train.epochs).changes, 0)).immediate();
+      c.method, (c.methodOptions.trainableRatio as number | undefined) ?? null, c.train.lr, c.train.seed,
+      "epochs" in c.train ? c.train.epochs : 0 /* image runs count steps */).changes, 0)).immediate();
   }
 
   /**

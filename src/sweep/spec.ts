@@ -5,10 +5,13 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import type { DType } from "../engine/index.js";
+import { checkDevice, type DType } from "../engine/index.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getMethod } from "../peft/registry.js";
-import { shapesOf } from "../peft/shapes.js";
+import { modelShapes, shapesOf } from "../peft/shapes.js";
+import { isVisionModelDir, loadVisionModel } from "../models/vision/index.js";
+import { isImageTask } from "../tasks/image-tasks.js";
+import { IMAGE_TRAIN_DEFAULTS, type ImageTrainOptions } from "../train/image-trainer.js";
 import { readConfig } from "../models/config.js";
 import { getTask } from "../tasks/registry.js";
 import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
@@ -28,11 +31,15 @@ export interface RunConfig {
   /** The method's raw options (trainableRatio, and seed = the run's seed unless given). */
   methodOptions: MethodConfig;
   dtype: DType;
-  sizes: SampleSizes;
-  train: Omit<TrainOptions, "log" | "quiet">;
+  /** Image tasks: train / dev (validation, held out of train) / test counts, the whole split where a key is absent. */
+  sizes: SampleSizes | Partial<SampleSizes>;
+  /** Text tasks: epochs-based options; image tasks: ImageTrainOptions (steps, warm-up steps, Appendix B.2's defaults). */
+  train: Omit<TrainOptions, "log" | "quiet"> | Omit<ImageTrainOptions, "log" | "quiet">;
   gradientCheckpointing: boolean;
   /** Hessian norms measured inside the run (absent: none, and the id is what it was before this field existed). */
   hessian?: RunHessianOptions;
+  /** "cuda" / "cuda:N" when the file says so; absent (the CPU) otherwise, so older files keep their run ids. */
+  device?: string;
 }
 
 export interface SweepRun { id: string; config: RunConfig }
@@ -45,12 +52,13 @@ export class SweepFileError extends Error {
   }
 }
 
-type TrainFixed = Omit<RunConfig["train"], "lr" | "epochs" | "seed">;
-const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS).filter((k) => !["lr", "epochs", "seed"].includes(k)) as (keyof TrainFixed)[];
+type TrainFixed = Record<string, unknown>;
+const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS).filter((k) => !["lr", "epochs", "seed"].includes(k));
+const IMAGE_KEYS = Object.keys(IMAGE_TRAIN_DEFAULTS).filter((k) => k !== "seed");
 const GRID_KEYS = ["lrs", "seeds", "epochs", "train", "options", "hessian"] as const;
 /** `randmask hessian`'s defaults. */
 const HESSIAN_DEFAULTS: RunHessianOptions = { when: ["before", "after"], examples: 64, batchSize: 8, maxIters: 100, tol: 1e-3 };
-const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "methods", ...GRID_KEYS];
+const TOP_KEYS = ["name", "models", "tokenizer", "tasks", "dataDir", "dtype", "sizes", "gradientCheckpointing", "device", "methods", ...GRID_KEYS];
 
 /** JSON with sorted keys: equal configurations give equal text, hence equal ids. */
 export function canonicalJson(v: unknown): string {
@@ -97,11 +105,21 @@ export function expandSweep(raw: unknown, file: string): Sweep {
   const tokenizer = top.tokenizer === undefined || top.tokenizer === null ? null : resolve(base, string(top.tokenizer, "tokenizer", fail));
   const dtype = dtypeOf(top.dtype, fail);
   const sizes = sizesOf(top.sizes, fail);
+  // image tasks: only the sizes the file gives (the rest: whole splits, see imageSplits)
+  const imageSizes: Partial<SampleSizes> = top.sizes === undefined ? {} : Object.fromEntries(Object.entries(sizes).filter(([k]) => (top.sizes as Record<string, unknown>)[k] !== undefined));
   const checkpointing = top.gradientCheckpointing === undefined ? false : bool(top.gradientCheckpointing, "gradientCheckpointing", fail);
-  for (const t of tasks) { try { getTask(t, dataDir); } catch (e) { fail(`tasks: ${(e as Error).message}`); } }
+  const device = deviceOf(top.device, fail);
+  if (device && checkpointing) fail(`gradientCheckpointing: CPU only; drop it with device ${device}`);
+  for (const t of tasks) { if (!isImageTask(t)) try { getTask(t, dataDir); } catch (e) { fail(`tasks: ${(e as Error).message}`); } }
   const shapes = models.map((m) => {
     if (!existsSync(join(m, "config.json"))) fail(`models: ${m} has no config.json`);
-    return shapesOf(readConfig(join(m, "config.json")));
+    const vision = isVisionModelDir(m);
+    const wrong = tasks.filter((t) => isImageTask(t) !== vision);
+    if (wrong.length) fail(`models: ${m} is ${vision ? "a vision" : "a language"} model, but task(s) ${wrong.join(", ")} need ${vision ? "a language" : "a vision"} model`);
+    if (!vision) return shapesOf(readConfig(join(m, "config.json")));
+    // a vision checkpoint's shapes depend on its tensors (classifier, pooler, projection)
+    const model = loadVisionModel(m);
+    try { return modelShapes(model); } finally { model.dispose(); }
   });
 
   const entries = list(top.methods, "methods", fail, (v): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v), "objects");
@@ -122,20 +140,27 @@ export function expandSweep(raw: unknown, file: string): Sweep {
     const epochs = grid("epochs", (v): v is number => Number.isSafeInteger(v) && (v as number) > 0, "positive integers", TRAIN_DEFAULTS.epochs);
     const ratios: (number | undefined)[] = entry.trainableRatios === undefined ? [undefined]
       : list(entry.trainableRatios, `${at}.trainableRatios`, fail, (v): v is number => typeof v === "number" && v > 0 && v <= 1, "numbers in (0, 1]");
-    const fixed = trainOf({ ...(top.train === undefined ? {} : object(top.train, "train", fail)),
-      ...(entry.train === undefined ? {} : object(entry.train, `${at}.train`, fail)) }, entry.train !== undefined ? `${at}.train` : "train", fail);
+    const trainRaw = { ...(top.train === undefined ? {} : object(top.train, "train", fail)),
+      ...(entry.train === undefined ? {} : object(entry.train, `${at}.train`, fail)) };
+    const trainAt = entry.train !== undefined ? `${at}.train` : "train";
+    const fixedFor = (task: string) => trainOf(trainRaw, trainAt, fail, isImageTask(task));
     // a method entry's hessian replaces the top level's; `hessian: false` turns it off for the entry
     const hessian = entry.hessian !== undefined ? hessianOf(entry.hessian, `${at}.hessian`, fail)
       : top.hessian !== undefined ? hessianOf(top.hessian, "hessian", fail) : undefined;
     const options = { ...(top.options === undefined ? {} : object(top.options, "options", fail)),
       ...(entry.options === undefined ? {} : object(entry.options, `${at}.options`, fail)) };
     models.forEach((model, mi) => {
-      for (const task of tasks) for (const ratio of ratios) for (const lr of lrs) for (const ep of epochs) for (const seed of seeds) {
+      // image runs count steps (train.steps), not epochs
+      for (const task of tasks) for (const ratio of ratios) for (const lr of lrs) for (const ep of isImageTask(task) ? [0] : epochs) for (const seed of seeds) {
         const methodOptions: MethodConfig = { ...options, ...(ratio === undefined ? {} : { trainableRatio: ratio }) };
         if (methodOptions.seed === undefined) methodOptions.seed = seed; // the mask follows the run's seed, as in finetune
         try { def!.resolveConfig(methodOptions, shapes[mi]); } catch (e) { fail(`${at}: ${(e as Error).message}`); }
-        const config: RunConfig = { model, tokenizer, task, dataDir, method, methodOptions, dtype, sizes,
-          train: { ...fixed, lr, epochs: ep, seed }, gradientCheckpointing: checkpointing, ...(hessian ? { hessian } : {}) };
+        const image = isImageTask(task);
+        const config: RunConfig = { model, tokenizer: image ? null : tokenizer, task, dataDir, method, methodOptions, dtype,
+          sizes: image ? imageSizes : sizes,
+          train: (image ? { ...fixedFor(task), lr, seed } : { ...fixedFor(task), lr, epochs: ep, seed }) as RunConfig["train"], gradientCheckpointing: checkpointing, device,
+          ...(hessian ? { hessian } : {}) };
+        if (image && hessian) fail(`${at}.hessian: measured for text tasks only (--task ${task} is an image task)`);
         runs.push({ id: runId(config), config });
       }
     });
@@ -169,6 +194,12 @@ function list<T>(v: unknown, at: string, fail: Fail, check: (x: unknown) => x is
 function unknownKeys(o: Record<string, unknown>, known: readonly string[], prefix: string, fail: Fail): void {
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(`unknown key '${prefix}${k}' (expected one of ${known.join(", ")})`);
 }
+/** undefined for the CPU (absent or "cpu"); a CUDA device this machine has, else a failure naming `device`. */
+function deviceOf(v: unknown, fail: Fail): string | undefined {
+  if (v === undefined || v === "cpu") return undefined;
+  if (typeof v !== "string") fail(`device: expected cpu, cuda or cuda:N, got ${JSON.stringify(v)}`);
+  try { return checkDevice(v as string); } catch (e) { return fail((e as Error).message); }
+}
 function dtypeOf(v: unknown, fail: Fail): DType {
   const map: Record<string, DType> = { fp32: "float32", float32: "float32", bf16: "bfloat16", bfloat16: "bfloat16" };
   if (v === undefined) return "float32";
@@ -196,18 +227,26 @@ function hessianOf(v: unknown, at: string, fail: Fail): RunHessianOptions | unde
   try { checkHessianOptions(h); } catch (e) { fail((e as Error).message.replace(/^hessian\./, `${at}.`)); }
   return h;
 }
-function trainOf(o: Record<string, unknown>, at: string, fail: Fail): TrainFixed {
-  unknownKeys(o, TRAIN_KEYS, `${at}.`, fail);
-  const out = Object.fromEntries(TRAIN_KEYS.map((k) => [k, TRAIN_DEFAULTS[k]])) as unknown as TrainFixed;
-  for (const k of TRAIN_KEYS) {
+/** A run's fixed training options: text tasks' (TRAIN_DEFAULTS) or image tasks' (IMAGE_TRAIN_DEFAULTS, Appendix B.2), keys of the other kind ignored. */
+function trainOf(o: Record<string, unknown>, at: string, fail: Fail, image: boolean): TrainFixed {
+  unknownKeys(o, [...new Set([...TRAIN_KEYS, ...IMAGE_KEYS])], `${at}.`, fail);
+  const keys = image ? IMAGE_KEYS : TRAIN_KEYS;
+  const defaults = (image ? IMAGE_TRAIN_DEFAULTS : TRAIN_DEFAULTS) as unknown as Record<string, unknown>;
+  const out: TrainFixed = Object.fromEntries(keys.map((k) => [k, defaults[k]]));
+  for (const k of keys) {
     const v = o[k];
     if (v === undefined) continue;
     if (k === "schedule") {
       if (!SCHEDULES.includes(v as never)) fail(`${at}.schedule: expected ${SCHEDULES.join(", ")}`);
-    } else if (["batchSize", "gradAccum", "evalBatchRows"].includes(k)) {
+    } else if (["batchSize", "gradAccum", "evalBatchRows", "steps", "evalEvery"].includes(k)) {
       if (!Number.isSafeInteger(v) || (v as number) <= 0) fail(`${at}.${k}: expected a positive integer`);
+    } else if (k === "warmupSteps") {
+      if (!Number.isSafeInteger(v) || (v as number) < 0) fail(`${at}.${k}: expected a non-negative integer`);
     } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0) fail(`${at}.${k}: expected a non-negative number`);
-    (out as unknown as Record<string, unknown>)[k] = v;
+    out[k] = v;
   }
+  // warm-up scales with the steps as in finetune (Appendix B.2: 200 of 2000) unless given
+  if (image && o.warmupSteps === undefined) out.warmupSteps = Math.round(((out.steps as number) * IMAGE_TRAIN_DEFAULTS.warmupSteps) / IMAGE_TRAIN_DEFAULTS.steps);
+  if (image && (out.warmupSteps as number) >= (out.steps as number)) fail(`${at}.warmupSteps: ${out.warmupSteps} must be fewer than steps ${out.steps}`);
   return out;
 }

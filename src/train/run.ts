@@ -5,8 +5,9 @@
 import { existsSync, mkdirSync, readdirSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.js";
-import type { DType } from "../engine/index.js";
+import { getDefaultDevice, setDefaultDevice, type DType } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -53,6 +54,8 @@ export interface FinetuneOptions {
   method: string;
   methodOptions: MethodConfig;
   dtype: DType;
+  /** Where the model, adapter, batches and optimizer state live ("cpu", "cuda", "cuda:N"); default cpu. */
+  device?: string;
   out: string;
   sizes?: SampleSizes;
   train: Omit<TrainOptions, "log" | "quiet">;
@@ -123,14 +126,32 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   if (o.train.gradAccum < 1 || o.train.batchSize % o.train.gradAccum !== 0) {
     throw new Error(`--batch-size ${o.train.batchSize} must be a multiple of --grad-accum ${o.train.gradAccum}`);
   }
+  const device = o.device ?? "cpu";
+  // checkpoint() calls back into JS from backward, which CUDA's autograd runs on its own thread
+  if (device !== "cpu" && o.gradientCheckpointing) throw new Error(`--gradient-checkpointing: CPU only; drop it with --device ${device}`);
   const task = getTask(o.task, o.dataDir);
   const sampled = loadTaskData(task, o.dataDir, o.train.seed, o.sizes ?? DEFAULT_SIZES);
   const tok = BpeTokenizer.fromDir(o.tokenizerDir ?? o.modelDir);
+  const outerDevice = getDefaultDevice();
+  setDefaultDevice(device);
+  try {
+    return await finetuneOn(o, { started, out, device, task, sampled, tok });
+  } finally {
+    setDefaultDevice(outerDevice);
+  }
+}
+
+interface Prepared {
+  started: number; out: string; device: string; task: ReturnType<typeof getTask>;
+  sampled: ReturnType<typeof loadTaskData>; tok: BpeTokenizer;
+}
+
+async function finetuneOn(o: FinetuneOptions, { started, out, device, task, sampled, tok }: Prepared): Promise<RunRecord> {
   const model = loadCausalLM(o.modelDir, { dtype: o.dtype });
   model.gradientCheckpointing = o.gradientCheckpointing ?? false;
   const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
   const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
-  let peft: PeftModel;
+  let peft: PeftModel<CausalLM>;
   try {
     // every example tokenised now, so a row that cannot be scored or trained fails before --out exists
     const maxLen = model.config.maxPositionEmbeddings;
@@ -196,7 +217,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
       total_params: peft.base.numParameters,
       wall_time_s: (Date.now() - started) / 1000,
       data: { task: task.name, seed: o.train.seed, ...sampled.sizes, fallback_from_validation: sampled.fallback },
-      config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, ...o.train },
+      config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, device, ...o.train },
       method_state: peft.instance.stateMeta(),
       ...(hessian ? { hessian: { before, after } } : {}),
       randmask_version: RANDMASK_VERSION,

@@ -4,6 +4,7 @@
 // loss that explodes past divergenceFactor × the first step's loss (in fp32 a
 // run at a far too large LR rarely reaches NaN; it blows up, then collapses).
 import { AdamW, clipGradNorm, manualSeed, noGrad, keep, settle, tidy, type Tensor } from "../engine/index.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import type { PeftModel } from "../peft/peft-model.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind, TrainObjective } from "../tasks/types.js";
@@ -65,7 +66,7 @@ export function stepsPerEpoch(trainSize: number, batchSize: number): number {
   return Math.ceil(trainSize / batchSize);
 }
 
-export async function train(peft: PeftModel, tok: BpeTokenizer, task: { kind: TaskKind; objective: TrainObjective },
+export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: { kind: TaskKind; objective: TrainObjective },
   data: { train: Example[]; dev: Example[] }, o: TrainOptions): Promise<TrainResult> {
   if (data.train.length === 0) throw new Error("no training examples");
   if (o.gradAccum < 1 || o.batchSize % o.gradAccum !== 0) throw new Error(`batch size ${o.batchSize} must be a multiple of gradient accumulation ${o.gradAccum}`);

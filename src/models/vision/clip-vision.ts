@@ -14,7 +14,7 @@ import { type DType, Tensor, cat, layerNorm, tidy, manualSeed, randn, zeros, one
 import { attend } from "../attention.js";
 import type { LinearModule } from "../opt.js";
 import { type CLIPVisionConfig, readVisionConfig, sequenceLength } from "./config.js";
-import { type VisionHooks, type VisionModel, activation, buildLinears, countParameters, loadVisionParams, patchEmbed, replaceParam } from "./common.js";
+import { MLP_TARGETS, type VisionHooks, type VisionModel, activation, buildLinears, countParameters, loadVisionParams, patchEmbed, replaceParam } from "./common.js";
 
 export interface CLIPVisionOutput {
   /** [batch, 1 + patches, hidden]: the encoder's output (no post-LayerNorm, as Hugging Face returns it). */
@@ -40,7 +40,13 @@ export class CLIPVisionModel implements VisionModel {
     this.linears = buildLinears(clipLinearNames(config, params.has(`${PROJECTION}.weight`)), params);
   }
 
+  readonly defaultTargets = MLP_TARGETS;
+  readonly targetAliases = {};
+
   get dtype(): DType { return this.p("vision_model.embeddings.class_embedding").dtype; }
+  get architecture(): string { return this.hasProjection ? "CLIPVisionModelWithProjection" : "CLIPVisionModel"; }
+  /** Nothing: every tensor is on the path to features() (image_embeds), so every one may train. */
+  fixedParams(): string[] { return []; }
   get hasProjection(): boolean { return this.linears.has(PROJECTION); }
   /** Width of features(): image_embeds with the projection, pooler_output without. */
   get featureDim(): number { return this.hasProjection ? this.config.projectionDim : this.config.hiddenSize; }

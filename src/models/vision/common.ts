@@ -6,6 +6,9 @@ import { loadCheckpoint } from "../../io/checkpoint.js";
 import { Linear, type LinearModule } from "../opt.js";
 import type { VisionActivation, VisionConfig } from "./config.js";
 
+/** PEFT targets of both towers by default: the MLP layers (Table 2 masks fc1/fc2). */
+export const MLP_TARGETS: readonly string[] = ["mlp.fc1", "mlp.fc2"];
+
 export interface VisionHooks {
   /** Transforms the attention block's output before the residual add (adapters). */
   afterAttention?: (layer: number, h: Tensor) => Tensor;
@@ -22,6 +25,15 @@ export interface VisionModel {
   readonly linears: Map<string, LinearModule>;
   hooks: VisionHooks;
   training: boolean;
+  /** The Hugging Face class this checkpoint is (ViTForImageClassification, ViTModel, CLIPVisionModelWithProjection, …). */
+  readonly architecture: string;
+  readonly dtype: DType;
+  /** PEFT targets when none are given: the MLP's fc1 and fc2 (the paper's Table 2 setup). */
+  readonly defaultTargets: readonly string[];
+  /** Other module names users may give as targets (Hugging Face's older ones), mapped to this model's. */
+  readonly targetAliases: Readonly<Record<string, string>>;
+  /** Parameters no PEFT method trains: the checkpoint's classifier (a fixed head) and tensors features() never reads. */
+  fixedParams(): string[];
   /** Width of features(). */
   readonly featureDim: number;
   /** [batch, channels, H, W] normalised pixels → [batch, featureDim]: what a classification head reads. */

@@ -14,7 +14,7 @@ import { type DType, Tensor, cat, dropout, layerNorm, linear, tidy, manualSeed, 
 import { attend } from "../attention.js";
 import type { LinearModule } from "../opt.js";
 import { type ViTConfig, readVisionConfig, sequenceLength } from "./config.js";
-import { type VisionHooks, type VisionModel, activation, buildLinears, countParameters, loadVisionParams, patchEmbed, replaceParam } from "./common.js";
+import { MLP_TARGETS, type VisionHooks, type VisionModel, activation, buildLinears, countParameters, loadVisionParams, patchEmbed, replaceParam } from "./common.js";
 
 export interface ViTOutput {
   /** [batch, 1 + patches, hidden]: after the final LayerNorm. */
@@ -38,7 +38,17 @@ export class ViT implements VisionModel {
     this.linears = buildLinears(vitLinearNames(config, params.has("vit.pooler.dense.weight")), params);
   }
 
+  readonly defaultTargets = MLP_TARGETS;
+  /** Hugging Face's older ViT module names (PEFT configs for ViT use them) → the current ones. */
+  readonly targetAliases = {
+    "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2", "attention.attention.query": "attention.q_proj",
+    "attention.attention.key": "attention.k_proj", "attention.attention.value": "attention.v_proj", query: "q_proj", key: "k_proj", value: "v_proj",
+  };
+
   get dtype(): DType { return this.p("vit.embeddings.cls_token").dtype; }
+  get architecture(): string { return this.hasClassifier ? "ViTForImageClassification" : "ViTModel"; }
+  /** The classifier (the paper's fixed head) and the pooler, which features() does not read. */
+  fixedParams(): string[] { return [...this.params.keys()].filter((n) => n.startsWith("classifier.") || n.startsWith("vit.pooler.")); }
   get featureDim(): number { return this.config.hiddenSize; }
   /** True for a ViTForImageClassification checkpoint. */
   get hasClassifier(): boolean { return this.params.has("classifier.weight"); }

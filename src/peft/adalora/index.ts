@@ -5,7 +5,8 @@
 // A, entries of E, columns of B) with the highest smoothed sensitivity
 // |w·∂L/∂w| × its uncertainty.
 import { Tensor, linear, dropout, tidy, noGrad, keep, zeros, randn, cat, eye, manualSeed } from "../../engine/index.js";
-import { Linear, type CausalLM } from "../../models/causal-lm.js";
+import { Linear } from "../../models/causal-lm.js";
+import type { BaseModel } from "../base-model.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
 import { deltaNorm } from "../delta-norm.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
@@ -18,7 +19,7 @@ const NAME = "adalora";
 
 class AdaLoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly e: Tensor, readonly b: Tensor,
-    readonly scaling: number, readonly dropoutP: number, private readonly model: CausalLM) {}
+    readonly scaling: number, readonly dropoutP: number, private readonly model: BaseModel) {}
   get factor(): number { return this.scaling / (this.a.size(0) + 1e-5); }
   forward(x: Tensor): Tensor {
     const dt = this.base.weight.dtype;
@@ -41,7 +42,7 @@ class AdaLoraInstance implements PeftInstance {
   private readonly scores = new Map<Tensor, Sensitivity>();
   private readonly merger: DeltaMerger;
 
-  constructor(readonly config: MethodConfig, private readonly model: CausalLM, saved?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: BaseModel, saved?: Map<string, Tensor>) {
     const r = config.initR as number;
     manualSeed(config.seed as number);
     for (const name of config.targets as string[]) {

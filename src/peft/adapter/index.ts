@@ -2,7 +2,7 @@
 // with a residual, after the attention block and after the feed-forward block
 // of every layer. The up-projection starts at zero, so the model starts unchanged.
 import { Tensor, linear, zeros } from "../../engine/index.js";
-import type { CausalLM } from "../../models/causal-lm.js";
+import type { BaseModel } from "../base-model.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
 import { kaimingUniform } from "../init.js";
 import { intOption, seedOption } from "../options.js";
@@ -22,7 +22,7 @@ class AdapterInstance implements PeftInstance {
   readonly method = NAME;
   private readonly adapters = new Map<string, Bottleneck>();
 
-  constructor(readonly config: MethodConfig, private readonly model: CausalLM, saved?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: BaseModel, saved?: Map<string, Tensor>) {
     const d = model.config.hiddenSize;
     const m = config.bottleneck as number;
     for (let i = 0; i < model.config.numHiddenLayers; i++) {

@@ -3,7 +3,8 @@
 // init), so the model starts unchanged. Per-module r and α follow PEFT's
 // rank_pattern / alpha_pattern; lora_bias gives B a bias (scaled like B).
 import { Tensor, linear, dropout, zeros } from "../../engine/index.js";
-import { Linear, type CausalLM } from "../../models/causal-lm.js";
+import { Linear } from "../../models/causal-lm.js";
+import type { BaseModel } from "../base-model.js";
 import { DeltaMerger, type DeltaModule } from "../merge.js";
 import { deltaNorm } from "../delta-norm.js";
 import { PeftConfigError, type MethodConfig, type MethodDefinition, type PeftInstance } from "../method.js";
@@ -16,7 +17,7 @@ const NAME = "lora";
 
 export class LoraModule implements DeltaModule {
   constructor(readonly base: Linear, readonly a: Tensor, readonly b: Tensor, readonly bBias: Tensor | null,
-    readonly scaling: number, readonly dropoutP: number, private readonly model: CausalLM) {}
+    readonly scaling: number, readonly dropoutP: number, private readonly model: BaseModel) {}
   forward(x: Tensor): Tensor {
     const dt = this.base.weight.dtype;
     const c = (t: Tensor) => (t.dtype === dt ? t : t.to(dt));
@@ -53,7 +54,7 @@ export class LoraInstance implements PeftInstance {
   readonly modules = new Map<string, LoraModule>();
   private readonly merger: DeltaMerger;
 
-  constructor(readonly config: MethodConfig, private readonly model: CausalLM, weights?: Map<string, Tensor>) {
+  constructor(readonly config: MethodConfig, private readonly model: BaseModel, weights?: Map<string, Tensor>) {
     for (const name of config.targets as string[]) {
       const base = model.linears.get(name);
       if (!(base instanceof Linear)) throw new Error(`${NAME}: module '${name}' is not a plain linear layer (another method attached?)`);

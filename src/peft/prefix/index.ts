@@ -3,8 +3,8 @@
 // values for real vocabulary tokens (drawn with the seed), which trains more
 // stably than random init. Attention masks and positions account for them.
 import { Tensor, tensor, tidy, noGrad, keep } from "../../engine/index.js";
-import type { LayerKV, CausalLM } from "../../models/causal-lm.js";
-import type { MethodConfig, MethodDefinition, PeftInstance } from "../method.js";
+import type { LayerKV, CausalLM, ModelConfig } from "../../models/causal-lm.js";
+import { type MethodConfig, type MethodDefinition, type PeftInstance, PeftConfigError } from "../method.js";
 import { intOption, seedOption } from "../options.js";
 import { Xoshiro128 } from "../rng.js";
 
@@ -69,18 +69,24 @@ export const prefix: MethodDefinition = {
   name: NAME,
   summary: "trainable key/value prefixes in every layer (paper: 5 virtual tokens)",
   resolveConfig(raw, shapes) {
+    if (shapes.kind !== "causal-lm") {
+      throw new PeftConfigError(NAME, `prefix-tuning needs a causal language model (virtual tokens initialised from vocabulary tokens, ` +
+        `keys/values through the generation cache); ${shapes.architecture} has neither: use adapter, lora or a mask method`);
+    }
+    const config = shapes.config as ModelConfig;
     const n = intOption(NAME, raw, "numVirtualTokens", 5);
     const seed = seedOption(NAME, raw);
     const rng = new Xoshiro128(seed, "prefix-init-tokens");
     // real vocabulary tokens, skipping the 4 special ids
-    const initTokenIds = Array.from({ length: n }, () => 4 + rng.below(Math.min(shapes.config.vocabSize, 50261) - 4));
+    const initTokenIds = Array.from({ length: n }, () => 4 + rng.below(Math.min(config.vocabSize, 50261) - 4));
     return { numVirtualTokens: n, seed, initTokenIds };
   },
   // keys and values per layer: [kvHeads, p, headDim] each (grouped-query models store fewer heads)
   count: (config, shapes) => {
-    const c = shapes.config;
+    const c = shapes.config as ModelConfig;
     return c.numHiddenLayers * 2 * (config.numVirtualTokens as number) * c.numKeyValueHeads * c.headDim;
   },
-  apply: (model, config) => new PrefixInstance(config, model),
-  load: (model, config, tensors) => new PrefixInstance(config, model, tensors),
+  // resolveConfig refused every model but a causal LM
+  apply: (model, config) => new PrefixInstance(config, model as CausalLM),
+  load: (model, config, tensors) => new PrefixInstance(config, model as CausalLM, tensors),
 };

@@ -1,10 +1,10 @@
 // Random Masking (Xu & Zhang, ICML 2024): a fixed random sparse subset of each
 // target matrix trains; everything else is frozen.
 import type { Tensor } from "../../engine/index.js";
-import type { CausalLM } from "../../models/causal-lm.js";
+import type { BaseModel } from "../base-model.js";
 import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
 import { densityFor, regionShape, regionToWeight, resolveMaskOptions, zeroValues } from "../ratio.js";
-import { shapesOf, type ModelShapes } from "../shapes.js";
+import { modelShapes, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
 import { apportion, bernoulliIndices, exactIndices, indexChecksum, type MaskKind } from "./mask.js";
@@ -45,13 +45,13 @@ export const randomMask: MethodDefinition = {
     return [...drawMasks(config, shapes).values()].reduce((n, l) => n + l.length, 0);
   },
 
-  apply(model: CausalLM, config: MethodConfig) {
-    const masks = drawMasks(config, shapesOf(model.config));
+  apply(model: BaseModel, config: MethodConfig) {
+    const masks = drawMasks(config, modelShapes(model));
     return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) });
   },
 
-  load(model: CausalLM, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>) {
-    const masks = drawMasks(config, shapesOf(model.config));
+  load(model: BaseModel, config: MethodConfig, tensors: Map<string, Tensor>, meta: Record<string, unknown>) {
+    const masks = drawMasks(config, modelShapes(model));
     const checksum = indexChecksum(masks);
     if (meta.maskChecksum !== undefined && meta.maskChecksum !== checksum) {
       throw new Error(`${NAME}: regenerated mask checksum ${checksum} differs from the adapter's ${String(meta.maskChecksum)} ` +

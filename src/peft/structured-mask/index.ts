@@ -3,10 +3,10 @@
 // a seeded random start, the last column partly masked when k is not a
 // multiple of the column height. Same ratio semantics as random-mask (exact counts).
 import type { Tensor } from "../../engine/index.js";
-import type { CausalLM } from "../../models/causal-lm.js";
+import type { BaseModel } from "../base-model.js";
 import type { MethodConfig, MethodDefinition } from "../method.js";
 import { densityFor, regionShape, regionToWeight, resolveMaskOptions } from "../ratio.js";
-import { shapesOf, type ModelShapes } from "../shapes.js";
+import { modelShapes, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
 import { apportion, indexChecksum } from "../random-mask/mask.js";
@@ -45,13 +45,13 @@ export const structuredMask: MethodDefinition = {
     return [...columnBlocks(config, shapes).values()].reduce((n, l) => n + l.length, 0);
   },
 
-  apply(model: CausalLM, config: MethodConfig) {
-    const masks = columnBlocks(config, shapesOf(model.config));
+  apply(model: BaseModel, config: MethodConfig) {
+    const masks = columnBlocks(config, modelShapes(model));
     return new SparseDeltaInstance(NAME, config, model, masks, { maskChecksum: indexChecksum(masks) });
   },
 
-  load(model: CausalLM, config: MethodConfig, tensors: Map<string, Tensor>) {
-    const masks = columnBlocks(config, shapesOf(model.config));
+  load(model: BaseModel, config: MethodConfig, tensors: Map<string, Tensor>) {
+    const masks = columnBlocks(config, modelShapes(model));
     const values = new Map<string, Tensor>();
     for (const t of config.targets as string[]) {
       const v = tensors.get(`${t}.values`);

@@ -76,13 +76,14 @@ export function validateRunJob(jobId: string | undefined, data: unknown): RunJob
   const c = d.config;
   if (!isObject(c) || !isObject(c.train) || !isObject(c.methodOptions)) fail("config: expected a run configuration with train and methodOptions objects");
   const cfg = c as unknown as RunConfig;
-  const { lr, epochs, seed, ...train } = cfg.train;
+  // image runs have no epochs (they count steps): the rebuilt sweep then leaves the grid at its default, which they ignore
+  const { lr, epochs, seed, ...train } = cfg.train as { lr: number; epochs?: number; seed: number };
   // a one-run sweep holding exactly this configuration: spec.ts checks every field the way it checks sweep files
   let rebuilt: Sweep;
   try {
     rebuilt = expandSweep({ models: [cfg.model], tokenizer: cfg.tokenizer, tasks: [cfg.task], dataDir: cfg.dataDir, dtype: cfg.dtype,
-      sizes: cfg.sizes, gradientCheckpointing: cfg.gradientCheckpointing,
-      methods: [{ method: cfg.method, options: cfg.methodOptions, lrs: [lr], epochs: [epochs], seeds: [seed], train, hessian: cfg.hessian }] }, `job ${d.id}`);
+      sizes: cfg.sizes, gradientCheckpointing: cfg.gradientCheckpointing, device: cfg.device,
+      methods: [{ method: cfg.method, options: cfg.methodOptions, lrs: [lr], epochs: epochs === undefined ? undefined : [epochs], seeds: [seed], train, hessian: cfg.hessian }] }, `job ${d.id}`);
   } catch (e) {
     return fail(`config: ${(e as Error).message.replace(/^job [0-9a-f]+: /, "")}`);
   }

@@ -160,7 +160,7 @@ export function expandSweep(raw: unknown, file: string): Sweep {
           sizes: image ? imageSizes : sizes,
           train: (image ? { ...fixedFor(task), lr, seed } : { ...fixedFor(task), lr, epochs: ep, seed }) as RunConfig["train"], gradientCheckpointing: checkpointing, device,
           ...(hessian ? { hessian } : {}) };
-        if (image && hessian) fail(`${at}.hessian: measured for text tasks only (--task ${task} is an image task)`);
+        if (image && hessian) fail(`${at}.hessian: measured for text tasks only (task ${task} is an image task)`);
         runs.push({ id: runId(config), config });
       }
     });

@@ -82,6 +82,13 @@ test("--version prints the package version", () => {
   assert.equal(r.stdout, `randmask ${JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")).version}\n`);
 });
 
+test("a reader that closes the pipe early is no error: exit 0, nothing on stderr", () => {
+  const cli = join(repoRoot, "dist", "src", "cli", "main.js");
+  const r = spawnSync("bash", ["-c", `set -o pipefail; "${process.execPath}" "${cli}" help finetune | true`], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, "");
+});
+
 test("every command that builds a mask takes the same method flags", () => {
   const builders = COMMANDS.filter((c) => "method" in c.flags);
   assert.ok(builders.some((c) => c.name === "count") && builders.some((c) => c.name === "finetune"));

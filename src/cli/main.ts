@@ -59,4 +59,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that closes the pipe early (`randmask info … | head`) is not an error: stop quietly, as Unix tools do.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 process.exitCode = await main(process.argv.slice(2));

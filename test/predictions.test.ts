@@ -94,7 +94,7 @@ test("finetune that fails validation creates nothing in --out; the rerun then wo
   const out = join(work, "run");
   const base = ["--model", modelDir, "--task", "jsonl", "--data-dir", data, "--method", "random-mask", "--out", out, "--quiet", ...sizes];
   const faults: [string[], RegExp][] = [
-    [["--trainable-ratio", "2"], /trainableRatio must be in \(0, 1\]/], // a method option, checked against the model
+    [["--trainable-ratio", "2"], /--trainable-ratio must be in \(0, 1\], got 2/], // a method option, checked against the model
     [["--trainable-ratio", "1e-3", "--lr", "fast"], /--lr "fast": expected a positive number/],
     [["--trainable-ratio", "1e-3", "--tokenizer", join(work, "data")], /no tokenizer found/],
   ];

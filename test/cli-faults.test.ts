@@ -96,6 +96,21 @@ test("method options are named by their flags and are usage errors (exit 2), for
   assert.match(h.stderr, /--lora-alpha must be a positive number/);
 });
 
+test("finetune on a text task refuses the image-task flags it would ignore, naming them", () => {
+  const out = join(work, "image-flags-out");
+  const cases: [string[], RegExp][] = [
+    [["--steps", "10"], /^randmask finetune: --steps: image tasks only \(--task jsonl is a text task; text tasks train for --epochs/],
+    [["--warmup-steps", "0", "--eval-every", "2"], /--warmup-steps, --eval-every: image tasks only/],
+    [["--head", "probe"], /--head: image tasks only/],
+  ];
+  for (const [flags, re] of cases) {
+    const r = run("finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "bitfit", ...flags, ...sizes, "--out", out);
+    assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.ok(!existsSync(out));
+  }
+});
+
 test("a method flag the chosen method does not read is refused, naming the flag and the method", () => {
   const cases: [string[], RegExp][] = [
     [["--method", "random-mask", "--trainable-ratio", "1e-4", "--lora-r", "8"], /--lora-r: not a flag of --method random-mask \(its flags: --trainable-ratio, --density/],

@@ -105,7 +105,7 @@ test("the CLI: a queue that cannot be reached is one error without the password;
   assert.ok(!(r.stdout + r.stderr).includes(PASSWORD));
   const d = spawnSync(process.execPath, [cli, "worker", "--queue", "redis://127.0.0.1:1/0", "--device", "cuda:0"], { encoding: "utf8", env });
   assert.equal(d.status, 2);
-  assert.match(d.stderr, /--device cuda:0: randmask's fine-tuning runs on the CPU only/);
+  assert.match(d.stderr, /--device cuda:0: each run trains on the device its sweep file's "device" key names; set "device": "cuda:0" there/);
   const q = spawnSync(process.execPath, [cli, "sweep", "collect", "--db", join(work, "none.sqlite")], { encoding: "utf8", env: { ...env, RANDMASK_QUEUE: "" } });
   assert.equal(q.status, 2);
   assert.match(q.stderr, /sweep collect: --queue URL is required \(or set RANDMASK_QUEUE\)/);

@@ -73,6 +73,29 @@ test("a linear-probe head is fitted once, saved, and eval needs it back; class-c
     /--task sst2 is a text task, but --model .* is a vision model/);
 });
 
+test("image finetune checks method flags as count does, and refuses text-task flags: exit 2 naming the flag, --out never created", () => {
+  const out = join(work, "refused");
+  const cases: [string[], RegExp][] = [
+    [["--method", "random-mask", "--trainable-ratio", "1e-2", "--lora-r", "4"], /--lora-r: not a flag of --method random-mask/],
+    [["--method", "random-mask", "--trainable-ratio", "2"], /--trainable-ratio must be in \(0, 1\], got 2/],
+    [["--method", "prefix"], /prefix-tuning needs a causal language model/],
+    [["--method", "adalora", "--adalora-tinit", "4", "--adalora-tfinal", "2"], /--adalora-tinit \+ --adalora-tfinal \(6\) must be below totalSteps \(6\)/],
+    [["--method", "lora", "--epochs", "3"], /^randmask finetune: --epochs: text tasks only \(--task cifar10 is an image task; image tasks train for --steps/],
+    [["--method", "lora", "--warmup-ratio", "0", "--gradient-checkpointing"], /--warmup-ratio, --gradient-checkpointing: text tasks only/],
+  ];
+  for (const [flags, re] of cases) {
+    const r = run("finetune", "--model", vit, "--task", "cifar10", "--data-dir", cifar, ...flags, "--out", out, ...small);
+    assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /trainableRatio|numVirtualTokens|\btinit\b/);
+    assert.ok(!existsSync(out), flags.join(" "));
+  }
+  // count says the same for the same flags
+  const c = run("count", "--model", vit, "--method", "random-mask", "--trainable-ratio", "2");
+  assert.equal(c.status, 2, c.stderr);
+  assert.match(c.stderr, /--trainable-ratio must be in \(0, 1\], got 2/);
+});
+
 test("gradient accumulation gives the same steps as one large batch; the same seed gives the same run", async () => {
   const ds = loadImageTask("cifar10", cifar);
   const splits = imageSplits(ds, { train: 32, val: 16 }, 0);

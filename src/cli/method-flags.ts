@@ -1,9 +1,12 @@
 // The PEFT method flags, declared once: every command that builds a mask or
 // an adapter (count, finetune, …) takes exactly these, so one flag set gives
 // one mask everywhere.
+import { join } from "node:path";
 import { PeftConfigError, type MethodConfig } from "../peft/method.js";
 import { METHODS, getMethod } from "../peft/registry.js";
-import type { ModelShapes } from "../peft/shapes.js";
+import { modelShapes, shapesOf, type ModelShapes } from "../peft/shapes.js";
+import { readModelConfig } from "../models/registry.js";
+import { isVisionModelDir, loadVisionModel } from "../models/vision/index.js";
 import { UsageError, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
 
 const group = "method flags";
@@ -83,6 +86,17 @@ export function resolveMethodFlags(v: FlagValues<typeof METHOD_FLAGS>, shapes: M
     if (e instanceof PeftConfigError) throw new UsageError(withFlagNames(def.name, e.message));
     throw e;
   }
+}
+
+/**
+ * The shapes a model folder's method flags are checked against: a language model's from config.json
+ * alone; a vision checkpoint is loaded (float32, CPU default device; then freed) because its classifier,
+ * pooler and projection are known only from its tensors. Throws Error naming the folder or file when unreadable.
+ */
+export function modelDirShapes(dir: string): ModelShapes {
+  if (!isVisionModelDir(dir)) return shapesOf(readModelConfig(join(dir, "config.json")));
+  const model = loadVisionModel(dir);
+  try { return modelShapes(model); } finally { model.dispose(); }
 }
 
 /** The method options the flags give; the mask seed is --mask-seed, else --seed. */

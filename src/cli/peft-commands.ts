@@ -10,10 +10,9 @@ import { loadCausalLM, readModelConfig, toHfModelConfig } from "../models/regist
 import { PRESET_NAMES, presetConfig } from "../models/presets.js";
 import { getMethod } from "../peft/registry.js";
 import { PeftModel } from "../peft/peft-model.js";
-import { modelShapes, shapesOf } from "../peft/shapes.js";
-import { isVisionModelDir, loadVisionModel } from "../models/vision/index.js";
+import { shapesOf } from "../peft/shapes.js";
 import { UsageError, defineCommand } from "./args.js";
-import { METHOD_FLAGS, resolveMethodFlags } from "./method-flags.js";
+import { METHOD_FLAGS, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
 import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
 
 export const countCommand = defineCommand({
@@ -31,16 +30,8 @@ export const countCommand = defineCommand({
   run(v) {
     if ((v.model === undefined) === (v.preset === undefined)) throw new UsageError("give --model DIR (a Hugging Face folder) or --preset NAME (e.g. opt-125m)");
     const def = getMethod(v.method);
-    // only config.json is read: counting needs shapes, not weights
-    let shapes;
-    if (v.model !== undefined && isVisionModelDir(v.model)) {
-      // a vision checkpoint's shapes depend on its tensors (classifier, pooler, projection): it is loaded
-      const model = loadVisionModel(v.model);
-      shapes = modelShapes(model);
-      model.dispose();
-    } else {
-      shapes = shapesOf(v.model !== undefined ? readModelConfig(join(v.model, "config.json")) : presetConfig(v.preset!));
-    }
+    // a language model's config.json is read (counting needs shapes, not weights); a vision checkpoint is loaded
+    const shapes = v.model !== undefined ? modelDirShapes(v.model) : shapesOf(presetConfig(v.preset!));
     const methodConfig = resolveMethodFlags(v, shapes);
     const trainable = def.count(methodConfig, shapes);
     const row = { method: def.name, trainable, total: shapes.totalParams, ratio: trainable / shapes.totalParams };

@@ -12,7 +12,7 @@ import { finetune } from "../train/run.js";
 import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
-import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
+import { METHOD_FLAGS, methodOptions, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
 import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
 import { isImageTask } from "../tasks/image-tasks.js";
 import { isVisionModelDir } from "../models/vision/index.js";
@@ -31,6 +31,9 @@ export function checkModality(task: string, model: string): void {
 }
 
 const training = "training flags";
+/** Flags only one kind of task reads (the others apply to both). */
+const TEXT_TASK_FLAGS = ["epochs", "warmup-ratio", "gradient-checkpointing"] as const;
+const IMAGE_TASK_FLAGS = ["steps", "warmup-steps", "eval-every", "head"] as const;
 const output = "output flags";
 
 export const finetuneCommand = defineCommand({
@@ -44,15 +47,17 @@ export const finetuneCommand = defineCommand({
     ...METHOD_FLAGS,
     seed: { ...METHOD_FLAGS.seed, description: "seed of the data sample, initialisation, training order and (unless --mask-seed) the mask" },
     lr: { type: "number", default: 1e-3, check: (v) => v > 0, expected: "a positive number", group: training, description: "learning rate (AdamW)" },
-    epochs: { type: "integer", default: 5, check: positiveInt, expected: "a positive integer", group: training, description: "passes over the train sample" },
+    epochs: { type: "integer", defaultText: String(TRAIN_DEFAULTS.epochs), check: positiveInt, expected: "a positive integer", group: training,
+      description: "text tasks: passes over the train sample (image tasks use --steps)" },
     "batch-size": { type: "integer", defaultText: "8; image tasks 128", check: positiveInt, expected: "a positive integer", group: training, description: "examples per optimizer step" },
     "grad-accum": { type: "integer", default: 1, check: positiveInt, expected: "a positive integer", group: training, description: "micro-batches per step (same step, less memory)" },
     "max-grad-norm": { type: "number", default: 1.0, check: (v) => v >= 0, expected: "a number ≥ 0 (0 turns clipping off)", group: training, description: "gradient clipping norm; 0: off" },
     schedule: { type: "string", choices: SCHEDULES, defaultText: "constant; image tasks cosine", group: training, description: "learning-rate schedule" },
-    "warmup-ratio": { type: "number", default: 0, check: (v) => v >= 0 && v < 1, expected: "in [0, 1)", group: training, description: "share of steps with linear warmup" },
+    "warmup-ratio": { type: "number", defaultText: String(TRAIN_DEFAULTS.warmupRatio), check: (v) => v >= 0 && v < 1, expected: "in [0, 1)", group: training,
+      description: "text tasks: share of steps with linear warmup" },
     "weight-decay": { type: "number", defaultText: "0; image tasks 0.1", check: (v) => v >= 0, expected: "a number ≥ 0", group: training, description: "AdamW weight decay" },
-    steps: { type: "integer", default: IMAGE_TRAIN_DEFAULTS.steps, check: positiveInt, expected: "a positive integer", group: training,
-      description: "image tasks: optimizer steps (Appendix B.2: 2000; text tasks use --epochs)" },
+    steps: { type: "integer", defaultText: String(IMAGE_TRAIN_DEFAULTS.steps), check: positiveInt, expected: "a positive integer", group: training,
+      description: "image tasks: optimizer steps (Appendix B.2; text tasks use --epochs)" },
     "warmup-steps": { type: "integer", defaultText: "10% of --steps (200 of 2000)", check: (v) => v >= 0, expected: "an integer ≥ 0", group: training,
       description: "image tasks: steps of linear warm-up" },
     "eval-every": { type: "integer", defaultText: "--steps / 4", check: positiveInt, expected: "a positive integer", group: training,
@@ -62,7 +67,7 @@ export const finetuneCommand = defineCommand({
         "(default: the checkpoint's classifier, else a probe; a probe deviates from the paper's CLIP zero-shot head)" },
     "divergence-factor": { type: "number", default: 5, check: (v) => v === 0 || v > 1, expected: "0 (off) or a number > 1", group: training,
       description: "stop as diverged when the loss exceeds this × the first step's; 0: off" },
-    "gradient-checkpointing": { type: "boolean", group: training, description: "recompute layers in backward (less memory, ~1.5× time)" },
+    "gradient-checkpointing": { type: "boolean", group: training, description: "text tasks: recompute layers in backward (less memory, ~1.5× time)" },
     out: { type: "string", required: true, arg: "DIR", group: output, description: "run folder to create (must be absent or empty)" },
     "store-indices": { type: "boolean", group: output, description: "store mask indices in the adapter too (they are regenerated from the seed otherwise)" },
     "adapter-format": { type: "string", choices: ["randmask", "peft"], default: "randmask", group: output, description: "adapter files: randmask's, or Hugging Face PEFT's (LoRA only)" },
@@ -72,12 +77,21 @@ export const finetuneCommand = defineCommand({
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
     checkModality(v.task, v.model);
-    useDevice(v.device);
-    if (isImageTask(v.task)) {
+    const image = isImageTask(v.task);
+    // flags the other kind of task reads would be silently ignored: refused when given
+    const foreign = (image ? TEXT_TASK_FLAGS : IMAGE_TASK_FLAGS).filter((f) => v[f] !== undefined && v[f] !== false);
+    if (foreign.length > 0) {
+      throw new UsageError(`${foreign.map((f) => `--${f}`).join(", ")}: ${image ? "text" : "image"} tasks only (--task ${v.task} is ${image ? "an image" : "a text"} task; ` +
+        (image ? "image tasks train for --steps, with --warmup-steps and --eval-every)" : "text tasks train for --epochs, with --warmup-ratio)"));
+    }
+    if (image) {
       if (v["adapter-format"] === "peft") throw new UsageError("--adapter-format peft: Hugging Face PEFT adapters are written for language models only");
-      const steps = v.steps;
+      const steps = v.steps ?? IMAGE_TRAIN_DEFAULTS.steps;
       const warmupSteps = v["warmup-steps"] ?? Math.round(steps * IMAGE_TRAIN_DEFAULTS.warmupSteps / IMAGE_TRAIN_DEFAULTS.steps);
       if (warmupSteps >= steps) throw new UsageError(`--warmup-steps ${warmupSteps} must be fewer than --steps ${steps}`);
+      // method flags checked against the checkpoint's shapes as `count` does, before the device, data or --out are touched
+      resolveMethodFlags(v, modelDirShapes(v.model), v.method === "adalora" ? { totalSteps: steps } : {});
+      useDevice(v.device);
       const d = IMAGE_TRAIN_DEFAULTS;
       const record = await finetuneImages({
         modelDir: v.model, task: v.task, dataDir: v["data-dir"], method: v.method, methodOptions: methodOptions(v), dtype: dtypeOf(v.dtype),
@@ -91,13 +105,14 @@ export const finetuneCommand = defineCommand({
       process.stdout.write(JSON.stringify({ status: record.status, test: record.test, best_dev: record.best_dev, diverged: record.diverged }) + "\n");
       return;
     }
-    if (v.head !== undefined) throw new UsageError("--head applies to image tasks only");
     // method flags checked against the model's shapes (config.json only) first, so a bad one is a usage error naming the flag;
     // AdaLoRA's schedule is checked against the most steps --train-size allows (finetune checks the real count again)
+    const epochs = v.epochs ?? TRAIN_DEFAULTS.epochs;
     const config = join(v.model, "config.json");
     if (existsSync(config)) {
-      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: stepsPerEpoch(sampleSizes(v).train, v["batch-size"] ?? TRAIN_DEFAULTS.batchSize) * v.epochs });
+      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: stepsPerEpoch(sampleSizes(v).train, v["batch-size"] ?? TRAIN_DEFAULTS.batchSize) * epochs });
     }
+    useDevice(v.device);
     const record = await finetune({
       modelDir: v.model,
       tokenizerDir: v.tokenizer,
@@ -113,8 +128,8 @@ export const finetuneCommand = defineCommand({
       save: { storeIndices: v["store-indices"], format: v["adapter-format"] as "randmask" | "peft" },
       gradientCheckpointing: v["gradient-checkpointing"],
       train: {
-        lr: v.lr, epochs: v.epochs, batchSize: v["batch-size"] ?? TRAIN_DEFAULTS.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
-        schedule: (v.schedule ?? TRAIN_DEFAULTS.schedule) as (typeof SCHEDULES)[number], warmupRatio: v["warmup-ratio"],
+        lr: v.lr, epochs, batchSize: v["batch-size"] ?? TRAIN_DEFAULTS.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
+        schedule: (v.schedule ?? TRAIN_DEFAULTS.schedule) as (typeof SCHEDULES)[number], warmupRatio: v["warmup-ratio"] ?? TRAIN_DEFAULTS.warmupRatio,
         weightDecay: v["weight-decay"] ?? TRAIN_DEFAULTS.weightDecay,
         divergenceFactor: v["divergence-factor"], seed: v.seed, evalBatchRows: v["eval-batch"],
       },

@@ -22,7 +22,7 @@ export const workerCommand = defineCommand({
   flags: {
     queue: QUEUE_FLAG,
     concurrency: { type: "integer", default: 1, check: positiveInt, expected: "a positive integer", description: "runs at once, the cores split between them" },
-    device: { type: "string", default: "cpu", arg: "DEV", description: "where runs train: cpu (fine-tuning runs on the CPU only for now; cuda:N is refused)" },
+    device: { type: "string", default: "cpu", arg: "DEV", description: "only cpu: each run trains on the device its sweep file's `device` key names (cpu by default)" },
     artifacts: { type: "string", arg: "DIR", defaultText: "in the results",
       description: "shared folder for each run's files (DIR/<run id>/); without it they travel in the result (up to --embed-mib)" },
     "embed-mib": { type: "number", default: 16, check: (v) => v > 0, expected: "a positive number", description: "largest run folder sent in the result (MiB); larger ones stay on this machine" },
@@ -35,7 +35,7 @@ export const workerCommand = defineCommand({
   async run(v) {
     if (v.device !== "cpu") {
       throw new UsageError(/^cuda(:\d+)?$/.test(v.device)
-        ? `--device ${v.device}: randmask's fine-tuning runs on the CPU only (src/train); use --device cpu`
+        ? `--device ${v.device}: each run trains on the device its sweep file's "device" key names; set "device": "${v.device}" there and leave --device out`
         : `--device ${v.device}: expected cpu`);
     }
     const address = queueAddress(v.queue, "worker");

@@ -4,6 +4,7 @@
 import { finetune } from "../train/run.js";
 import { finetuneImages } from "../train/image-run.js";
 import { isImageTask } from "../tasks/image-tasks.js";
+import { setDefaultDevice } from "../engine/index.js";
 import type { TrainOptions } from "../train/trainer.js";
 import type { ImageTrainOptions } from "../train/image-trainer.js";
 import type { SampleSizes } from "../tasks/sampling.js";
@@ -16,6 +17,8 @@ const [, configJson, out] = process.argv.slice(2);
 const c = JSON.parse(configJson) as RunConfig;
 try {
   if (isImageTask(c.task)) {
+    // as `finetune --device` does for image tasks (the text path sets it itself, from `device`)
+    if (c.device !== undefined) setDefaultDevice(c.device);
     const s = c.sizes as Partial<SampleSizes>;
     await finetuneImages({
       modelDir: c.model, task: c.task, dataDir: c.dataDir, method: c.method, methodOptions: c.methodOptions, dtype: c.dtype, out,

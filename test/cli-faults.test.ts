@@ -211,3 +211,16 @@ test("convert checks every tensor against config.json before writing: one error 
   const ok = run("convert", "--model", bare, "--out", join(work, "conv-bare"));
   assert.equal(ok.status, 0, ok.stderr);
 });
+
+test("a vision folder where a language model is needed, and the other modality's logits flags: one clear usage error", () => {
+  const vit = join(sharedDir, "fixtures", "vit-tiny");
+  const hessian = run("hessian", "--model", vit, "--method", "random-mask", "--trainable-ratio", "1e-2", "--task", "jsonl", "--data-dir", data);
+  assert.equal(hessian.status, 1);
+  assert.match(hessian.stderr, /vit-tiny\/config\.json: model_type "vit" is a vision model; this needs a language model \(opt, /);
+  let r = run("logits", "--model", vit, "--pixel-values", join(work, "pv.json"), "--input-ids", "[[1,2]]");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model/);
+  r = run("logits", "--model", model, "--input-ids", "[[1,2]]", "--pixel-values", join(work, "pv.json"));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model/);
+});

@@ -96,6 +96,13 @@ test("demo bad input: missing model folder, non-empty --out, missing data; nothi
   assert.equal(noData.status, 1);
   assert.match(noData.stderr, /glue_sst2_train\.tsv/);
   assert.ok(!existsSync(join(work, "o2")));
+  const noTokenizer = join(work, "no-tokenizer");
+  mkdirSync(noTokenizer);
+  for (const f of ["config.json", "model.safetensors"]) writeFileSync(join(noTokenizer, f), readFileSync(join(model, f)));
+  const noTok = run("demo", "--quick", "--model", noTokenizer, "--out", join(work, "o3"));
+  assert.equal(noTok.status, 1);
+  assert.match(noTok.stderr, /no tokenizer found/);
+  assert.ok(!existsSync(join(work, "o3")), "a model folder without tokenizer files leaves no --out behind");
 });
 
 const shipped = join(repoRoot, "models", "opt-mini");

@@ -79,6 +79,18 @@ test("queue URLs: the password is redacted wherever the URL is shown; a bad URL 
   assert.deepEqual([parseQueueUrl("redis://h").connection.port, parseQueueUrl("redis://h").connection.db], [6379, 0]);
   assert.throws(() => parseQueueUrl("http://:hunter2@h/0"), (e: Error) => /^--queue http:\/\/:\*\*\*@h\/0: unsupported scheme/.test(e.message) && !e.message.includes("hunter2"));
   assert.throws(() => parseQueueUrl("redis://:hunter2@h/abc"), (e: Error) => /database 'abc' is not a number/.test(e.message) && !e.message.includes("hunter2"));
+  // query strings, fragments and text that is not a URL with a host never appear
+  assert.equal(redactUrl("redis://127.0.0.1:6391/0?password=s3cretPW"), "redis://127.0.0.1:6391/0?***");
+  assert.equal(redactUrl("redis://h/0#s3cretPW"), "redis://h/0#***");
+  for (const bare of ["s3cretPW", "s3cret:PW", "s3cret PW", ""]) assert.equal(redactUrl(bare), "***", bare);
+  for (const [value, why] of [["redis://127.0.0.1:6391/0?password=s3cretPW", /^--queue redis:\/\/127\.0\.0\.1:6391\/0\?\*\*\*: query strings/],
+    ["s3cretPW", /^--queue \*\*\*: not a URL/], ["s3cret:PW", /^--queue \*\*\*: no host/]] as const) {
+    assert.throws(() => parseQueueUrl(value), (e: Error) => why.test(e.message) && !e.message.includes("s3cret"), value);
+    // the CLI: one line on stderr without the secret, exit 2 (a usage error)
+    const r = spawnSync(process.execPath, [cli, "sweep", "submit", sweepPath, "--queue", value], { encoding: "utf8", env });
+    assert.equal(r.status, 2, `${value}: ${r.stderr}`);
+    assert.ok(why.test(r.stderr.replace(/^.*?--queue/s, "--queue")) && !(r.stdout + r.stderr).includes("s3cret"), r.stderr);
+  }
 });
 
 test("a job's payload is checked before anything runs: only runs of a sweep file's own schema pass", () => {

@@ -3,13 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ResultsDb } from "../src/sweep/db.js";
 import { selectBest } from "../src/sweep/select.js";
+import { loadSweep } from "../src/sweep/spec.js";
 import { writeReport } from "../src/sweep/report.js";
-import { repoRoot } from "./helpers.js";
+import { paperTables } from "../src/sweep/tables.js";
+import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const golden = join(repoRoot, "test", "fixtures", "sweep-report");
@@ -97,4 +99,35 @@ test("golden: randmask report on the committed database reproduces the committed
   assert.equal(results.stdout, readFileSync(join(golden, "results.csv"), "utf8"));
   assert.match(spawnSync(process.execPath, [cli, "report", "--db", join(dir, "nope.sqlite"), "--out", dir], { encoding: "utf8" }).stderr,
     /--db .*nope\.sqlite: not found/);
+});
+
+test("runs differing in more than seed and LR are selected apart, each row naming what differs (lora r, bitfit epochs)", () => {
+  const dir = tmp();
+  tinyTextModel(join(dir, "model"));
+  parityTask(join(dir, "data"));
+  const file = join(dir, "variants.json");
+  writeFileSync(file, JSON.stringify({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], seeds: [0], epochs: [1],
+    methods: [{ method: "lora", options: { r: 1 } }, { method: "lora", options: { r: 4 } }, { method: "bitfit", epochs: [1, 2] }] }));
+  const path = join(dir, "results.sqlite");
+  const db = ResultsDb.open(path, { create: true });
+  db.addRuns(loadSweep(file));
+  // finished with distinct results: lora r=1 0.5, r=4 0.75; bitfit 1 epoch 0.25, 2 epochs 0.625
+  const result = (c: { methodOptions: { r?: number }; train: { epochs?: number } }) =>
+    c.methodOptions.r === 1 ? 0.5 : c.methodOptions.r === 4 ? 0.75 : c.train.epochs === 1 ? 0.25 : 0.625;
+  for (const r of db.rows()) {
+    const v = result(JSON.parse(r.config));
+    db.db.prepare("UPDATE runs SET status = 'completed', metric = 'accuracy', dev_metric = ?, test_metric = ? WHERE id = ?").run(v, v, r.id);
+  }
+  const sel = selectBest(db.rows());
+  db.close();
+  assert.deepEqual(sel.map((s) => [s.method, s.variant, s.n, s.testMean]), [
+    ["bitfit", "epochs=1", 1, 0.25], ["bitfit", "epochs=2", 1, 0.625], ["lora", "r=1", 1, 0.5], ["lora", "r=4", 1, 0.75]]);
+  const csv = spawnSync(process.execPath, [cli, "sweep", "results", "--db", path, "--format", "csv"], { encoding: "utf8" });
+  assert.equal(csv.status, 0, csv.stderr);
+  assert.deepEqual(csv.stdout.trim().split("\n").map((l) => l.split(",").slice(2, 5).concat(l.split(",")[8])), [
+    ["method", "ratio", "variant", "n"], ["bitfit", "", "epochs=1", "1"], ["bitfit", "", "epochs=2", "1"], ["lora", "", "r=1", "1"], ["lora", "", "r=4", "1"]]);
+  const table = spawnSync(process.execPath, [cli, "sweep", "results", "--db", path], { encoding: "utf8" }).stdout;
+  assert.match(table, /^model .* variant /);
+  assert.match(table, /^model +jsonl +lora +- +r=4 +- +1e-3 +1 +75\.0 +75\.0 ± 0\.0$/m);
+  assert.match(paperTables(sel), /^\| lora \(r=4\) \| 75\.0 ± 0\.0 \|$/m);
 });

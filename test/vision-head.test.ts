@@ -47,6 +47,10 @@ test("head files: save/load round trip, and errors naming the file", () => tidy(
   assert.throws(() => LinearHead.load(bad), /bad\.safetensors: no 'weight' tensor/);
   saveFile(bad, new Map([["weight", tensor([1, 2], [1, 2])], ["bias", tensor([1, 2], [2])]]));
   assert.throws(() => LinearHead.load(bad), /bad\.safetensors: 'bias' must be \[1\], got \[2\]/);
+  saveFile(bad, new Map([["weight", tensor([1, NaN], [1, 2])]]));
+  assert.throws(() => LinearHead.load(bad), /bad\.safetensors: 'weight' holds NaN or infinite values/);
+  saveFile(bad, new Map([["weight", tensor([1, 2], [1, 2])], ["bias", tensor([Infinity], [1])]]));
+  assert.throws(() => LinearHead.load(bad), /bad\.safetensors: 'bias' holds NaN or infinite values/);
   saveFile(bad, new Map([["weight", tensor([1, 2], [1, 2])]]));
   assert.equal(LinearHead.load(bad, { defaultNormalize: true }).normalize, true, "no flag in the file: the default");
   assert.equal(LinearHead.load(file, { defaultNormalize: false }).normalize, true, "the file's flag wins");

@@ -8,11 +8,11 @@ export const QUEUE_FLAG: FlagDef = {
   description: "the Redis queue, redis://[:password@]host[:port][/db]; the password is never printed (the environment variable keeps it out of `ps`)",
 };
 
-/** The queue's address from --queue or $RANDMASK_QUEUE; a usage error when neither is given. */
+/** The queue's address from --queue or $RANDMASK_QUEUE; a usage error (exit 2) when neither is given or it is malformed. */
 export function queueAddress(flag: string | undefined, command: string): QueueAddress {
   const url = flag ?? process.env.RANDMASK_QUEUE;
   if (!url) throw new UsageError(`${command}: --queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0`);
-  return parseQueueUrl(url);
+  try { return parseQueueUrl(url); } catch (e) { throw new UsageError((e as Error).message); }
 }
 
 export const workerCommand = defineCommand({

@@ -8,6 +8,7 @@ import { ConfigError, readConfigJson } from "./config-fields.js";
 import { optFamily } from "./opt.js";
 import { gpt2Family } from "./gpt2.js";
 import { llamaFamily } from "./llama.js";
+import { isVisionModelType } from "./vision/config.js";
 
 export const FAMILIES: readonly ModelFamily[] = [optFamily, gpt2Family, llamaFamily];
 export const SUPPORTED_MODEL_TYPES: readonly string[] = FAMILIES.flatMap((f) => f.modelTypes);
@@ -25,6 +26,9 @@ function modelTypeOf(raw: Record<string, unknown>, file: string): string {
 
 export function familyForType(modelType: string, file = "config.json"): ModelFamily {
   const f = FAMILIES.find((x) => x.modelTypes.includes(modelType));
+  if (!f && isVisionModelType(modelType)) {
+    throw new ConfigError(file, `model_type ${JSON.stringify(modelType)} is a vision model; this needs a language model (${SUPPORTED_MODEL_TYPES.join(", ")})`);
+  }
   if (!f) throw new ConfigError(file, `model_type ${JSON.stringify(modelType)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
   return f;
 }

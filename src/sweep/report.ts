@@ -8,7 +8,7 @@ import type { TopLevelSpec } from "vega-lite";
 import { writeFileAtomic } from "../io/atomic.js";
 import { headline, type Metrics } from "../eval/evaluate.js";
 import type { RunRow } from "./db.js";
-import { mean, modelLabel, selectBest, std, type Selection } from "./select.js";
+import { mean, modelLabel, selectBest, std, unitKey, type Selection } from "./select.js";
 import { paperTables, resultsCsv, sci } from "./tables.js";
 import { renderChart } from "../plot/render.js";
 
@@ -36,10 +36,10 @@ const ratioSort = (rows: { trainable_ratio: number | null }[]) =>
   [...new Set(rows.map((r) => r.trainable_ratio))].sort((a, b) => (b ?? 0) - (a ?? 0)).map(ratioLabel);
 const logAxis = (field: string, title: string) => ({ field, type: "quantitative" as const, scale: { type: "log" as const }, title, axis: { format: "~e" } });
 
-/** Rows at the LR the selection picked for their (model, task, method, ratio). */
+/** Rows at the LR the selection picked for their unit. */
 function atSelectedLr(rows: RunRow[], sel: Selection[]): RunRow[] {
-  return rows.filter((r) => sel.some((s) => s.model === modelLabel(r.model) && s.task === r.task && s.method === r.method &&
-    s.ratio === r.trainable_ratio && s.bestLr === r.lr));
+  const best = new Map(sel.map((s) => [s.unit, s.bestLr]));
+  return rows.filter((r) => best.get(unitKey(r)) === r.lr);
 }
 
 export interface ReportOptions {
@@ -149,7 +149,9 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
   writeFileAtomic(csv, resultsCsv(sel));
   const md = join(out, "report.md");
   writeFileAtomic(md, [`# Results`, "", `${rows.length} finished runs (${rows.filter((r) => r.status === "diverged").length} diverged); ` +
-    "selection: per (model, task, method, ratio) the LR with the best mean dev metric over seeds.", "", paperTables(sel), "## Figures", "",
+    "selection: per (model, task, method, ratio) the LR with the best mean dev metric over seeds." +
+    (sel.some((s) => s.variant) ? " Runs differing in other settings are selected apart; the settings that differ follow the method, in parentheses." : ""),
+    "", paperTables(sel), "## Figures", "",
     ...figures].join("\n"));
   return [md, csv, ...files];
 }

@@ -1,7 +1,8 @@
-// Selection as in the paper (Tables 5, 6): per (model, task, method, ratio),
-// the learning rate with the best mean dev metric over seeds; its test mean ± std.
+// Selection as in the paper (Tables 5, 6): per run configuration less its seed
+// and LR, the learning rate with the best mean dev metric over seeds; its test mean ± std.
 import { basename } from "node:path";
 import type { RunRow } from "./db.js";
+import { canonicalJson } from "./spec.js";
 
 export interface LrSummary {
   lr: number;
@@ -22,6 +23,13 @@ export interface Selection {
   method: string;
   /** Requested trainable ratio of the whole model; null for methods without one. */
   ratio: number | null;
+  /**
+   * What sets this unit apart from others of the same (model, task, method, ratio):
+   * the differing settings as `key=value` separated by spaces (`r=4`, `epochs=2`); "" when none differ.
+   */
+  variant: string;
+  /** The unit's identity: unitKey of each of its runs. */
+  unit: string;
   metric: string;
   trainableParams: number | null;
   /** The selected LR, or null when no LR is eligible. */
@@ -44,22 +52,64 @@ export function std(xs: number[]): number | null {
   return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
+/** A run's stored configuration less what varies between the runs of one unit: seeds (the run's and the mask's) and the LR. */
+function unitConfig(r: RunRow): Record<string, unknown> {
+  let c: Record<string, unknown>;
+  try { c = JSON.parse(r.config) as Record<string, unknown>; } catch { c = {}; }
+  const strip = (v: unknown, keys: string[]) => (v !== null && typeof v === "object" ? Object.fromEntries(
+    Object.entries(v as Record<string, unknown>).filter(([k]) => !keys.includes(k))) : v);
+  return { ...c, ...("train" in c ? { train: strip(c.train, ["lr", "seed"]) } : {}),
+    ...("methodOptions" in c ? { methodOptions: strip(c.methodOptions, ["seed"]) } : {}) };
+}
+
+/** The selection unit of a run: (model, task, method, ratio) and the rest of its configuration but seeds and LR. */
+export function unitKey(r: RunRow): string {
+  return canonicalJson([modelLabel(r.model), r.task, r.method, r.trainable_ratio, unitConfig(r)]);
+}
+
+/** Leaves of a configuration as `path → value text`; methodOptions and train keys under their own names (`r`, `epochs`). */
+function leaves(v: unknown, path: string, out: Map<string, string>): Map<string, string> {
+  if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) leaves(x, path === "" || path === "methodOptions" || path === "train" ? k : `${path}.${k}`, out);
+  } else out.set(path, typeof v === "string" ? v : JSON.stringify(v));
+  return out;
+}
+
+/** Per unit, the `key=value` settings that differ among units sharing (model, task, method, ratio). */
+function variants(units: Map<string, RunRow[]>): Map<string, string> {
+  const byGroup = new Map<string, string[]>();
+  for (const [unit, runs] of units) {
+    const r = runs[0], g = JSON.stringify([modelLabel(r.model), r.task, r.method, r.trainable_ratio]);
+    byGroup.set(g, [...(byGroup.get(g) ?? []), unit]);
+  }
+  const out = new Map<string, string>();
+  for (const members of byGroup.values()) {
+    const flat = members.map((u) => leaves(unitConfig(units.get(u)![0]), "", new Map()));
+    const keys = [...new Set(flat.flatMap((f) => [...f.keys()]))].sort()
+      .filter((k) => new Set(flat.map((f) => f.get(k) ?? "-")).size > 1);
+    members.forEach((u, i) => out.set(u, keys.map((k) => `${k}=${flat[i].get(k) ?? "-"}`).join(" ")));
+  }
+  return out;
+}
+
 /**
- * Groups finished runs by (model, task, method, ratio) and picks the LR with
- * the highest mean dev headline metric over seeds, among LRs whose runs all
- * reached a dev evaluation (ties: the smaller LR). Sorted by model, task,
- * method, then ratio from large to small as in the paper's tables.
+ * Groups finished runs into units, runs whose stored configuration differs only
+ * in seeds and LR, and per unit picks the LR with the highest mean dev headline
+ * metric over seeds, among LRs whose runs all reached a dev evaluation (ties:
+ * the smaller LR). Sorted by model, task, method, ratio from large to small as
+ * in the paper's tables, then variant.
  */
 export function selectBest(rows: RunRow[]): Selection[] {
-  const groups = new Map<string, RunRow[]>();
+  const units = new Map<string, RunRow[]>();
   for (const r of rows) {
     if (!FINISHED.has(r.status)) continue;
-    const key = JSON.stringify([modelLabel(r.model), r.task, r.method, r.trainable_ratio]);
-    groups.set(key, [...(groups.get(key) ?? []), r]);
+    const key = unitKey(r);
+    units.set(key, [...(units.get(key) ?? []), r]);
   }
+  const variant = variants(units);
   const out: Selection[] = [];
-  for (const [key, runs] of groups) {
-    const [model, task, method, ratio] = JSON.parse(key) as [string, string, string, number | null];
+  for (const [unit, runs] of units) {
+    const { task, method, trainable_ratio: ratio } = runs[0], model = modelLabel(runs[0].model);
     const lrs = [...new Set(runs.map((r) => r.lr))].sort((a, b) => a - b).map((lr): LrSummary => {
       const at = runs.filter((r) => r.lr === lr);
       const dev = at.flatMap((r) => (r.dev_metric === null ? [] : [r.dev_metric]));
@@ -69,10 +119,10 @@ export function selectBest(rows: RunRow[]): Selection[] {
     });
     let best: LrSummary | null = null;
     for (const l of lrs) if (l.eligible && (best === null || l.devMean! > best.devMean!)) best = l;
-    out.push({ model, task, method, ratio, metric: runs.find((r) => r.metric)?.metric ?? "accuracy",
+    out.push({ model, task, method, ratio, variant: variant.get(unit)!, unit, metric: runs.find((r) => r.metric)?.metric ?? "accuracy",
       trainableParams: runs[0].trainable_params, bestLr: best?.lr ?? null, n: best?.n ?? 0, devMean: best?.devMean ?? null,
       testMean: best?.testMean ?? null, testStd: best?.testStd ?? null, lrs });
   }
   return out.sort((a, b) => a.model.localeCompare(b.model) || a.task.localeCompare(b.task) || a.method.localeCompare(b.method) ||
-    (b.ratio ?? Infinity) - (a.ratio ?? Infinity));
+    (b.ratio ?? Infinity) - (a.ratio ?? Infinity) || a.variant.localeCompare(b.variant, undefined, { numeric: true }));
 }

@@ -8,23 +8,26 @@ export function sci(v: number | null): string {
   return Number(v.toPrecision(3)).toExponential().replace("e+", "e").replace(/\.0+e/, "e");
 }
 const pct = (v: number | null) => (v === null ? "-" : (100 * v).toFixed(1));
-const methodRow = (s: Selection) => (s.ratio === null ? s.method : `${s.method} ${sci(s.ratio)}`);
+const methodRow = (s: Selection) => (s.ratio === null ? s.method : `${s.method} ${sci(s.ratio)}`) + (s.variant ? ` (${s.variant})` : "");
+/** The variant column after ratio, only when some unit has a variant: ordinary sweeps' tables keep their columns. */
+const withVariant = <T>(sel: Selection[], row: T[], v: T): T[] => (sel.some((s) => s.variant) ? [...row.slice(0, 4), v, ...row.slice(4)] : row);
 
 const COLUMNS = ["model", "task", "method", "ratio", "trainable_params", "metric", "best_lr", "n", "dev_mean", "test_mean", "test_std"];
 const values = (s: Selection) => [s.model, s.task, s.method, s.ratio === null ? "" : sci(s.ratio), s.trainableParams ?? "", s.metric,
   s.bestLr === null ? "" : sci(s.bestLr), s.n, s.devMean?.toFixed(4) ?? "", s.testMean?.toFixed(4) ?? "", s.testStd?.toFixed(4) ?? ""];
 
-/** One row per (model, task, method, ratio): the selected LR and its dev and test means. */
+/** One row per selection unit (Selection): the selected LR and its dev and test means. */
 export function resultsCsv(sel: Selection[]): string {
   const cell = (v: unknown) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
-  return [COLUMNS, ...sel.map(values)].map((r) => r.map(cell).join(",")).join("\n") + "\n";
+  return [withVariant<unknown>(sel, COLUMNS, "variant"), ...sel.map((s) => withVariant<unknown>(sel, values(s), s.variant))]
+    .map((r) => r.map(cell).join(",")).join("\n") + "\n";
 }
 
 /** The same as an aligned text table, with test as mean ± std in percent. */
 export function resultsTable(sel: Selection[]): string {
-  const head = ["model", "task", "method", "ratio", "params", "best lr", "n", "dev %", "test % (± std)"];
-  const rows = sel.map((s) => [s.model, s.task, s.method, s.ratio === null ? "-" : sci(s.ratio), String(s.trainableParams ?? "-"),
-    sci(s.bestLr), String(s.n), pct(s.devMean), s.testMean === null ? "-" : `${pct(s.testMean)} ± ${pct(s.testStd)}`]);
+  const head = withVariant(sel, ["model", "task", "method", "ratio", "params", "best lr", "n", "dev %", "test % (± std)"], "variant");
+  const rows = sel.map((s) => withVariant(sel, [s.model, s.task, s.method, s.ratio === null ? "-" : sci(s.ratio), String(s.trainableParams ?? "-"),
+    sci(s.bestLr), String(s.n), pct(s.devMean), s.testMean === null ? "-" : `${pct(s.testMean)} ± ${pct(s.testStd)}`], s.variant || "-"));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n";
 }

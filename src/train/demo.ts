@@ -225,6 +225,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   const task = getTask("sst2", o.dataDir);
   const { plan } = o;
   const sampled = loadTaskData(task, o.dataDir, plan.seed, plan.sizes); // reads and checks the data before anything is written
+  BpeTokenizer.fromDir(pretrainedDir); // and the tokenizer files
   const out = resolve(o.out);
   prepareOutDir(out);
   const modelDir = o.randomWeights ? writeRandomWeightsCopy(pretrainedDir, join(out, "random-weights-model"), plan.seed) : pretrainedDir;

@@ -41,7 +41,7 @@ export class LinearHead {
    * Whether features are L2-normalised first comes from the file's metadata
    * (`normalize`: "true" / "false", as save() writes it), else `defaultNormalize`
    * (true suits CLIP heads, built from normalised text embeddings).
-   * @throws Error naming the file for other tensors, wrong ranks, or a dim other than `dim`.
+   * @throws Error naming the file for other tensors, wrong ranks, a dim other than `dim`, or non-finite values.
    */
   static load(file: string, opts: { dim?: number; defaultNormalize?: boolean } = {}): LinearHead {
     const t = loadFile(file);
@@ -56,6 +56,9 @@ export class LinearHead {
     if (opts.dim !== undefined && weight.size(1) !== opts.dim) fail(`'weight' is [${weight.shape}] but the model's features have ${opts.dim} dimensions`);
     const bias = t.get("bias") ?? null;
     if (bias && (bias.rank !== 1 || bias.size(0) !== weight.size(0))) fail(`'bias' must be [${weight.size(0)}], got [${bias.shape}]`);
+    for (const [name, x] of [["weight", weight], ["bias", bias]] as const) {
+      if (x && tidy(() => x.isfinite().logicalNot().sum().item()) > 0) fail(`'${name}' holds NaN or infinite values`);
+    }
     const flag = readHeader(file).metadata?.normalize;
     if (flag !== undefined && flag !== "true" && flag !== "false") fail(`metadata 'normalize' must be "true" or "false", got ${JSON.stringify(flag)}`);
     return new LinearHead(weight, bias, flag === undefined ? opts.defaultNormalize ?? false : flag === "true");

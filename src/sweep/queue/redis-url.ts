@@ -9,13 +9,21 @@ export interface QueueAddress {
   shown: string;
 }
 
-/** The URL with any password replaced by `***` (also for text that is not a valid URL). */
+/**
+ * The text of `--queue` as it may be printed: the scheme, user, host, port and path of a URL, with its
+ * password, query string and fragment replaced by `***`; `***` alone for text that is no URL with a host
+ * (a password given bare, say), since any part of it may be the secret.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@");
+  let u: URL;
+  try { u = new URL(url); } catch { return "***"; }
+  if (!u.host) return "***";
+  const auth = u.username || u.password ? `${u.username}${u.password ? ":***" : ""}@` : "";
+  return `${u.protocol}//${auth}${u.host}${u.pathname}${u.search ? "?***" : ""}${u.hash ? "#***" : ""}`;
 }
 
 /**
- * Parses `--queue`. Throws one error naming the flag and the expected form, with the URL redacted.
+ * Parses `--queue`. Throws one error naming the flag and the expected form, with the URL redacted (redactUrl).
  * Defaults: port 6379, database 0.
  */
 export function parseQueueUrl(url: string): QueueAddress {
@@ -25,8 +33,8 @@ export function parseQueueUrl(url: string): QueueAddress {
   };
   let u: URL;
   try { u = new URL(url); } catch { return bad("not a URL"); }
+  if (!u.hostname) bad("no host"); // first: without a host the scheme may be part of a bare password ("abc:def")
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") bad(`unsupported scheme '${u.protocol}'`);
-  if (!u.hostname) bad("no host");
   const port = u.port === "" ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\//, "");
   if (dbText !== "" && !/^\d+$/.test(dbText)) bad(`database '${dbText}' is not a number`);

@@ -123,6 +123,26 @@ test("the CLI: a queue that cannot be reached is one error without the password;
   assert.match(q.stderr, /sweep collect: --queue URL is required \(or set RANDMASK_QUEUE\)/);
 });
 
+test("a wrong password is one error naming --queue: submit and worker exit 1 instead of retrying", { skip: noRedis, timeout: 60_000 }, async () => {
+  const redisDir = mkdtempSync(join(work, "redis-"));
+  const port = await freePort();
+  const redis = await startRedis(redisDir, port);
+  try {
+    const url = `redis://:not-${PASSWORD}@127.0.0.1:${port}/0`;
+    const s = spawnSync(process.execPath, [cli, "sweep", "submit", sweepPath, "--queue", url], { encoding: "utf8", env, timeout: 30_000 });
+    assert.equal(s.status, 1, s.stderr);
+    assert.match(s.stderr, new RegExp(`--queue redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0: .*(WRONGPASS|invalid)`));
+    const w = start(["worker", "--queue", url]);
+    const code = await Promise.race([w.exit, sleep(30_000).then(() => "hung")]);
+    if (code === "hung") w.p.kill("SIGKILL");
+    assert.equal(code, 1, w.out());
+    assert.match(w.out(), /--queue redis:\/\/:\*\*\*@.*(WRONGPASS|invalid)/);
+    assert.ok(!(s.stderr + w.out()).includes(PASSWORD));
+  } finally {
+    redis.kill("SIGKILL");
+  }
+});
+
 test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restarted: each result arrives once and equals a local sweep's", { skip: noRedis, timeout: 300_000 }, async () => {
   const redisDir = mkdtempSync(join(work, "redis-"));
   const port = await freePort();

@@ -78,35 +78,59 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
       attempt: job.attemptsStarted, randmaskVersion: RANDMASK_VERSION, files, dir: kept, shared: Boolean(o.artifactsDir) };
   };
 
-  const worker = new Worker(QUEUE_NAME, processor, {
-    connection: address.connection, concurrency: o.concurrency, lockDuration: lockMs,
-    stalledInterval: Math.max(1000, Math.floor(lockMs / 2)), maxStalledCount: o.maxRetries ?? 2,
-  });
-  // logged once Redis has stored the result: each run's line appears once over all workers
-  worker.on("completed", (job, r: RunResult) => log(`stored ${job.id} ${r.status}${r.error ? `: ${r.error.split("\n").at(-1)}` : ""} (${r.wallS.toFixed(1)} s)`));
-  worker.on("failed", (job, e) => { if (!(e instanceof UnrecoverableError)) log(`failed ${job?.id}: ${redactError(e, address)}`); });
-  let lastError = "";
-  worker.on("error", (e) => {
-    const msg = redactError(e, address);
-    if (msg !== lastError) log(`queue ${address.shown}: ${msg}`); // a Redis restart: ioredis reconnects by itself
-    lastError = msg;
-  });
-  worker.on("ready", () => { lastError = ""; });
-  await worker.waitUntilReady().catch((e) => { throw new Error(`--queue ${address.shown}: ${redactError(e, address)}`); });
-  log(`worker ${hostname()}:${process.pid} on ${address.shown}: ${o.concurrency} run(s) at once, ${threads} thread(s) each, lock ${lockMs / 1000} s, ` +
-    `at most ${o.maxRetries ?? 2} retries of a lost run, files ${o.artifactsDir ? `in ${workDir}` : "in the results"}`);
-  await new Promise<void>((done) => {
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      log("stopping: runs in flight go back to the queue");
-      for (const c of children.values()) c.kill("SIGTERM");
-      worker.close().then(done, done);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  // Stop handlers go in before the worker exists: it may take a job before waitUntilReady resolves.
+  let worker: Worker | undefined;
+  let fatal: Error | undefined;
+  let closed!: () => void;
+  const finished = new Promise<void>((done) => (closed = done));
+  const stop = (why = "stopping: runs in flight go back to the queue") => {
+    if (stopping) return;
+    stopping = true;
+    log(why);
+    for (const c of children.values()) c.kill("SIGTERM");
+    (worker ? worker.close() : Promise.resolve()).then(closed, closed);
+  };
+  const onSignal = () => stop();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    worker = new Worker(QUEUE_NAME, processor, {
+      connection: address.connection, concurrency: o.concurrency, lockDuration: lockMs, autorun: false,
+      stalledInterval: Math.max(1000, Math.floor(lockMs / 2)), maxStalledCount: o.maxRetries ?? 2,
+    });
+    // logged once Redis has stored the result: each run's line appears once over all workers
+    worker.on("completed", (job, r: RunResult) => log(`stored ${job.id} ${r.status}${r.error ? `: ${r.error.split("\n").at(-1)}` : ""} (${r.wallS.toFixed(1)} s)`));
+    worker.on("failed", (job, e) => { if (!(e instanceof UnrecoverableError)) log(`failed ${job?.id}: ${redactError(e, address)}`); });
+    let lastError = "";
+    worker.on("error", (e) => {
+      const msg = redactError(e, address);
+      if (isAuthError(msg)) { // retrying cannot fix a wrong user or password: stop with the error
+        fatal ??= new Error(`--queue ${address.shown}: ${msg}`);
+        stop(`queue ${address.shown}: ${msg}`);
+        return;
+      }
+      if (msg !== lastError) log(`queue ${address.shown}: ${msg}`); // a Redis restart: ioredis reconnects by itself
+      lastError = msg;
+    });
+    worker.on("ready", () => { lastError = ""; });
+    await Promise.race([worker.waitUntilReady(), finished]).catch((e) => { throw new Error(`--queue ${address.shown}: ${redactError(e, address)}`); });
+    if (!stopping) {
+      log(`worker ${hostname()}:${process.pid} on ${address.shown}: ${o.concurrency} run(s) at once, ${threads} thread(s) each, lock ${lockMs / 1000} s, ` +
+        `at most ${o.maxRetries ?? 2} retries of a lost run, files ${o.artifactsDir ? `in ${workDir}` : "in the results"}`);
+      worker.run().catch((e) => { fatal ??= new Error(`--queue ${address.shown}: ${redactError(e, address)}`); stop(`queue ${address.shown}: ${redactError(e, address)}`); });
+    }
+    await finished;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
   if (!o.artifactsDir) rmSync(workDir, { recursive: true, force: true });
+  if (fatal) throw fatal;
+}
+
+/** Redis's answers to a wrong user name or password (Redis 6+ ACL and the older requirepass). */
+function isAuthError(msg: string): boolean {
+  return /WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(msg);
 }
 
 function listFiles(dir: string): string[] {

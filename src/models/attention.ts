@@ -53,8 +53,8 @@ export function rowsAt(x: Tensor, at: Tensor): Tensor {
   return x.gather(1, at.unsqueeze(2).expand([at.size(0), at.size(1), x.size(2)]));
 }
 
-/** The attentionBias rows of the queries at `at` [b, k]: [b, 1, seq, T] → [b, 1, k, T]. */
-export function biasRowsAt(bias: Tensor, at: Tensor): Tensor {
+/** A per-query tensor (the attention bias, rotary cos/sin) [b or 1, 1, seq, n] at the queries `at` [b, k]: [b, 1, k, n]. */
+export function queryRowsAt(bias: Tensor, at: Tensor): Tensor {
   const [b, k] = at.shape;
   return bias.expand([b, 1, bias.size(2), bias.size(3)]).gather(2, at.reshape([b, 1, k, 1]).expand([b, 1, k, bias.size(3)]));
 }

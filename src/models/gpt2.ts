@@ -13,7 +13,7 @@ import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type LoadOptions, type ModelConfig,
   type ModelFamily, type RandomOptions, type SublayerHooks, Linear, countParams,
 } from "./causal-lm.js";
-import { attend, attentionBias, pastAndMask, positionsFromMask } from "./attention.js";
+import { attend, attentionBias, pastAndMask, positionsFromMask, queryRowsAt, rowsAt } from "./attention.js";
 import { runDecoderStack } from "./decoder-stack.js";
 import { loadWeights, randomWeights } from "./load.js";
 import { ConfigError, readConfigJson, configReader } from "./config-fields.js";
@@ -62,24 +62,26 @@ export class GPT2LMHeadModel implements CausalLM {
 
     const bias = attentionBias(mask, seq, pastLen);
     const random = this.training && (c.residPdrop > 0 || c.attnPdrop > 0 || c.embdPdrop > 0);
+    // The last block runs at the logitsAt positions only (see block): nothing else of it is read.
+    const last = c.numHiddenLayers - 1;
     const out = runDecoderStack(h, { layers: c.numHiddenLayers, random, checkpointing: this.gradientCheckpointing, useCache: Boolean(opts.useCache) },
-      (i, x, kv) => this.block(i, x, bias, past?.[i], kv));
-    h = this.layerNorm("transformer.ln_f", out.h);
-    if (opts.logitsAt) {
-      const k = opts.logitsAt.size(1);
-      h = h.gather(1, opts.logitsAt.unsqueeze(2).expand([batch, k, h.size(2)]));
-    }
+      (i, x, kv) => this.block(i, x, bias, past?.[i], kv, i === last ? opts.logitsAt : undefined));
+    h = this.layerNorm("transformer.ln_f", out.h); // [batch, k, d] when logitsAt is given
     const logits = linear(h, this.p("lm_head.weight"));
     return opts.useCache ? { logits, cache: out.cache } : { logits };
   }
 
-  /** x + attn(ln_1(x)), then + mlp(ln_2(·)). */
-  private block(i: number, x: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+  /**
+   * x + attn(ln_1(x)), then + mlp(ln_2(·)); x [batch, seq, d]. With `at` [batch, k] the queries,
+   * output, MLP and residual are computed at those positions only (→ [batch, k, d]; keys and values
+   * from every position): the last block when only some positions' logits are wanted.
+   */
+  private block(i: number, x: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined, at?: Tensor): Tensor {
     const c = this.config;
     const prefix = `transformer.h.${i}`;
-    let a = this.attention(i, this.layerNorm(`${prefix}.ln_1`, x), bias, past, cache);
+    let a = this.attention(i, this.layerNorm(`${prefix}.ln_1`, x), bias, past, cache, at);
     if (this.hooks.afterAttention) a = this.hooks.afterAttention(i, a);
-    const h = x.add(dropout(a, c.residPdrop, this.training));
+    const h = (at ? rowsAt(x, at) : x).add(dropout(a, c.residPdrop, this.training));
     let f = this.lin(`${prefix}.mlp.c_proj`, this.activation(this.lin(`${prefix}.mlp.c_fc`, this.layerNorm(`${prefix}.ln_2`, h))));
     if (this.hooks.afterFeedForward) f = this.hooks.afterFeedForward(i, f);
     return h.add(dropout(f, c.residPdrop, this.training));
@@ -90,16 +92,18 @@ export class GPT2LMHeadModel implements CausalLM {
     return act === "relu" ? x.relu() : x.gelu(act !== "gelu");
   }
 
-  private attention(i: number, x: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+  /** Self-attention of x [batch, seq, d]; queries (and the output) at `at` [batch, k] only when given. */
+  private attention(i: number, x: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined, at?: Tensor): Tensor {
     const c = this.config;
-    const [batch, seq, d] = x.shape;
+    const [batch, , d] = x.shape;
     const heads = c.numAttentionHeads;
     const hd = c.headDim;
-    const split = (t: Tensor) => t.reshape([batch, seq, heads, hd]).transpose(1, 2); // [b, h, t, hd]
-    const qkv = this.lin(`transformer.h.${i}.attn.c_attn`, x);                       // [b, t, 3d]: q | k | v
+    const split = (t: Tensor) => t.reshape([batch, t.size(1), heads, hd]).transpose(1, 2); // [b, h, t, hd]
+    const qkv = this.lin(`transformer.h.${i}.attn.c_attn`, x);                       // [b, t, 3d]: q | k | v (one fused matrix)
     let scale = c.scaleAttnWeights ? hd ** -0.5 : 1;
     if (c.scaleAttnByInverseLayerIdx) scale /= i + 1;
-    const q = split(qkv.narrow(2, 0, d).mul(scale));
+    const qAll = qkv.narrow(2, 0, d);
+    const q = split((at ? rowsAt(qAll, at) : qAll).mul(scale));
     let k = split(qkv.narrow(2, d, d));
     let v = split(qkv.narrow(2, 2 * d, d));
     if (past) {
@@ -109,7 +113,7 @@ export class GPT2LMHeadModel implements CausalLM {
       v = cat([widen(past.value), v], 2);
     }
     if (cache) cache.push({ key: k, value: v });
-    return this.lin(`transformer.h.${i}.attn.c_proj`, attend(q, k, v, bias, c.attnPdrop, this.training));
+    return this.lin(`transformer.h.${i}.attn.c_proj`, attend(q, k, v, at ? queryRowsAt(bias, at) : bias, c.attnPdrop, this.training));
   }
 
   setParam(name: string, t: Tensor): void {

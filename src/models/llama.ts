@@ -11,7 +11,7 @@ import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type LoadOptions, type ModelConfig,
   type ModelFamily, type RandomOptions, type SublayerHooks, Linear, countParams,
 } from "./causal-lm.js";
-import { attend, attentionBias, pastAndMask, positionsFromMask } from "./attention.js";
+import { attend, attentionBias, pastAndMask, positionsFromMask, queryRowsAt, rowsAt } from "./attention.js";
 import { runDecoderStack } from "./decoder-stack.js";
 import { loadWeights, randomWeights } from "./load.js";
 import { rmsNorm } from "./rms-norm.js";
@@ -50,24 +50,26 @@ export class LlamaForCausalLM implements CausalLM {
     const rope = this.rotary.cosSin(positions, h.dtype);                             // [b, 1, t, hd] each
     const bias = attentionBias(mask, seq, pastLen, c.slidingWindow);
     const random = this.training && c.attentionDropout > 0;
+    // The last layer runs at the logitsAt positions only (see decoderLayer): nothing else of it is read.
+    const lastLayer = c.numHiddenLayers - 1;
     const out = runDecoderStack(h, { layers: c.numHiddenLayers, random, checkpointing: this.gradientCheckpointing, useCache: Boolean(opts.useCache) },
-      (i, x, kv) => this.decoderLayer(i, x, bias, rope, past?.[i], kv));
-    let last = this.norm("model.norm", out.h);
-    if (opts.logitsAt) {
-      const k = opts.logitsAt.size(1);
-      last = last.gather(1, opts.logitsAt.unsqueeze(2).expand([batch, k, last.size(2)]));
-    }
+      (i, x, kv) => this.decoderLayer(i, x, bias, rope, past?.[i], kv, i === lastLayer ? opts.logitsAt : undefined));
+    const last = this.norm("model.norm", out.h); // [batch, k, d] when logitsAt is given
     const logits = linear(last, this.p("lm_head.weight"));
     return opts.useCache ? { logits, cache: out.cache } : { logits };
   }
 
-  /** x + attn(norm(x)), then + mlp(norm(·)). */
+  /**
+   * x + attn(norm(x)), then + mlp(norm(·)); x [batch, seq, d]. With `at` [batch, k] the queries,
+   * output, MLP and residual are computed at those positions only (→ [batch, k, d]; keys and values
+   * from every position): the last layer when only some positions' logits are wanted.
+   */
   private decoderLayer(i: number, x: Tensor, bias: Tensor, rope: { cos: Tensor; sin: Tensor },
-    past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+    past: LayerKV | undefined, cache: LayerKV[] | undefined, at?: Tensor): Tensor {
     const prefix = `model.layers.${i}`;
-    let a = this.attention(prefix, this.norm(`${prefix}.input_layernorm`, x), bias, rope, past, cache);
+    let a = this.attention(prefix, this.norm(`${prefix}.input_layernorm`, x), bias, rope, past, cache, at);
     if (this.hooks.afterAttention) a = this.hooks.afterAttention(i, a);
-    const h = x.add(a);
+    const h = (at ? rowsAt(x, at) : x).add(a);
     const r = this.norm(`${prefix}.post_attention_layernorm`, h);
     const gate = this.lin(`${prefix}.mlp.gate_proj`, r);
     let f = this.lin(`${prefix}.mlp.down_proj`, gate.mul(gate.sigmoid()).mul(this.lin(`${prefix}.mlp.up_proj`, r))); // silu(g)·u
@@ -75,13 +77,17 @@ export class LlamaForCausalLM implements CausalLM {
     return h.add(f);
   }
 
+  /** Self-attention of x [batch, seq, d]; queries (and the output) at `at` [batch, k] only when given. */
   private attention(prefix: string, x: Tensor, bias: Tensor, rope: { cos: Tensor; sin: Tensor },
-    past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+    past: LayerKV | undefined, cache: LayerKV[] | undefined, at?: Tensor): Tensor {
     const c = this.config;
-    const [batch, seq] = x.shape;
+    const batch = x.size(0);
     const hd = c.headDim;
-    const split = (t: Tensor, heads: number) => t.reshape([batch, seq, heads, hd]).transpose(1, 2); // [b, h, t, hd]
-    const q = applyRotary(split(this.lin(`${prefix}.self_attn.q_proj`, x), c.numAttentionHeads), rope.cos, rope.sin).mul(hd ** -0.5);
+    const split = (t: Tensor, heads: number) => t.reshape([batch, t.size(1), heads, hd]).transpose(1, 2); // [b, h, t, hd]
+    // rope's cos/sin are [b, 1, t, hd]: the queries' rows are those at `at`
+    const ropeRows = (t: Tensor) => (at ? queryRowsAt(t, at) : t);
+    const q = applyRotary(split(this.lin(`${prefix}.self_attn.q_proj`, at ? rowsAt(x, at) : x), c.numAttentionHeads),
+      ropeRows(rope.cos), ropeRows(rope.sin)).mul(hd ** -0.5);
     let k = applyRotary(split(this.lin(`${prefix}.self_attn.k_proj`, x), c.numKeyValueHeads), rope.cos, rope.sin);
     let v = split(this.lin(`${prefix}.self_attn.v_proj`, x), c.numKeyValueHeads);
     if (past) {
@@ -91,7 +97,7 @@ export class LlamaForCausalLM implements CausalLM {
       v = cat([widen(past.value), v], 2);
     }
     if (cache) cache.push({ key: k, value: v });
-    return this.lin(`${prefix}.self_attn.o_proj`, attend(q, k, v, bias, c.attentionDropout, this.training));
+    return this.lin(`${prefix}.self_attn.o_proj`, attend(q, k, v, at ? queryRowsAt(bias, at) : bias, c.attentionDropout, this.training));
   }
 
   setParam(name: string, t: Tensor): void {

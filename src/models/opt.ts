@@ -17,7 +17,7 @@ import { type OPTConfig, readConfig, parseConfig, toHfConfig } from "./config.js
 import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type ModelFamily, type SublayerHooks, Linear,
 } from "./causal-lm.js";
-import { attend, attentionBias, biasRowsAt, pastAndMask, rowsAt } from "./attention.js";
+import { attend, attentionBias, queryRowsAt, pastAndMask, rowsAt } from "./attention.js";
 import { runDecoderStack } from "./decoder-stack.js";
 import { checkComputeDtype } from "./load.js";
 
@@ -134,7 +134,7 @@ export class OPTForCausalLM implements CausalLM {
     }
     if (cache) cache.push({ key: k, value: v });
 
-    return this.lin(`${prefix}.self_attn.out_proj`, attend(q, k, v, at ? biasRowsAt(bias, at) : bias, c.attentionDropout, this.training));
+    return this.lin(`${prefix}.self_attn.out_proj`, attend(q, k, v, at ? queryRowsAt(bias, at) : bias, c.attentionDropout, this.training));
   }
 
   /**

@@ -44,20 +44,15 @@ const OPTION_KEYS: Partial<Record<keyof typeof METHOD_FLAGS, string>> = {
 };
 
 type MethodFlag = Exclude<keyof typeof METHOD_FLAGS, "method" | "seed">;
-const MASK: MethodFlag[] = ["trainable-ratio", "density", "target-modules", "mask-seed"];
-const LORA: MethodFlag[] = ["target-modules", "lora-alpha", "lora-dropout", "mask-seed"];
+/** Flag → option key for every method flag; --mask-seed sets the method's own seed. */
+const KEY_OF_FLAG = { ...OPTION_KEYS, "mask-seed": "seed" } as Record<MethodFlag, string>;
 
-/** The flags each method reads (--method and --seed apply to every one); the others are refused. */
-export const FLAGS_OF_METHOD: Record<string, readonly MethodFlag[]> = {
-  "random-mask": [...MASK, "mask-kind"],
-  "structured-mask": MASK,
-  lora: [...LORA, "lora-r"],
-  adalora: [...LORA, "adalora-init-r", "adalora-target-r", "adalora-tinit", "adalora-tfinal", "adalora-orth-reg-weight"],
-  bitfit: [],
-  adapter: ["bottleneck", "mask-seed"],
-  prefix: ["num-virtual-tokens", "mask-seed"],
-  full: [],
-};
+/**
+ * The flags each method reads (--method and --seed apply to every one); the others are refused.
+ * Derived from the options each method declares (MethodDefinition.options), which sweep files are checked against too.
+ */
+export const FLAGS_OF_METHOD: Record<string, readonly MethodFlag[]> = Object.fromEntries(METHODS.map((m) =>
+  [m.name, (Object.keys(KEY_OF_FLAG) as MethodFlag[]).filter((f) => m.options.includes(KEY_OF_FLAG[f]))]));
 
 /** A method's error with its option names (trainableRatio, r, …) replaced by the flags that set them. */
 function withFlagNames(method: string, message: string): string {

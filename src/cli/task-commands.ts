@@ -17,7 +17,7 @@ import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes, useDevice } from "./share
 import { isImageTask } from "../tasks/image-tasks.js";
 import { isVisionModelDir } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
-import { IMAGE_TRAIN_DEFAULTS } from "../train/image-trainer.js";
+import { IMAGE_TRAIN_DEFAULTS, imageStepDefaults } from "../train/image-trainer.js";
 import { TRAIN_DEFAULTS, stepsPerEpoch } from "../train/trainer.js";
 import { evalImages } from "./image-eval-command.js";
 
@@ -87,7 +87,8 @@ export const finetuneCommand = defineCommand({
     if (image) {
       if (v["adapter-format"] === "peft") throw new UsageError("--adapter-format peft: Hugging Face PEFT adapters are written for language models only");
       const steps = v.steps ?? IMAGE_TRAIN_DEFAULTS.steps;
-      const warmupSteps = v["warmup-steps"] ?? Math.round(steps * IMAGE_TRAIN_DEFAULTS.warmupSteps / IMAGE_TRAIN_DEFAULTS.steps);
+      const byDefault = imageStepDefaults(steps);
+      const warmupSteps = v["warmup-steps"] ?? byDefault.warmupSteps;
       if (warmupSteps >= steps) throw new UsageError(`--warmup-steps ${warmupSteps} must be fewer than --steps ${steps}`);
       // method flags checked against the checkpoint's shapes as `count` does, before the device, data or --out are touched
       resolveMethodFlags(v, modelDirShapes(v.model), v.method === "adalora" ? { totalSteps: steps } : {});
@@ -99,7 +100,7 @@ export const finetuneCommand = defineCommand({
         train: {
           lr: v.lr, steps, warmupSteps, batchSize: v["batch-size"] ?? d.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
           schedule: (v.schedule ?? d.schedule) as (typeof SCHEDULES)[number], weightDecay: v["weight-decay"] ?? d.weightDecay,
-          divergenceFactor: v["divergence-factor"], evalEvery: v["eval-every"] ?? Math.max(1, Math.ceil(steps / 4)), seed: v.seed, evalBatchRows: v["eval-batch"],
+          divergenceFactor: v["divergence-factor"], evalEvery: v["eval-every"] ?? byDefault.evalEvery, seed: v.seed, evalBatchRows: v["eval-batch"],
         },
       });
       process.stdout.write(JSON.stringify({ status: record.status, test: record.test, best_dev: record.best_dev, diverged: record.diverged }) + "\n");

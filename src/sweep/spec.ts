@@ -150,7 +150,8 @@ export function expandSweep(raw: unknown, file: string): Sweep {
     const own = entry.options === undefined ? {} : object(entry.options, `${at}.options`, fail);
     const options = { ...(top.options === undefined ? {} : object(top.options, "options", fail)), ...own };
     // an option the method does not read would be ignored silently: refused, as finetune refuses its flag
-    const unread = unreadOptions(def!, options).map((k) => (k in own ? `${at}.options.${k}` : `options.${k}`));
+    // (but `seed`: every run's methodOptions carry one, which a queued job's config brings back here)
+    const unread = unreadOptions(def!, options).filter((k) => k !== "seed").map((k) => (k in own ? `${at}.options.${k}` : `options.${k}`));
     if (entry.trainableRatios !== undefined && !def!.options.includes("trainableRatio")) unread.push(`${at}.trainableRatios`);
     if (unread.length > 0) {
       fail(`${unread.join(", ")}: not ${unread.length > 1 ? "options" : "an option"} of method ${method} ` +

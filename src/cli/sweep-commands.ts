@@ -9,6 +9,7 @@ import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { QUEUE_FLAG, queueAddress } from "./worker-command.js";
+import { checkOutputFolder } from "./shared-flags.js";
 
 /**
  * One single-threaded run per core (at most 8, to bound memory): on the project's 2-core machine
@@ -138,6 +139,7 @@ export const reportCommand = defineCommand({
   },
   example: "report --db results.sqlite --out report/",
   async run(v) {
+    checkOutputFolder("out", v.out, "report.md, results.csv and the figures");
     const db = ResultsDb.open(v.db);
     try {
       const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports

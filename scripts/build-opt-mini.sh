@@ -19,6 +19,6 @@ else
   $CLI pretrain --config scripts/opt-mini-config.json --tokenizer "$SHARED/tokenizers/opt" \
     --data "$C/tinyshakespeare.jsonl,$C/gutenberg.jsonl,$C/reviews.jsonl,$C/wiki.jsonl,$C/sst2-train.jsonl:4,$C/superglue-train.jsonl:2,$C/multirc-train-unlabeled.jsonl:2" \
     --cache-dir "$WORK/tokens" --out "$WORK/model" --block-size 256 --batch-size 16 --grad-accum 2 --lr 1e-3 --min-lr 1e-4 \
-    --dtype bf16 --max-tokens 12000000 --eval-every 200 --holdout-tokens 16384 --checkpoint-minutes 10 --seed 0
+    --dtype bf16 --max-tokens 10649600 --eval-every 200 --holdout-tokens 16384 --checkpoint-minutes 10 --seed 0
 fi
 node scripts/ship-opt-mini.mjs --run "$WORK/model" --out models/opt-mini --run-demo --acceptance

@@ -6,12 +6,13 @@
 // renamed over --out at the end, so a failure leaves the old folder intact.
 //
 //   node scripts/ship-opt-mini.mjs --run DIR [--out models/opt-mini] [--manifest FILE]
-//        [--demo-metrics FILE | --run-demo] [--acceptance] [--hardware TEXT] [--history TEXT]
+//        [--demo-metrics FILE | --run-demo] [--acceptance [--random-metrics FILE]] [--hardware TEXT] [--history TEXT]
 //
 // --run-demo runs `randmask demo` on the new folder and pastes its table;
 // --demo-metrics takes the metrics.json of a demo already run on these weights.
 // --acceptance runs `randmask demo --protocol` on the new folder and with
 // --random-weights (issue 11's test: pretrained vs random weights, same shape).
+// --random-metrics takes the metrics.json of `demo --protocol --random-weights` already run on --run's shape.
 // --history adds a paragraph on how the run went (e.g. a budget changed on resume).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     "demo-metrics": { type: "string" },
     "run-demo": { type: "boolean", default: false },
     acceptance: { type: "boolean", default: false },
+    "random-metrics": { type: "string" },
     history: { type: "string" },
     hardware: { type: "string", default: `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores` },
   },
@@ -61,6 +63,20 @@ if (evals.length === 0 || trains.length === 0) fail(`${join(run, "log.jsonl")}: 
 const manifestFile = resolve(flags.manifest ?? join(dirname(runRecord.data[0].path), "corpus-manifest.json"));
 if (!existsSync(manifestFile)) fail(`${manifestFile}: no corpus manifest (give --manifest FILE)`);
 const manifest = readJson(manifestFile);
+// The random-weight baseline does not depend on the pretrained values, only on the shape: it may be
+// run beforehand (`demo --protocol --random-weights --model RUN`) and given here.
+let randomProtocol = null;
+if (flags["random-metrics"]) {
+  if (!flags.acceptance) fail("--random-metrics is read only with --acceptance");
+  randomProtocol = readJson(resolve(flags["random-metrics"]));
+  const cfg = readJson(join(run, "config.json"));
+  const shape = (c) => ["model_type", "hidden_size", "num_hidden_layers", "ffn_dim", "num_attention_heads", "vocab_size", "max_position_embeddings"].map((k) => c[k]).join(",");
+  const randomCfg = join(randomProtocol.out ?? "", "random-weights-model", "config.json");
+  if (randomProtocol.random_weights !== true || !randomProtocol.protocol || !Array.isArray(randomProtocol.methods)) {
+    fail(`--random-metrics ${flags["random-metrics"]}: not the metrics.json of \`randmask demo --protocol --random-weights\``);
+  }
+  if (!existsSync(randomCfg) || shape(readJson(randomCfg)) !== shape(cfg)) fail(`--random-metrics ${flags["random-metrics"]}: its random-weight model (${randomCfg}) is not of --run's shape`);
+}
 let demo = null;
 if (flags["demo-metrics"]) {
   demo = readJson(resolve(flags["demo-metrics"]));
@@ -101,7 +117,11 @@ try {
       if (r.status !== 0) throw new Error(`randmask demo --protocol ${extra.join(" ")} failed (exit ${r.status})`);
       return readJson(join(dir, "metrics.json"));
     };
-    acceptance = { pretrained: runProtocol([]), random: runProtocol(["--random-weights"]) };
+    const pretrained = runProtocol([]);
+    if (randomProtocol && JSON.stringify(randomProtocol.protocol) !== JSON.stringify(pretrained.protocol)) {
+      throw new Error(`--random-metrics ${flags["random-metrics"]}: its protocol differs from this demo --protocol run's`);
+    }
+    acceptance = { pretrained, random: randomProtocol ?? runProtocol(["--random-weights"]) };
     writeFileSync(join(tmp, "acceptance-metrics.json"), JSON.stringify(acceptance, null, 2) + "\n");
   }
   if (demo) writeFileSync(join(tmp, "demo-metrics.json"), JSON.stringify({ ...demo, model: "models/opt-mini" }, null, 2) + "\n");

@@ -47,12 +47,32 @@ test("logits at requested positions equal the full logits there", () => tidy(() 
   assert.ok(at.allclose(full, 1e-5, 1e-6));
 }));
 
-test("gradients match Hugging Face for the left-padded batch", () => tidy(() => {
+// With logitsAt the last layer runs at those rows only (queries, MLP, residual): its logits must still be
+// Hugging Face's, for per-row positions in a left-padded batch, with and without checkpointing.
+test("logits at per-row positions of a left-padded batch match Hugging Face (the last layer runs at those rows only)", () => tidy(() => {
+  const c = (ref.cases as Case[]).find((x) => x.name === "batch_left_pad")!;
+  const seq = c.input_ids[0].length;
+  const pos = c.attention_mask.map((row, b) => [seq - 1, row.indexOf(1) + b + 1]); // the last token, and one inside each row
+  for (const checkpointing of [false, true]) {
+    model.gradientCheckpointing = checkpointing;
+    try {
+      const got = model.forward(ids(c.input_ids), { attentionMask: ids(c.attention_mask), logitsAt: ids(pos) }).logits.toNested() as number[][][];
+      let maxErr = 0;
+      pos.forEach((row, b) => row.forEach((t, k) => c.logits[b][t].forEach((v, j) => { maxErr = Math.max(maxErr, Math.abs(v - got[b][k][j])); })));
+      assert.ok(maxErr <= 1e-4, `checkpointing ${checkpointing}: max |logit error| ${maxErr}`);
+    } finally { model.gradientCheckpointing = false; }
+  }
+}));
+
+for (const viaRows of [false, true]) test(`gradients match Hugging Face for the left-padded batch${viaRows ? " (logits asked at every position)" : ""}`, () => tidy(() => {
   const c = (ref.cases as Case[]).find((x) => x.grads)!;
   const params = [...new Set(model.params.values())];
   params.forEach((p) => p.setRequiresGrad(true));
   try {
-    causalLmLoss(model.forward(ids(c.input_ids), { attentionMask: ids(c.attention_mask) }).logits, ids(c.labels)).backward();
+    // logitsAt naming every position runs the last layer through its gathered-rows path: the same gradients
+    const seq = c.input_ids[0].length;
+    const every = ids(c.input_ids.map(() => Array.from({ length: seq }, (_, t) => t)));
+    causalLmLoss(model.forward(ids(c.input_ids), { attentionMask: ids(c.attention_mask), ...(viaRows ? { logitsAt: every } : {}) }).logits, ids(c.labels)).backward();
     for (const [name, expected] of Object.entries(c.grads!)) {
       const g = model.params.get(name)!.grad!;
       const flat = expected.flat();

@@ -48,6 +48,17 @@ export function attentionBias(mask: Tensor, seq: number, pastLen: number, slidin
   return padding.add(blocked).gt(0).to("float32").mul(MASKED);
 }
 
+/** x [b, seq, d] at positions `at` [b, k] (int64): [b, k, d]. */
+export function rowsAt(x: Tensor, at: Tensor): Tensor {
+  return x.gather(1, at.unsqueeze(2).expand([at.size(0), at.size(1), x.size(2)]));
+}
+
+/** The attentionBias rows of the queries at `at` [b, k]: [b, 1, seq, T] → [b, 1, k, T]. */
+export function biasRowsAt(bias: Tensor, at: Tensor): Tensor {
+  const [b, k] = at.shape;
+  return bias.expand([b, 1, bias.size(2), bias.size(3)]).gather(2, at.reshape([b, 1, k, 1]).expand([b, 1, k, bias.size(3)]));
+}
+
 /** [b, kvHeads, t, hd] → [b, kvHeads·groups, t, hd], each kv head repeated for its query heads. */
 export function repeatKv(x: Tensor, groups: number): Tensor {
   if (groups === 1) return x;

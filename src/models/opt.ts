@@ -17,7 +17,7 @@ import { type OPTConfig, readConfig, parseConfig, toHfConfig } from "./config.js
 import {
   type CausalLM, type ForwardOptions, type ForwardResult, type LayerKV, type LinearModule, type ModelFamily, type SublayerHooks, Linear,
 } from "./causal-lm.js";
-import { attend, attentionBias, pastAndMask } from "./attention.js";
+import { attend, attentionBias, biasRowsAt, pastAndMask, rowsAt } from "./attention.js";
 import { runDecoderStack } from "./decoder-stack.js";
 import { checkComputeDtype } from "./load.js";
 
@@ -73,31 +73,35 @@ export class OPTForCausalLM implements CausalLM {
 
     const additiveMask = attentionBias(mask, seq, pastLen);
     const random = this.training && (c.dropout > 0 || c.attentionDropout > 0);
+    // The last layer runs at the logitsAt positions only (see decoderLayer): nothing else of it is read.
+    const last = c.numHiddenLayers - 1;
     const out = runDecoderStack(h, { layers: c.numHiddenLayers, random, checkpointing: this.gradientCheckpointing, useCache: Boolean(opts.useCache) },
-      (i, x, kv) => this.decoderLayer(i, x, additiveMask, past?.[i], kv));
-    h = out.h;
+      (i, x, kv) => this.decoderLayer(i, x, additiveMask, past?.[i], kv, i === last ? opts.logitsAt : undefined));
+    h = out.h; // [batch, k, d] when logitsAt is given, else [batch, seq, d]
 
     if (c.doLayerNormBefore && !c.removeFinalLayerNorm) h = this.layerNorm("model.decoder.final_layer_norm", h);
-    if (opts.logitsAt) {
-      const d = h.size(2);
-      const k = opts.logitsAt.size(1);
-      h = h.gather(1, opts.logitsAt.unsqueeze(2).expand([batch, k, d]));
-    }
     if (this.linears.has("model.decoder.project_out")) h = this.lin("model.decoder.project_out", h);
     const logits = linear(h, this.p("lm_head.weight"));
     return opts.useCache ? { logits, cache: out.cache } : { logits };
   }
 
-  private decoderLayer(i: number, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+  /**
+   * One decoder block, h [batch, seq, d] → [batch, seq, d]. With `at` [batch, k] (positions), the
+   * block's queries, attention output, feed-forward and residual stream are computed at those
+   * positions only, → [batch, k, d]; keys and values still come from every position. The last
+   * block runs so when only some positions' logits are wanted (option scoring, the loss
+   * positions): the same numbers as slicing afterwards, without (seq − k)/seq of that block's work.
+   */
+  private decoderLayer(i: number, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined, at?: Tensor): Tensor {
     const c = this.config;
     const prefix = `model.decoder.layers.${i}`;
     const pre = c.doLayerNormBefore; // 125m, 1.3b, 13b normalise before each block; 350m after
     // Each block in its own scope, so what autograd does not keep is freed at once.
     const attn = tidy(() => {
       const kv: LayerKV[] = [];
-      let a = this.attention(prefix, pre ? this.layerNorm(`${prefix}.self_attn_layer_norm`, h) : h, bias, past, cache ? kv : undefined);
+      let a = this.attention(prefix, pre ? this.layerNorm(`${prefix}.self_attn_layer_norm`, h) : h, bias, past, cache ? kv : undefined, at);
       if (this.hooks.afterAttention) a = this.hooks.afterAttention(i, a);
-      a = h.add(dropout(a, c.dropout, this.training));
+      a = (at ? rowsAt(h, at) : h).add(dropout(a, c.dropout, this.training));
       return { out: pre ? a : this.layerNorm(`${prefix}.self_attn_layer_norm`, a), kv: kv[0] };
     });
     if (cache && attn.kv) cache.push(attn.kv);
@@ -111,14 +115,15 @@ export class OPTForCausalLM implements CausalLM {
     });
   }
 
-  private attention(prefix: string, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined): Tensor {
+  /** Self-attention of h [batch, seq, d]; queries (and the output) at `at` [batch, k] only when given. */
+  private attention(prefix: string, h: Tensor, bias: Tensor, past: LayerKV | undefined, cache: LayerKV[] | undefined, at?: Tensor): Tensor {
     const c = this.config;
-    const [batch, seq, d] = h.shape;
+    const [batch, , d] = h.shape;
     const heads = c.numAttentionHeads;
     const headDim = d / heads;
-    const split = (x: Tensor) => x.reshape([batch, seq, heads, headDim]).transpose(1, 2); // [b, h, t, hd]
+    const split = (x: Tensor) => x.reshape([batch, x.size(1), heads, headDim]).transpose(1, 2); // [b, h, t, hd]
 
-    const q = split(this.lin(`${prefix}.self_attn.q_proj`, h).mul(headDim ** -0.5));
+    const q = split(this.lin(`${prefix}.self_attn.q_proj`, at ? rowsAt(h, at) : h).mul(headDim ** -0.5));
     let k = split(this.lin(`${prefix}.self_attn.k_proj`, h));
     let v = split(this.lin(`${prefix}.self_attn.v_proj`, h));
     if (past) {
@@ -129,7 +134,7 @@ export class OPTForCausalLM implements CausalLM {
     }
     if (cache) cache.push({ key: k, value: v });
 
-    return this.lin(`${prefix}.self_attn.out_proj`, attend(q, k, v, bias, c.attentionDropout, this.training));
+    return this.lin(`${prefix}.self_attn.out_proj`, attend(q, k, v, at ? biasRowsAt(bias, at) : bias, c.attentionDropout, this.training));
   }
 
   /**

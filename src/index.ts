@@ -38,7 +38,7 @@ export type { Example, TaskDefinition } from "./tasks/types.js";
 export { evaluate, predict, writePredictions, type Metrics, type Prediction } from "./eval/evaluate.js";
 export { train, TRAIN_DEFAULTS, type TrainOptions, type TrainResult, type Distance } from "./train/trainer.js";
 export { finetune, type FinetuneOptions, type RunRecord } from "./train/run.js";
-export { loadSweep, expandSweep, runId, SweepFileError, type RunConfig, type Sweep } from "./sweep/spec.js";
+export { loadSweep, expandSweep, checkSweepData, runId, SweepFileError, type RunConfig, type Sweep } from "./sweep/spec.js";
 export { ResultsDb, type RunRow, type RunStatus } from "./sweep/db.js";
 export { runSweep, type SweepRunOptions } from "./sweep/runner.js";
 export { selectBest, type Selection } from "./sweep/select.js";

@@ -1,14 +1,15 @@
 // Faults a fresh user found, each held at the right behaviour: a tokenizer
 // whose ids the model lacks is named before any work (finetune, generate,
-// hessian, pretrain); finetune's batch/accumulation mismatch is caught before
-// --out exists; negative flag values reach the value's own check; method
+// hessian, pretrain); finetune's batch/accumulation mismatch is a usage error
+// before --out exists; AdaLoRA's schedule is named by the flags that set it;
+// report --out that is a file is named; negative flag values reach the value's own check; method
 // options are named by their flags (exit 2), flags another method reads are
 // refused, a LoRA rank above a target's is refused; no command is a usage
 // error; convert checks the weights against config.json before writing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
@@ -37,12 +38,44 @@ test("finetune: a tokenizer beyond the model's vocabulary is named, and --out is
   assert.ok(!existsSync(out));
 });
 
-test("finetune: --batch-size not a multiple of --grad-accum fails before --out exists", () => {
+test("finetune: --batch-size not a multiple of --grad-accum is a usage error (exit 2) before --out exists", () => {
   const out = join(work, "accum-out");
   const r = run("finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "lora", ...sizes, "--grad-accum", "3", "--out", out);
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /--batch-size 8 must be a multiple of --grad-accum 3/);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, "randmask finetune: --batch-size 8 must be a multiple of --grad-accum 3\n");
   assert.ok(!existsSync(out));
+  // image tasks: their default batch (128) is checked the same way
+  const vit = join(sharedDir, "fixtures", "vit-tiny");
+  const img = run("finetune", "--model", vit, "--task", "cifar10", "--data-dir", data, "--method", "full", "--grad-accum", "3", "--out", out);
+  assert.equal(img.status, 2, img.stderr);
+  assert.equal(img.stderr, "randmask finetune: --batch-size 128 must be a multiple of --grad-accum 3\n");
+  assert.ok(!existsSync(out));
+});
+
+test("AdaLoRA's schedule error names the flags that set the steps, never totalSteps", () => {
+  const out = join(work, "adalora-out");
+  const r = run("finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "adalora", "--adalora-tinit", "6", "--adalora-tfinal", "4",
+    ...sizes, "--epochs", "2", "--out", out);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, "randmask finetune: adalora: --adalora-tinit + --adalora-tfinal (10) must be below the 2 steps of --epochs 2 " +
+    "(1 per epoch: --train-size 8 / --batch-size 8)\n");
+  assert.ok(!existsSync(out));
+  const c = run("count", "--preset", "opt-125m", "--method", "adalora", "--adalora-tinit", "600", "--adalora-tfinal", "400");
+  assert.equal(c.status, 2);
+  assert.match(c.stderr, /\(1000\) must be below AdaLoRA's default 1000 total steps \(finetune counts them from --epochs, or --steps for image tasks\)\n$/);
+  for (const e of [r.stderr, c.stderr]) assert.doesNotMatch(e, /totalSteps/);
+});
+
+test("report --out that is a file (or lies under one) is a usage error naming --out, not a raw EEXIST", () => {
+  const file = join(work, "report-file");
+  writeFileSync(file, "keep me\n");
+  for (const out of [file, join(file, "sub")]) {
+    const r = run("report", "--db", join(work, "none.sqlite"), "--out", out);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `randmask report: --out ${out}: ${out === file ? "is a file" : `${file} is a file`}, ` +
+      "expected a folder (for report.md, results.csv and the figures)\n");
+  }
+  assert.equal(readFileSync(file, "utf8"), "keep me\n");
 });
 
 test("generate: a prompt the model's vocabulary cannot hold is named, not an index error", () => {
@@ -74,7 +107,7 @@ test("method options are named by their flags and are usage errors (exit 2), for
     ["lora", ["--lora-dropout", "1"], /--lora-dropout must be in \[0, 1\), got 1/],
     ["adalora", ["--adalora-init-r", "0"], /--adalora-init-r must be an integer ≥ 1, got 0/],
     ["adalora", ["--adalora-target-r", "20"], /--adalora-target-r 20 exceeds --adalora-init-r 12/],
-    ["adalora", ["--adalora-tinit", "600", "--adalora-tfinal", "400"], /--adalora-tinit \+ --adalora-tfinal \(1000\) must be below totalSteps/],
+    ["adalora", ["--adalora-tinit", "600", "--adalora-tfinal", "400"], /--adalora-tinit \+ --adalora-tfinal \(1000\) must be below AdaLoRA's default 1000 total steps/],
     ["adalora", ["--adalora-orth-reg-weight", "-1"], /--adalora-orth-reg-weight must be ≥ 0/],
     ["adapter", ["--bottleneck", "0"], /--bottleneck must be an integer ≥ 1, got 0/],
     ["prefix", ["--num-virtual-tokens", "0"], /--num-virtual-tokens must be an integer ≥ 1, got 0/],

@@ -25,7 +25,7 @@ import { METHODS } from "../src/peft/registry.js";
 import { PeftModel } from "../src/peft/peft-model.js";
 import { finetune } from "../src/train/run.js";
 import { TRAIN_DEFAULTS } from "../src/train/trainer.js";
-import { det, parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
+import { det, methodTestOptions, parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
 
 const info = buildInfo();
 const DEVICE = process.env.RANDMASK_TEST_DEVICE || (info.cudaAvailable ? "cuda" : "");
@@ -278,16 +278,7 @@ const MODEL_DIRS: [string, string][] = skip ? [] : [
   return [family as string, dir];
 });
 
-const OPTIONS: Record<string, Record<string, unknown>> = {
-  "random-mask": { trainableRatio: 0.02, seed: 3 },
-  "structured-mask": { trainableRatio: 0.02, seed: 3 },
-  lora: { r: 4, alpha: 8 },
-  adalora: { initR: 6, targetR: 4, totalSteps: 10 },
-  bitfit: {},
-  adapter: { bottleneck: 4 },
-  prefix: { numVirtualTokens: 3 },
-  full: {},
-};
+const OPTIONS = methodTestOptions(0.02);
 
 test("every registered method is in the CUDA training test", () => {
   assert.deepEqual(METHODS.map((m) => m.name).sort(), Object.keys(OPTIONS).sort());

@@ -103,3 +103,20 @@ export function parityTask(dir: string): string {
   writeFileSync(join(dir, "validation.jsonl"), Array.from({ length: 200 }, row).join("\n") + "\n");
   return dir;
 }
+
+/**
+ * Small options for every registered method, as the per-method tests (CPU, vision towers, CUDA) create
+ * them; `trainableRatio` is the masking methods' share of the model.
+ */
+export function methodTestOptions(trainableRatio = 0.01): Record<string, Record<string, unknown>> {
+  return {
+    "random-mask": { trainableRatio, seed: 3 },
+    "structured-mask": { trainableRatio, seed: 3 },
+    lora: { r: 4, alpha: 8 },
+    adalora: { initR: 6, targetR: 4, totalSteps: 10 },
+    bitfit: {},
+    adapter: { bottleneck: 4 },
+    prefix: { numVirtualTokens: 3 },
+    full: {},
+  };
+}

@@ -17,7 +17,7 @@ import { presetConfig } from "../src/models/presets.js";
 import { METHODS, getMethod } from "../src/peft/registry.js";
 import { PeftModel } from "../src/peft/peft-model.js";
 import { shapesOf } from "../src/peft/shapes.js";
-import { repoRoot, sharedDir } from "./helpers.js";
+import { methodTestOptions, repoRoot, sharedDir } from "./helpers.js";
 
 const fixture = join(sharedDir, "fixtures", "opt-tiny-prenorm");
 const tmp = () => mkdtempSync(join(tmpdir(), "randmask-peft-"));
@@ -44,16 +44,7 @@ const FAMILY_DIRS: [string, string][] = [
   ["qwen2", qwen2Tiny()],
 ];
 
-const OPTIONS: Record<string, Record<string, unknown>> = {
-  "random-mask": { trainableRatio: 0.01, seed: 3 },
-  "structured-mask": { trainableRatio: 0.01, seed: 3 },
-  lora: { r: 4, alpha: 8 },
-  adalora: { initR: 6, targetR: 4, totalSteps: 10 },
-  bitfit: {},
-  adapter: { bottleneck: 4 },
-  prefix: { numVirtualTokens: 3 },
-  full: {},
-};
+const OPTIONS = methodTestOptions();
 
 const ids = tensor([2, 10, 20, 30, 40, 50, 60, 70, 2, 300, 301, 302, 303, 304, 305, 306], [2, 8], "int64");
 const mask = tensor([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1], [2, 8], "int64");

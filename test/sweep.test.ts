@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,7 +12,8 @@ import { buildInfo } from "../src/engine/index.js";
 import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec.js";
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
 import { RUN_SCHEMA, validateRunJob } from "../src/sweep/queue/payload.js";
-import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
+import type { ImageTrainOptions } from "../src/train/image-trainer.js";
+import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const work = mkdtempSync(join(tmpdir(), "randmask-sweep-"));
@@ -76,6 +77,54 @@ test("a bad sweep file is one error naming the file and the key", () => {
   assert.throws(() => loadSweep(join(work, "broken.yaml")), /broken\.yaml: not valid YAML/);
   writeFileSync(join(work, "ok.yaml"), "models: [model]\ntasks: [jsonl]\ndataDir: data\nlrs: [1.0e-3]\nmethods:\n  - method: lora\n");
   assert.equal(loadSweep(join(work, "ok.yaml")).runs.length, 1);
+});
+
+test("a method option the entry's method does not read is refused at load (exit 2), naming the file, the method and the key", () => {
+  const file = sweepFile("stray", { lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3], options: { loraR: 8, r: 4 } }] });
+  const db = join(work, "stray.sqlite");
+  const r = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, encoding: "utf8" });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^randmask sweep: .*stray\.json: methods\[0\]\.options\.loraR, methods\[0\]\.options\.r: not options of method random-mask \(its options: trainableRatio, density, targetModules, seed, maskKind\)\n$/);
+  assert.ok(!existsSync(db), "nothing written");
+  const bad = (patch: Record<string, unknown>, re: RegExp) => assert.throws(() => expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], ...patch },
+    join(work, "bad.json")), (e: Error) => e instanceof SweepFileError && re.test(e.message) && e.message.includes("bad.json"));
+  // a top-level option reaches every entry; a ratio grid only the masking methods
+  bad({ options: { r: 4 }, methods: [{ method: "lora" }, { method: "bitfit" }] }, /: options\.r: not an option of method bitfit \(its options: none\)$/);
+  bad({ methods: [{ method: "lora", trainableRatios: [1e-3] }] }, /: methods\[0\]\.trainableRatios: not an option of method lora \(its options: targetModules, r, alpha,/);
+  bad({ methods: [{ method: "adapter", options: { bottleneck: 4, numVirtualTokens: 2 } }] }, /methods\[0\]\.options\.numVirtualTokens: not an option of method adapter/);
+  // options without a finetune flag are still a method's own
+  const ok = expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3],
+    methods: [{ method: "lora", options: { useRslora: true, seed: 3 } }, { method: "adalora", options: { deltaT: 2, beta1: 0.9 } }] }, join(work, "ok.json"));
+  assert.deepEqual(ok.runs.map((x) => x.config.method), ["lora", "adalora"]);
+});
+
+test("a data file a task needs is missing: one error naming it before the database or any run exists", () => {
+  const partial = join(work, "partial-data");
+  mkdirSync(partial);
+  copyFileSync(join(work, "data", "train.jsonl"), join(partial, "train.jsonl"));
+  const cases: [string, string, RegExp][] = [
+    ["nodata", "jsonl", /nodata\.json: dataDir: task jsonl: .*partial-data\/validation\.jsonl: data file not found\n$/],
+    ["nodata-rte", "rte", /nodata-rte\.json: dataDir: task rte: .*partial-data\/rte\/train\.jsonl: data file not found\n$/],
+  ];
+  for (const [name, task, re] of cases) {
+    const file = sweepFile(name, { tasks: [task], dataDir: "partial-data", lrs: [1e-2, 1e-3], seeds: [0, 1], methods: [{ method: "lora" }] });
+    const db = join(work, `${name}.sqlite`);
+    const r = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, encoding: "utf8" });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.split("\n").length, 2, `one line: ${r.stderr}`);
+    assert.ok(!existsSync(db), `${name}: no database, no runs`);
+  }
+});
+
+test("image runs: evalEvery and warmupSteps default as finetune's (a quarter and a tenth of steps)", () => {
+  const vit = join(sharedDir, "fixtures", "vit-tiny");
+  const image = (train: Record<string, unknown>) => expandSweep({ models: [vit], tasks: ["cifar10"], dataDir: "data", lrs: [1e-3], train,
+    methods: [{ method: "full" }] }, join(work, "img.json")).runs[0].config.train as ImageTrainOptions;
+  assert.deepEqual([image({ steps: 40 }).evalEvery, image({ steps: 40 }).warmupSteps], [10, 4]);
+  assert.deepEqual([image({ steps: 6 }).evalEvery, image({ steps: 6 }).warmupSteps], [2, 1]);
+  assert.deepEqual([image({}).steps, image({}).evalEvery, image({}).warmupSteps], [2000, 500, 200], "Appendix B.2's run");
+  assert.equal(image({ steps: 40, evalEvery: 7 }).evalEvery, 7);
 });
 
 test("kill -9 during a run: the restarted sweep redoes that run only, every run ends exactly once", async () => {

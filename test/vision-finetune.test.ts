@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadVisionModel, type VisionModel } from "../src/models/vision/index.js";
@@ -79,7 +79,7 @@ test("image finetune checks method flags as count does, and refuses text-task fl
     [["--method", "random-mask", "--trainable-ratio", "1e-2", "--lora-r", "4"], /--lora-r: not a flag of --method random-mask/],
     [["--method", "random-mask", "--trainable-ratio", "2"], /--trainable-ratio must be in \(0, 1\], got 2/],
     [["--method", "prefix"], /prefix-tuning needs a causal language model/],
-    [["--method", "adalora", "--adalora-tinit", "4", "--adalora-tfinal", "2"], /--adalora-tinit \+ --adalora-tfinal \(6\) must be below totalSteps \(6\)/],
+    [["--method", "adalora", "--adalora-tinit", "4", "--adalora-tfinal", "2"], /--adalora-tinit \+ --adalora-tfinal \(6\) must be below --steps 6$/m],
     [["--method", "lora", "--epochs", "3"], /^randmask finetune: --epochs: text tasks only \(--task cifar10 is an image task; image tasks train for --steps/],
     [["--method", "lora", "--warmup-ratio", "0", "--gradient-checkpointing"], /--warmup-ratio, --gradient-checkpointing: text tasks only/],
   ];
@@ -87,13 +87,27 @@ test("image finetune checks method flags as count does, and refuses text-task fl
     const r = run("finetune", "--model", vit, "--task", "cifar10", "--data-dir", cifar, ...flags, "--out", out, ...small);
     assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, re);
-    assert.doesNotMatch(r.stderr, /trainableRatio|numVirtualTokens|(?<!-)\btinit\b/);
+    assert.doesNotMatch(r.stderr, /trainableRatio|numVirtualTokens|totalSteps|(?<!-)\btinit\b/);
     assert.ok(!existsSync(out), flags.join(" "));
   }
   // count says the same for the same flags
   const c = run("count", "--model", vit, "--method", "random-mask", "--trainable-ratio", "2");
   assert.equal(c.status, 2, c.stderr);
   assert.match(c.stderr, /--trainable-ratio must be in \(0, 1\], got 2/);
+});
+
+test("a corrupt test image is found before training: one error naming the file, --out never created", () => {
+  const bad = join(work, "gtsrb-bad");
+  cpSync(gtsrb, bad, { recursive: true });
+  const broken = join(bad, "GTSRB", "Final_Test", "Images", "00500.ppm");
+  truncateSync(broken, 2000);
+  const out = join(work, "corrupt-out");
+  // the whole test split (no --test-size): every image is decoded once before the model loads
+  const r = run("finetune", "--model", clip, "--task", "gtsrb", "--data-dir", bad, "--method", "lora", "--out", out,
+    "--steps", "6", "--batch-size", "16", "--eval-every", "3", "--train-size", "64", "--dev-size", "32", "--quiet");
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr, `randmask finetune: ${broken}: truncated PPM: 32×32×3 needs 3072 bytes of pixels, file has 1987\n`);
+  assert.ok(!existsSync(out), "nothing written");
 });
 
 test("gradient accumulation gives the same steps as one large batch; the same seed gives the same run", async () => {

@@ -15,7 +15,7 @@ import { ViT } from "../src/models/vision/vit.js";
 import { METHODS, getMethod } from "../src/peft/registry.js";
 import { PeftModel } from "../src/peft/peft-model.js";
 import { modelShapes } from "../src/peft/shapes.js";
-import { sharedDir } from "./helpers.js";
+import { methodTestOptions, sharedDir } from "./helpers.js";
 
 const fixtures = join(sharedDir, "fixtures");
 const tmp = () => mkdtempSync(join(tmpdir(), "randmask-vpeft-"));
@@ -33,15 +33,7 @@ function headFor(model: VisionModel): LinearHead {
 }
 
 const TOWERS = ["vit-tiny", "clip-vision-tiny"];
-const OPTIONS: Record<string, Record<string, unknown>> = {
-  "random-mask": { trainableRatio: 0.01, seed: 3 },
-  "structured-mask": { trainableRatio: 0.01, seed: 3 },
-  lora: { r: 4, alpha: 8 },
-  adalora: { initR: 6, targetR: 4, totalSteps: 10 },
-  bitfit: {},
-  adapter: { bottleneck: 4 },
-  full: {},
-};
+const OPTIONS = methodTestOptions();
 
 test("prefix-tuning refuses a vision tower with a reason", () => {
   const model = loadVisionModel(join(fixtures, "vit-tiny"));

@@ -44,35 +44,39 @@ const OPTION_KEYS: Partial<Record<keyof typeof METHOD_FLAGS, string>> = {
 };
 
 type MethodFlag = Exclude<keyof typeof METHOD_FLAGS, "method" | "seed">;
-const MASK: MethodFlag[] = ["trainable-ratio", "density", "target-modules", "mask-seed"];
-const LORA: MethodFlag[] = ["target-modules", "lora-alpha", "lora-dropout", "mask-seed"];
+/** Flag → option key for every method flag; --mask-seed sets the method's own seed. */
+const KEY_OF_FLAG = { ...OPTION_KEYS, "mask-seed": "seed" } as Record<MethodFlag, string>;
 
-/** The flags each method reads (--method and --seed apply to every one); the others are refused. */
-export const FLAGS_OF_METHOD: Record<string, readonly MethodFlag[]> = {
-  "random-mask": [...MASK, "mask-kind"],
-  "structured-mask": MASK,
-  lora: [...LORA, "lora-r"],
-  adalora: [...LORA, "adalora-init-r", "adalora-target-r", "adalora-tinit", "adalora-tfinal", "adalora-orth-reg-weight"],
-  bitfit: [],
-  adapter: ["bottleneck", "mask-seed"],
-  prefix: ["num-virtual-tokens", "mask-seed"],
-  full: [],
-};
+/**
+ * The flags each method reads (--method and --seed apply to every one); the others are refused.
+ * Derived from the options each method declares (MethodDefinition.options), which sweep files are checked against too.
+ */
+export const FLAGS_OF_METHOD: Record<string, readonly MethodFlag[]> = Object.fromEntries(METHODS.map((m) =>
+  [m.name, (Object.keys(KEY_OF_FLAG) as MethodFlag[]).filter((f) => m.options.includes(KEY_OF_FLAG[f]))]));
 
-/** A method's error with its option names (trainableRatio, r, …) replaced by the flags that set them. */
-function withFlagNames(method: string, message: string): string {
+/**
+ * A method's error with its option names (trainableRatio, r, …) replaced by the flags that set them,
+ * and each of `extraNames`' keys, with the value after it ("totalSteps (1000)"), by its phrase.
+ */
+function withFlagNames(method: string, message: string, extraNames: Record<string, string>): string {
   const keys = Object.entries(OPTION_KEYS).filter(([flag]) => FLAGS_OF_METHOD[method]?.includes(flag as MethodFlag));
   let out = message;
   for (const [flag, key] of keys) out = out.replace(new RegExp(`\\b${key}\\b(?: \\(--[a-z-]+\\))?`, "g"), `--${flag}`);
+  for (const [key, phrase] of Object.entries(extraNames)) out = out.replace(new RegExp(`\\b${key}\\b(?: \\([^)]*\\))?`, "g"), phrase);
   return out;
 }
 
+/** What a command that does not train says AdaLoRA's schedule is (the method's default length). */
+const NO_TRAINING = { totalSteps: "AdaLoRA's default 1000 total steps (finetune counts them from --epochs, or --steps for image tasks)" };
+
 /**
  * The method's resolved configuration for these flags on a model of these shapes (`extra`: options
- * the command adds, e.g. AdaLoRA's totalSteps). Throws UsageError (exit 2) naming the flag: a method
- * flag the chosen method does not read, or a value the method refuses for this model.
+ * the command adds, e.g. AdaLoRA's totalSteps; `extraNames`: how the error calls each, by the flags
+ * that set it). Throws UsageError (exit 2) naming the flag: a method flag the chosen method does not
+ * read, or a value the method refuses for this model.
  */
-export function resolveMethodFlags(v: FlagValues<typeof METHOD_FLAGS>, shapes: ModelShapes, extra: MethodConfig = {}): MethodConfig {
+export function resolveMethodFlags(v: FlagValues<typeof METHOD_FLAGS>, shapes: ModelShapes, extra: MethodConfig = {},
+  extraNames: Record<string, string> = NO_TRAINING): MethodConfig {
   const def = getMethod(v.method);
   const own = FLAGS_OF_METHOD[def.name] ?? [];
   const stray = (Object.keys(OPTION_KEYS) as MethodFlag[]).concat("mask-seed").filter((f) => v[f] !== undefined && !own.includes(f));
@@ -83,7 +87,7 @@ export function resolveMethodFlags(v: FlagValues<typeof METHOD_FLAGS>, shapes: M
   try {
     return def.resolveConfig({ ...methodOptions(v), ...extra }, shapes);
   } catch (e) {
-    if (e instanceof PeftConfigError) throw new UsageError(withFlagNames(def.name, e.message));
+    if (e instanceof PeftConfigError) throw new UsageError(withFlagNames(def.name, e.message, extraNames));
     throw e;
   }
 }

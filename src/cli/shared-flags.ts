@@ -1,4 +1,6 @@
 // Flags several commands share (model folder, dtype, task data), declared once.
+import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { setDefaultDevice, type DType } from "../engine/index.js";
 import { TASK_NAMES } from "../tasks/registry.js";
 import { IMAGE_TASK_NAMES, type ImageSizes } from "../tasks/image-tasks.js";
@@ -64,4 +66,16 @@ export function sampleSizes(v: FlagValues<typeof DATA_FLAGS>): SampleSizes {
 /** An image task's sizes: only those given (the rest: the whole split, see imageSplits). */
 export function imageSizes(v: FlagValues<typeof DATA_FLAGS>): ImageSizes {
   return { train: v["train-size"], val: v["dev-size"], test: v["test-size"] };
+}
+
+/**
+ * Checks a folder an output flag names before anything is read: neither it nor the nearest existing
+ * folder above it may be a file (mkdir would fail there with a raw EEXIST / ENOTDIR). Throws UsageError naming the flag.
+ */
+export function checkOutputFolder(flag: string, dir: string, holds: string): void {
+  for (let p = resolve(dir); ; p = dirname(p)) {
+    if (!existsSync(p)) continue;
+    if (statSync(p).isDirectory()) return;
+    throw new UsageError(`--${flag} ${dir}: ${p === resolve(dir) ? "is a file" : `${p} is a file`}, expected a folder (for ${holds})`);
+  }
 }

@@ -3,12 +3,13 @@ import { mkdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { ResultsDb, STATUSES } from "../sweep/db.js";
-import { loadSweep } from "../sweep/spec.js";
+import { SweepFileError, checkSweepData, loadSweep, type Sweep } from "../sweep/spec.js";
 import { runSweep, clock } from "../sweep/runner.js";
 import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { QUEUE_FLAG, queueAddress } from "./worker-command.js";
+import { checkOutputFolder } from "./shared-flags.js";
 
 /**
  * One single-threaded run per core (at most 8, to bound memory): on the project's 2-core machine
@@ -63,8 +64,22 @@ export const sweepCommand = defineCommand({
   },
 });
 
+/**
+ * The sweep file expanded and checked, then its data read once. Anything it gives or names that a run
+ * would refuse is a usage error (exit 2) naming the file, as a bad finetune flag is; nothing is written before.
+ */
+function loadChecked(file: string): Sweep {
+  try {
+    const sweep = loadSweep(file);
+    checkSweepData(sweep);
+    return sweep;
+  } catch (e) {
+    throw e instanceof SweepFileError ? new UsageError(e.message) : e;
+  }
+}
+
 async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<void> {
-  const sweep = loadSweep(file); // validates everything before the database is touched
+  const sweep = loadChecked(file); // validates everything before the database is touched
   const outDir = resolve(outDirFlag ?? dbPath.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
   mkdirSync(outDir, { recursive: true });
   const db = ResultsDb.open(dbPath, { create: true });
@@ -79,7 +94,7 @@ async function sweepRun(file: string, dbPath: string, workers: number, outDirFla
 }
 
 async function sweepSubmit(file: string, address: ReturnType<typeof queueAddress>, retryFailed: boolean): Promise<void> {
-  const sweep = loadSweep(file); // validates everything before the queue is touched
+  const sweep = loadChecked(file); // validates everything before the queue is touched
   const { submitSweep } = await import("../sweep/queue/submit.js"); // BullMQ loads only for queue commands
   const s = await submitSweep(sweep, address, retryFailed);
   process.stdout.write(`sweep ${sweep.name}: ${sweep.runs.length} runs · ${s.added} queued, ${s.present} already in the queue` +
@@ -124,6 +139,7 @@ export const reportCommand = defineCommand({
   },
   example: "report --db results.sqlite --out report/",
   async run(v) {
+    checkOutputFolder("out", v.out, "report.md, results.csv and the figures");
     const db = ResultsDb.open(v.db);
     try {
       const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports

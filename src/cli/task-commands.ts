@@ -17,7 +17,7 @@ import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes, useDevice } from "./share
 import { isImageTask } from "../tasks/image-tasks.js";
 import { isVisionModelDir } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
-import { IMAGE_TRAIN_DEFAULTS } from "../train/image-trainer.js";
+import { IMAGE_TRAIN_DEFAULTS, imageStepDefaults } from "../train/image-trainer.js";
 import { TRAIN_DEFAULTS, stepsPerEpoch } from "../train/trainer.js";
 import { evalImages } from "./image-eval-command.js";
 
@@ -84,22 +84,25 @@ export const finetuneCommand = defineCommand({
       throw new UsageError(`${foreign.map((f) => `--${f}`).join(", ")}: ${image ? "text" : "image"} tasks only (--task ${v.task} is ${image ? "an image" : "a text"} task; ` +
         (image ? "image tasks train for --steps, with --warmup-steps and --eval-every)" : "text tasks train for --epochs, with --warmup-ratio)"));
     }
+    const batchSize = v["batch-size"] ?? (image ? IMAGE_TRAIN_DEFAULTS.batchSize : TRAIN_DEFAULTS.batchSize);
+    if (batchSize % v["grad-accum"] !== 0) throw new UsageError(`--batch-size ${batchSize} must be a multiple of --grad-accum ${v["grad-accum"]}`);
     if (image) {
       if (v["adapter-format"] === "peft") throw new UsageError("--adapter-format peft: Hugging Face PEFT adapters are written for language models only");
       const steps = v.steps ?? IMAGE_TRAIN_DEFAULTS.steps;
-      const warmupSteps = v["warmup-steps"] ?? Math.round(steps * IMAGE_TRAIN_DEFAULTS.warmupSteps / IMAGE_TRAIN_DEFAULTS.steps);
+      const byDefault = imageStepDefaults(steps);
+      const warmupSteps = v["warmup-steps"] ?? byDefault.warmupSteps;
       if (warmupSteps >= steps) throw new UsageError(`--warmup-steps ${warmupSteps} must be fewer than --steps ${steps}`);
       // method flags checked against the checkpoint's shapes as `count` does, before the device, data or --out are touched
-      resolveMethodFlags(v, modelDirShapes(v.model), v.method === "adalora" ? { totalSteps: steps } : {});
+      resolveMethodFlags(v, modelDirShapes(v.model), v.method === "adalora" ? { totalSteps: steps } : {}, { totalSteps: `--steps ${steps}` });
       useDevice(v.device);
       const d = IMAGE_TRAIN_DEFAULTS;
       const record = await finetuneImages({
         modelDir: v.model, task: v.task, dataDir: v["data-dir"], method: v.method, methodOptions: methodOptions(v), dtype: dtypeOf(v.dtype),
         out: v.out, sizes: imageSizes(v), head: v.head, quiet: v.quiet, save: { storeIndices: v["store-indices"] },
         train: {
-          lr: v.lr, steps, warmupSteps, batchSize: v["batch-size"] ?? d.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
+          lr: v.lr, steps, warmupSteps, batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
           schedule: (v.schedule ?? d.schedule) as (typeof SCHEDULES)[number], weightDecay: v["weight-decay"] ?? d.weightDecay,
-          divergenceFactor: v["divergence-factor"], evalEvery: v["eval-every"] ?? Math.max(1, Math.ceil(steps / 4)), seed: v.seed, evalBatchRows: v["eval-batch"],
+          divergenceFactor: v["divergence-factor"], evalEvery: v["eval-every"] ?? byDefault.evalEvery, seed: v.seed, evalBatchRows: v["eval-batch"],
         },
       });
       process.stdout.write(JSON.stringify({ status: record.status, test: record.test, best_dev: record.best_dev, diverged: record.diverged }) + "\n");
@@ -110,7 +113,9 @@ export const finetuneCommand = defineCommand({
     const epochs = v.epochs ?? TRAIN_DEFAULTS.epochs;
     const config = join(v.model, "config.json");
     if (existsSync(config)) {
-      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: stepsPerEpoch(sampleSizes(v).train, v["batch-size"] ?? TRAIN_DEFAULTS.batchSize) * epochs });
+      const perEpoch = stepsPerEpoch(sampleSizes(v).train, batchSize);
+      resolveMethodFlags(v, shapesOf(readModelConfig(config)), { totalSteps: perEpoch * epochs },
+        { totalSteps: `the ${perEpoch * epochs} steps of --epochs ${epochs} (${perEpoch} per epoch: --train-size ${sampleSizes(v).train} / --batch-size ${batchSize})` });
     }
     useDevice(v.device);
     const record = await finetune({
@@ -128,7 +133,7 @@ export const finetuneCommand = defineCommand({
       save: { storeIndices: v["store-indices"], format: v["adapter-format"] as "randmask" | "peft" },
       gradientCheckpointing: v["gradient-checkpointing"],
       train: {
-        lr: v.lr, epochs, batchSize: v["batch-size"] ?? TRAIN_DEFAULTS.batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
+        lr: v.lr, epochs, batchSize, gradAccum: v["grad-accum"], maxGradNorm: v["max-grad-norm"],
         schedule: (v.schedule ?? TRAIN_DEFAULTS.schedule) as (typeof SCHEDULES)[number], warmupRatio: v["warmup-ratio"] ?? TRAIN_DEFAULTS.warmupRatio,
         weightDecay: v["weight-decay"] ?? TRAIN_DEFAULTS.weightDecay,
         divergenceFactor: v["divergence-factor"], seed: v.seed, evalBatchRows: v["eval-batch"],

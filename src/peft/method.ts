@@ -42,6 +42,11 @@ export interface PeftInstance {
 export interface MethodDefinition {
   readonly name: string;
   readonly summary: string;
+  /**
+   * The raw option keys resolveConfig reads (`seed`: the method's own seed); any other key would be
+   * ignored, so callers refuse it (see unreadOptions). The CLI's method flags are derived from these.
+   */
+  readonly options: readonly string[];
   /** Validates options and fills defaults; throws an Error naming the option. */
   resolveConfig(raw: MethodConfig, shapes: ModelShapes): MethodConfig;
   /** Trainable values for this config on a model of these shapes (no tensors made). */
@@ -57,4 +62,9 @@ export class PeftConfigError extends Error {
     super(`${method}: ${message}`);
     this.name = "PeftConfigError";
   }
+}
+
+/** The keys of `raw` that `def` does not read (each would be silently ignored), in the given order. */
+export function unreadOptions(def: MethodDefinition, raw: MethodConfig): string[] {
+  return Object.keys(raw).filter((k) => raw[k] !== undefined && !def.options.includes(k));
 }

@@ -73,6 +73,9 @@ export function zeroValues(method: string, spec: DensitySpec, of: number, drawn 
     `the smallest ${what} that gives one value is ${smallest}${drawn ? " in expectation (--mask-kind exact gives exactly that many)" : ""}`);
 }
 
+/** The raw options both masking methods read (resolveMaskOptions). */
+export const MASK_OPTIONS = ["trainableRatio", "density", "targetModules", "seed"] as const;
+
 /** The options both masking methods share: targets, ratio or density, seed. */
 export function resolveMaskOptions(method: string, raw: MethodConfig, shapes: ModelShapes): MethodConfig {
   const seed = seedOption(method, raw);

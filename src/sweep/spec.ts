@@ -6,12 +6,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { checkDevice, type DType } from "../engine/index.js";
-import type { MethodConfig } from "../peft/method.js";
+import { unreadOptions, type MethodConfig } from "../peft/method.js";
 import { getMethod } from "../peft/registry.js";
 import { modelShapes, shapesOf } from "../peft/shapes.js";
 import { isVisionModelDir, loadVisionModel } from "../models/vision/index.js";
-import { isImageTask } from "../tasks/image-tasks.js";
-import { IMAGE_TRAIN_DEFAULTS, type ImageTrainOptions } from "../train/image-trainer.js";
+import { isImageTask, loadImageTask } from "../tasks/image-tasks.js";
+import { IMAGE_TRAIN_DEFAULTS, imageStepDefaults, type ImageTrainOptions } from "../train/image-trainer.js";
 import { readConfig } from "../models/config.js";
 import { getTask } from "../tasks/registry.js";
 import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
@@ -78,8 +78,8 @@ export function runId(config: RunConfig): string {
 /**
  * Reads a sweep file (`.json`, or `.yaml`/`.yml`) and expands it into runs.
  * Paths in it are relative to the file. Throws SweepFileError naming the file
- * and key for anything malformed, an unknown method, task or method option, or
- * a missing model folder, before anything is written.
+ * and key for anything malformed, an unknown method, task or method option (or
+ * one the entry's method does not read), or a missing model folder, before anything is written.
  */
 export function loadSweep(file: string): Sweep {
   if (!existsSync(file)) throw new SweepFileError(file, "not found");
@@ -147,8 +147,16 @@ export function expandSweep(raw: unknown, file: string): Sweep {
     // a method entry's hessian replaces the top level's; `hessian: false` turns it off for the entry
     const hessian = entry.hessian !== undefined ? hessianOf(entry.hessian, `${at}.hessian`, fail)
       : top.hessian !== undefined ? hessianOf(top.hessian, "hessian", fail) : undefined;
-    const options = { ...(top.options === undefined ? {} : object(top.options, "options", fail)),
-      ...(entry.options === undefined ? {} : object(entry.options, `${at}.options`, fail)) };
+    const own = entry.options === undefined ? {} : object(entry.options, `${at}.options`, fail);
+    const options = { ...(top.options === undefined ? {} : object(top.options, "options", fail)), ...own };
+    // an option the method does not read would be ignored silently: refused, as finetune refuses its flag
+    // (but `seed`: every run's methodOptions carry one, which a queued job's config brings back here)
+    const unread = unreadOptions(def!, options).filter((k) => k !== "seed").map((k) => (k in own ? `${at}.options.${k}` : `options.${k}`));
+    if (entry.trainableRatios !== undefined && !def!.options.includes("trainableRatio")) unread.push(`${at}.trainableRatios`);
+    if (unread.length > 0) {
+      fail(`${unread.join(", ")}: not ${unread.length > 1 ? "options" : "an option"} of method ${method} ` +
+        `(its options: ${def!.options.length ? def!.options.join(", ") : "none"})`);
+    }
     models.forEach((model, mi) => {
       // image runs count steps (train.steps), not epochs
       for (const task of tasks) for (const ratio of ratios) for (const lr of lrs) for (const ep of isImageTask(task) ? [0] : epochs) for (const seed of seeds) {
@@ -168,6 +176,27 @@ export function expandSweep(raw: unknown, file: string): Sweep {
   const unique = new Map(runs.map((r) => [r.id, r]));
   const name = top.name === undefined ? file.replace(/^.*\//, "").replace(/\.(json|ya?ml)$/i, "") : string(top.name, "name", fail);
   return { name, file: resolve(file), runs: [...unique.values()] };
+}
+
+/**
+ * Reads each (task, dataDir) of the sweep once, as a run would (text: every split file parsed; image: the
+ * dataset's files found and read), so a missing or malformed data file is one error before any run starts
+ * instead of a failure in every run. Not part of expandSweep: a queue worker validates each job without it.
+ * @throws SweepFileError naming the sweep file, the task and the data file.
+ */
+export function checkSweepData(sweep: Sweep): void {
+  const seen = new Set<string>();
+  for (const { config: c } of sweep.runs) {
+    const key = JSON.stringify([c.task, c.dataDir]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    try {
+      if (isImageTask(c.task)) loadImageTask(c.task, c.dataDir);
+      else getTask(c.task, c.dataDir).load(c.dataDir);
+    } catch (e) {
+      throw new SweepFileError(sweep.file, `dataDir: task ${c.task}: ${(e as Error).message}`);
+    }
+  }
 }
 
 // ------------------------------------------------------------ validation helpers
@@ -245,8 +274,8 @@ function trainOf(o: Record<string, unknown>, at: string, fail: Fail, image: bool
     } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0) fail(`${at}.${k}: expected a non-negative number`);
     out[k] = v;
   }
-  // warm-up scales with the steps as in finetune (Appendix B.2: 200 of 2000) unless given
-  if (image && o.warmupSteps === undefined) out.warmupSteps = Math.round(((out.steps as number) * IMAGE_TRAIN_DEFAULTS.warmupSteps) / IMAGE_TRAIN_DEFAULTS.steps);
+  // warm-up and validation interval scale with the steps as in finetune unless given
+  if (image) for (const [k, v] of Object.entries(imageStepDefaults(out.steps as number))) if (o[k] === undefined) out[k] = v;
   if (image && (out.warmupSteps as number) >= (out.steps as number)) fail(`${at}.warmupSteps: ${out.warmupSteps} must be fewer than steps ${out.steps}`);
   return out;
 }

@@ -42,3 +42,16 @@ export function imageSplits(ds: ImageDataset, sizes: ImageSizes, seed: number): 
   };
   return { train: cut(train, sizes.train, "train", `${ds.name}:train`), val, test: cut(ds.test, sizes.test, "test", `${ds.name}:test`) };
 }
+
+/**
+ * Decodes every image of the splits once, keeping none: images decode lazily, so without this a corrupt
+ * or truncated test file would surface only after training. `onProgress(done)` every 256 images and at the end.
+ * @throws DatasetFileError naming the first file that does not decode.
+ */
+export function checkSplitImages(splits: ImageSplits, onProgress?: (done: number) => void): void {
+  const all = [...splits.train, ...splits.val, ...splits.test];
+  all.forEach((x, i) => {
+    x.image();
+    if (onProgress && ((i + 1) % 256 === 0 || i + 1 === all.length)) onProgress(i + 1);
+  });
+}

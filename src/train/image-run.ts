@@ -3,7 +3,7 @@
 // train for a number of steps, evaluate the best validation step on test, and
 // write the run folder (adapter/, head.safetensors when a probe was fitted,
 // metrics.json, predictions.jsonl, train.log, loss.svg/png) without touching
-// anything that was there.
+// anything that was there: every split image is decoded once before --out is made.
 import { appendFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DType } from "../engine/index.js";
@@ -15,7 +15,8 @@ import { PeftModel } from "../peft/peft-model.js";
 import { getMethod } from "../peft/registry.js";
 import { modelShapes } from "../peft/shapes.js";
 import type { VisionModel } from "../models/vision/common.js";
-import { imageSplits, loadImageTask, type ImageSizes } from "../tasks/image-tasks.js";
+import { checkSplitImages, imageSplits, loadImageTask, type ImageSizes } from "../tasks/image-tasks.js";
+import { Progress } from "./progress.js";
 import { predictImages, type ImageMetrics } from "../eval/image-eval.js";
 import { RANDMASK_VERSION } from "../version.js";
 import { checkOutDir, prepareOutDir } from "./run.js";
@@ -78,6 +79,9 @@ export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunR
   if (o.train.warmupSteps >= o.train.steps) throw new Error(`--warmup-steps ${o.train.warmupSteps} must be fewer than --steps ${o.train.steps}`);
   const ds = loadImageTask(o.task, o.dataDir);
   const splits = imageSplits(ds, o.sizes ?? {}, o.train.seed);
+  const checking = new Progress(`${o.task}: decoding each image once`, splits.train.length + splits.val.length + splits.test.length,
+    "images", process.stderr, o.quiet ?? false);
+  checkSplitImages(splits, (done) => checking.update(done));
   const model = loadVisionModel(o.modelDir, { dtype: o.dtype });
   const lines: string[] = [];
   const log = (line: string) => { lines.push(`${new Date().toISOString()} ${line}`); if (!o.quiet) process.stderr.write(`${line}\n`); };

@@ -46,10 +46,18 @@ export interface ImageTrainOptions {
   quiet: boolean;
 }
 
+/**
+ * The warm-up and validation interval of a run of `steps` optimizer steps when not given, for finetune and
+ * sweep files alike: Appendix B.2's warm-up share (200 of 2000 steps, rounded), and validation 4 times a run.
+ */
+export function imageStepDefaults(steps: number): { warmupSteps: number; evalEvery: number } {
+  return { warmupSteps: Math.round(steps / 10), evalEvery: Math.max(1, Math.ceil(steps / 4)) };
+}
+
 /** Appendix B.2's setup, as `finetune` uses it for image tasks. */
 export const IMAGE_TRAIN_DEFAULTS: Omit<ImageTrainOptions, "log" | "quiet" | "lr"> = {
-  steps: 2000, warmupSteps: 200, batchSize: 128, gradAccum: 1, maxGradNorm: 1.0, schedule: "cosine", weightDecay: 0.1,
-  divergenceFactor: 5, evalEvery: 500, seed: 0, evalBatchRows: 64,
+  steps: 2000, ...imageStepDefaults(2000), batchSize: 128, gradAccum: 1, maxGradNorm: 1.0, schedule: "cosine", weightDecay: 0.1,
+  divergenceFactor: 5, seed: 0, evalBatchRows: 64,
 };
 
 export interface ImageEvalRecord { step: number; trainLoss: number; val: ImageMetrics; distance: Distance }

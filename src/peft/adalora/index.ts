@@ -185,6 +185,7 @@ class AdaLoraInstance implements PeftInstance {
 export const adalora: MethodDefinition = {
   name: NAME,
   summary: "SVD-form LoRA with an importance-based rank budget (initR 12 → targetR 8)",
+  options: ["targetModules", "initR", "targetR", "totalSteps", "tinit", "tfinal", "deltaT", "alpha", "dropout", "beta1", "beta2", "orthRegWeight", "seed"],
   resolveConfig(raw: MethodConfig, shapes: ModelShapes) {
     const patterns = parseTargets(NAME, raw.targetModules, shapes);
     const initR = intOption(NAME, raw, "initR", 12);

@@ -72,6 +72,7 @@ class AdapterInstance implements PeftInstance {
 export const adapter: MethodDefinition = {
   name: NAME,
   summary: "Houlsby bottleneck adapters after attention and feed-forward (paper: bottleneck 8)",
+  options: ["bottleneck", "seed"],
   resolveConfig: (raw) => ({ bottleneck: intOption(NAME, raw, "bottleneck", 8), seed: seedOption(NAME, raw) }),
   count: (config, shapes) => {
     const d = shapes.config.hiddenSize;

@@ -14,6 +14,7 @@ function biasNames(shapes: ModelShapes): string[] {
 export const bitfit: MethodDefinition = {
   name: NAME,
   summary: "all bias vectors (linears and layer norms) train",
+  options: [],
   resolveConfig(_raw, shapes) {
     if (biasNames(shapes).length === 0) {
       throw new PeftConfigError(NAME, `this ${shapes.architecture} has no bias vectors, so BitFit would train nothing ` +

@@ -10,6 +10,7 @@ const NAME = "full";
 export const full: MethodDefinition = {
   name: NAME,
   summary: "every parameter trains (the baseline)",
+  options: [],
   resolveConfig: () => ({}),
   count: (_c, shapes) => shapes.totalParams - [...shapes.fixed].reduce((n, f) => n + shapes.params.get(f)!.reduce((a, b) => a * b, 1), 0),
   apply: (model, config) => new InPlaceInstance(NAME, config, model, trained(model), false),

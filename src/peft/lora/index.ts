@@ -125,6 +125,9 @@ function boolOption(method: string, raw: MethodConfig, key: string): boolean {
   return v;
 }
 
+/** The raw options resolveLoraOptions reads. */
+export const LORA_OPTIONS = ["targetModules", "r", "alpha", "dropout", "useRslora", "rankPattern", "alphaPattern", "loraBias", "seed"] as const;
+
 export function resolveLoraOptions(method: string, raw: MethodConfig, shapes: ModelShapes): MethodConfig {
   const patterns = parseTargets(method, raw.targetModules, shapes);
   const config = {
@@ -149,6 +152,7 @@ export function resolveLoraOptions(method: string, raw: MethodConfig, shapes: Mo
 export const lora: MethodDefinition = {
   name: NAME,
   summary: "low-rank update (α/r)·B·A on target linears (paper: r=8, α=16 on q,v)",
+  options: LORA_OPTIONS,
   resolveConfig: (raw, shapes) => resolveLoraOptions(NAME, raw, shapes),
   count(config, shapes) {
     return (config.targets as string[]).reduce((n, t) => {

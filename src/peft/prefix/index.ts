@@ -68,6 +68,7 @@ class PrefixInstance implements PeftInstance {
 export const prefix: MethodDefinition = {
   name: NAME,
   summary: "trainable key/value prefixes in every layer (paper: 5 virtual tokens)",
+  options: ["numVirtualTokens", "seed"],
   resolveConfig(raw, shapes) {
     if (shapes.kind !== "causal-lm") {
       throw new PeftConfigError(NAME, `prefix-tuning needs a causal language model (virtual tokens initialised from vocabulary tokens, ` +

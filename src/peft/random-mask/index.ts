@@ -3,7 +3,7 @@
 import type { Tensor } from "../../engine/index.js";
 import type { BaseModel } from "../base-model.js";
 import { type MethodConfig, type MethodDefinition, PeftConfigError } from "../method.js";
-import { densityFor, regionShape, regionToWeight, resolveMaskOptions, zeroValues } from "../ratio.js";
+import { MASK_OPTIONS, densityFor, regionShape, regionToWeight, resolveMaskOptions, zeroValues } from "../ratio.js";
 import { modelShapes, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
@@ -34,6 +34,7 @@ function drawMasks(config: MethodConfig, shapes: ModelShapes): Map<string, numbe
 export const randomMask: MethodDefinition = {
   name: NAME,
   summary: "a fixed random subset of each target matrix trains (sparse delta, SDDMM gradient)",
+  options: [...MASK_OPTIONS, "maskKind"],
 
   resolveConfig(raw: MethodConfig, shapes: ModelShapes): MethodConfig {
     const maskKind = (raw.maskKind ?? "bernoulli") as MaskKind;

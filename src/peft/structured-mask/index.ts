@@ -5,7 +5,7 @@
 import type { Tensor } from "../../engine/index.js";
 import type { BaseModel } from "../base-model.js";
 import type { MethodConfig, MethodDefinition } from "../method.js";
-import { densityFor, regionShape, regionToWeight, resolveMaskOptions } from "../ratio.js";
+import { MASK_OPTIONS, densityFor, regionShape, regionToWeight, resolveMaskOptions } from "../ratio.js";
 import { modelShapes, type ModelShapes } from "../shapes.js";
 import { SparseDeltaInstance } from "../sparse-delta.js";
 import { Xoshiro128 } from "../rng.js";
@@ -38,6 +38,7 @@ function columnBlocks(config: MethodConfig, shapes: ModelShapes): Map<string, nu
 export const structuredMask: MethodDefinition = {
   name: NAME,
   summary: "whole columns of each target matrix train (a contiguous block per matrix)",
+  options: MASK_OPTIONS,
 
   resolveConfig: (raw: MethodConfig, shapes: ModelShapes): MethodConfig => resolveMaskOptions(NAME, raw, shapes),
 

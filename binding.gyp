@@ -9,7 +9,8 @@
       "native/src/optim.cc",
       "native/src/cpu_allocator.cc",
       "native/src/frozen_ops.cc",
-      "native/src/checkpoint.cc"
+      "native/src/checkpoint.cc",
+      "native/src/batch_matmul.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -174,10 +174,15 @@ export function resultsTable(r: Pick<DemoRecord, "zero_shot" | "methods">): stri
   return rows.map((r) => `| ${r.join(" | ")} |`).join("\n") + "\n";
 }
 
-/** The rows of a results table (as resultsTable writes it) by method: dev and test accuracy, null where "–". */
+/**
+ * The rows of a results table (as resultsTable writes it) by method: dev and test accuracy, null where "–".
+ * In a model card the table between `<!-- demo-results:start -->` and `<!-- demo-results:end -->` (the card
+ * has other tables with a test column); otherwise the first table with a "test acc" column (demo's output).
+ */
 export function parseResultsTable(md: string): Map<string, { dev: number | null; test: number | null }> {
   const rows = new Map<string, { dev: number | null; test: number | null }>();
-  const all = md.split("\n");
+  const marked = /<!-- demo-results:start -->([\s\S]*?)<!-- demo-results:end -->/.exec(md);
+  const all = (marked ? marked[1] : md).split("\n");
   const start = all.findIndex((l) => l.startsWith("| ") && l.includes("| test acc |"));
   const lines: string[] = [];
   for (let i = Math.max(start, 0); start >= 0 && i < all.length && all[i].startsWith("| "); i++) lines.push(all[i]);

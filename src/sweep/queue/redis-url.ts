@@ -49,15 +49,22 @@ export function parseQueueUrl(url: string): QueueAddress {
   return { connection, shown };
 }
 
-/** An error's message with the password (and the URL holding it) taken out, for printing. */
+/**
+ * An error's message for printing: the password (and the URL holding it) taken out, and a hint when a
+ * rediss:// connection timed out (a plain Redis never answers the TLS hello, so that is how it shows).
+ */
 export function redactError(e: unknown, address: QueueAddress): string {
   let msg = e instanceof Error ? e.message : String(e);
   const pass = address.connection.password;
   if (pass) msg = msg.split(pass).join("***");
+  if (address.connection.tls && /ETIMEDOUT/.test(msg)) msg += " (rediss:// needs a Redis that speaks TLS; for a plain one use redis://)";
   return msg;
 }
 
-/** Connection options for a command that does one thing and exits: a few connection attempts, then the error. */
+/** Connection attempts a worker makes before it has ever reached the queue: then the address is taken to be wrong. */
+export const STARTUP_ATTEMPTS = 3;
+
+/** Connection options for a command that does one thing and exits: STARTUP_ATTEMPTS tries of ≤ 5 s, then the error. */
 export function oneShot(address: QueueAddress): RedisOptions {
-  return { ...address.connection, maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n > 3 ? null : 250 * n) };
+  return { ...address.connection, connectTimeout: 5000, maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n >= STARTUP_ATTEMPTS ? null : 250 * n) };
 }

@@ -12,7 +12,7 @@ import { RANDMASK_VERSION } from "../../version.js";
 import { readRecord } from "../db.js";
 import { describe, runChild } from "../runner.js";
 import { QUEUE_NAME, RESULT_SCHEMA, validateRunJob, type EmbeddedFiles, type RunResult } from "./payload.js";
-import { redactError, type QueueAddress } from "./redis-url.js";
+import { redactError, STARTUP_ATTEMPTS, type QueueAddress } from "./redis-url.js";
 
 export interface WorkerOptions {
   /** Runs at once; the cores (RANDMASK_THREADS, else all) are split between them. */
@@ -102,9 +102,13 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
     worker.on("completed", (job, r: RunResult) => log(`stored ${job.id} ${r.status}${r.error ? `: ${r.error.split("\n").at(-1)}` : ""} (${r.wallS.toFixed(1)} s)`));
     worker.on("failed", (job, e) => { if (!(e instanceof UnrecoverableError)) log(`failed ${job?.id}: ${redactError(e, address)}`); });
     let lastError = "";
+    let everReady = false;
+    let startupErrors = 0;
     worker.on("error", (e) => {
       const msg = redactError(e, address);
-      if (isAuthError(msg)) { // retrying cannot fix a wrong user or password: stop with the error
+      // Retrying cannot fix a wrong user or password, nor an address never reached: stop with the error.
+      // Once connected, errors are a Redis restart or a network blip, and ioredis reconnects by itself.
+      if (isAuthError(msg) || (!everReady && ++startupErrors >= STARTUP_ATTEMPTS)) {
         fatal ??= new Error(`--queue ${address.shown}: ${msg}`);
         stop(`queue ${address.shown}: ${msg}`);
         return;
@@ -112,7 +116,7 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
       if (msg !== lastError) log(`queue ${address.shown}: ${msg}`); // a Redis restart: ioredis reconnects by itself
       lastError = msg;
     });
-    worker.on("ready", () => { lastError = ""; });
+    worker.on("ready", () => { lastError = ""; everReady = true; });
     await Promise.race([worker.waitUntilReady(), finished]).catch((e) => { throw new Error(`--queue ${address.shown}: ${redactError(e, address)}`); });
     if (!stopping) {
       log(`worker ${hostname()}:${process.pid} on ${address.shown}: ${o.concurrency} run(s) at once, ${threads} thread(s) each, lock ${lockMs / 1000} s, ` +

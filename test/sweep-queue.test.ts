@@ -123,7 +123,7 @@ test("the CLI: a queue that cannot be reached is one error without the password;
   assert.match(q.stderr, /sweep collect: --queue URL is required \(or set RANDMASK_QUEUE\)/);
 });
 
-test("a wrong password is one error naming --queue: submit and worker exit 1 instead of retrying", { skip: noRedis, timeout: 60_000 }, async () => {
+test("a wrong password, rediss:// to a plain Redis, nothing listening: one error naming --queue; submit and worker exit 1 instead of retrying", { skip: noRedis, timeout: 180_000 }, async () => {
   const redisDir = mkdtempSync(join(work, "redis-"));
   const port = await freePort();
   const redis = await startRedis(redisDir, port);
@@ -138,9 +138,28 @@ test("a wrong password is one error naming --queue: submit and worker exit 1 ins
     assert.equal(code, 1, w.out());
     assert.match(w.out(), /--queue redis:\/\/:\*\*\*@.*(WRONGPASS|invalid)/);
     assert.ok(!(s.stderr + w.out()).includes(PASSWORD));
+    // rediss:// against this plain server: the TLS hello is never answered; a worker that never connected gives up
+    const tls = `rediss://:${PASSWORD}@127.0.0.1:${port}/0`;
+    const t0 = Date.now();
+    const st = spawnSync(process.execPath, [cli, "sweep", "submit", sweepPath, "--queue", tls], { encoding: "utf8", env, timeout: 40_000 });
+    assert.equal(st.status, 1, st.stderr);
+    assert.ok(Date.now() - t0 < 30_000, `submit gave up after ${Date.now() - t0} ms`);
+    assert.match(st.stderr, /ETIMEDOUT \(rediss:\/\/ needs a Redis that speaks TLS; for a plain one use redis:\/\/\)/);
+    const wt = start(["worker", "--queue", tls]);
+    const tcode = await Promise.race([wt.exit, sleep(50_000).then(() => "hung")]);
+    if (tcode === "hung") wt.p.kill("SIGKILL");
+    assert.equal(tcode, 1, wt.out());
+    assert.match(wt.out(), /rediss:\/\/ needs a Redis that speaks TLS/);
+    assert.ok(!(st.stderr + wt.out()).includes(PASSWORD));
   } finally {
     redis.kill("SIGKILL");
   }
+  // nothing listening: a worker that never reached the queue exits instead of retrying forever
+  const none = start(["worker", "--queue", `redis://127.0.0.1:${await freePort()}/0`]);
+  const ncode = await Promise.race([none.exit, sleep(30_000).then(() => "hung")]);
+  if (ncode === "hung") none.p.kill("SIGKILL");
+  assert.equal(ncode, 1, none.out());
+  assert.match(none.out(), /ECONNREFUSED/);
 });
 
 test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restarted: each result arrives once and equals a local sweep's", { skip: noRedis, timeout: 300_000 }, async () => {

@@ -9,8 +9,7 @@
       "native/src/optim.cc",
       "native/src/cpu_allocator.cc",
       "native/src/frozen_ops.cc",
-      "native/src/checkpoint.cc",
-      "native/src/batch_matmul.cc"
+      "native/src/checkpoint.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",

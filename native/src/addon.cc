@@ -346,7 +346,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCpuAllocator(r);
   RegisterFrozenOps(r);
   RegisterCheckpoint(r);
-  RegisterBatchMatmul(r);
   return exports;
 }
 

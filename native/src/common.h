@@ -83,7 +83,6 @@ void RegisterSparseDeltaLinear(Registry& r);
 void RegisterCpuAllocator(Registry& r);
 void RegisterFrozenOps(Registry& r);
 void RegisterCheckpoint(Registry& r);
-void RegisterBatchMatmul(Registry& r);
 void InstallCpuAllocator();
 Napi::Function InitAdamW(Napi::Env env);
 

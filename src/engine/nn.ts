@@ -19,14 +19,6 @@ export function reluMask(x: Tensor): Tensor {
   return new Tensor(native.reluMask(x.handle));
 }
 
-/**
- * a [B, m, k] @ b [B, k, n] → [B, m, n]. On the CPU the batch (not each product) is split over
- * the threads: faster than bmm for many small products (attention). Differentiable twice.
- */
-export function batchMatmul(a: Tensor, b: Tensor): Tensor {
-  return new Tensor(native.batchMatmul(a.handle, b.handle));
-}
-
 /** out = beta·input + alpha·(a @ b), batched. */
 export function baddbmm(input: Tensor, a: Tensor, b: Tensor, beta = 1, alpha = 1): Tensor {
   return new Tensor(native.baddbmm(input.handle, a.handle, b.handle, beta, alpha));

@@ -1,7 +1,7 @@
 // Pieces every family's attention shares: the additive mask and the scaled
 // dot-product with grouped-query heads. Formulas: Vaswani et al. 2017 §3.2;
 // GQA as Hugging Face's repeat_kv (modeling_llama.py).
-import { type Tensor, arange, batchMatmul, cat, dropout, ones } from "../engine/index.js";
+import { type Tensor, arange, cat, dropout, ones } from "../engine/index.js";
 import type { ForwardOptions, LayerKV, SublayerHooks } from "./causal-lm.js";
 
 /**
@@ -75,15 +75,8 @@ export function repeatKv(x: Tensor, groups: number): Tensor {
 export function attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, dropoutP: number, training: boolean): Tensor {
   const [b, heads, t, hd] = q.shape;
   const groups = heads / k.size(1);
-  const probs = maskedSoftmax(headsMatmul(q, repeatKv(k, groups).transpose(2, 3)), bias);  // [b, h, t, T]
-  return headsMatmul(dropout(probs, dropoutP, training), repeatKv(v, groups)).transpose(1, 2).reshape([b, t, heads * hd]);
-}
-
-/** x [b, h, m, k] @ y [b, h, k, n] → [b, h, m, n], through batchMatmul (the b·h products split over the threads). */
-function headsMatmul(x: Tensor, y: Tensor): Tensor {
-  const [b, h, m, k] = x.shape;
-  const n = y.shape[3];
-  return batchMatmul(x.reshape([b * h, m, k]), y.reshape([b * h, k, n])).reshape([b, h, m, n]);
+  const probs = maskedSoftmax(q.matmul(repeatKv(k, groups).transpose(2, 3)), bias);  // [b, h, t, T]
+  return dropout(probs, dropoutP, training).matmul(repeatKv(v, groups)).transpose(1, 2).reshape([b, t, heads * hd]);
 }
 
 /** softmax(scores + bias) over the last dim, in scores' dtype; half-precision scores are upcast first, so the bias never overflows. */

@@ -101,19 +101,21 @@ test("golden: randmask report on the committed database reproduces the committed
     /--db .*nope\.sqlite: not found/);
 });
 
-test("runs differing in more than seed and LR are selected apart, each row naming what differs (lora r, bitfit epochs)", () => {
+test("runs differing in more than seed and LR are selected apart, each row naming what differs (lora r, bitfit epochs); a Hessian on one seed does not split a unit", () => {
   const dir = tmp();
   tinyTextModel(join(dir, "model"));
   parityTask(join(dir, "data"));
   const file = join(dir, "variants.json");
   writeFileSync(file, JSON.stringify({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], seeds: [0], epochs: [1],
-    methods: [{ method: "lora", options: { r: 1 } }, { method: "lora", options: { r: 4 } }, { method: "bitfit", epochs: [1, 2] }] }));
+    methods: [{ method: "lora", options: { r: 1 } }, { method: "lora", options: { r: 4 } }, { method: "bitfit", epochs: [1, 2] },
+      // the Hessian measured on seed 0 only: still one unit with seed 1
+      { method: "full", seeds: [0], hessian: { when: ["before"] } }, { method: "full", seeds: [1] }] }));
   const path = join(dir, "results.sqlite");
   const db = ResultsDb.open(path, { create: true });
   db.addRuns(loadSweep(file));
   // finished with distinct results: lora r=1 0.5, r=4 0.75; bitfit 1 epoch 0.25, 2 epochs 0.625
-  const result = (c: { methodOptions: { r?: number }; train: { epochs?: number } }) =>
-    c.methodOptions.r === 1 ? 0.5 : c.methodOptions.r === 4 ? 0.75 : c.train.epochs === 1 ? 0.25 : 0.625;
+  const result = (c: { method: string; methodOptions: { r?: number }; train: { epochs?: number; seed: number } }) =>
+    c.method === "full" ? 0.5 + 0.25 * c.train.seed : c.methodOptions.r === 1 ? 0.5 : c.methodOptions.r === 4 ? 0.75 : c.train.epochs === 1 ? 0.25 : 0.625;
   for (const r of db.rows()) {
     const v = result(JSON.parse(r.config));
     db.db.prepare("UPDATE runs SET status = 'completed', metric = 'accuracy', dev_metric = ?, test_metric = ? WHERE id = ?").run(v, v, r.id);
@@ -121,11 +123,11 @@ test("runs differing in more than seed and LR are selected apart, each row namin
   const sel = selectBest(db.rows());
   db.close();
   assert.deepEqual(sel.map((s) => [s.method, s.variant, s.n, s.testMean]), [
-    ["bitfit", "epochs=1", 1, 0.25], ["bitfit", "epochs=2", 1, 0.625], ["lora", "r=1", 1, 0.5], ["lora", "r=4", 1, 0.75]]);
+    ["bitfit", "epochs=1", 1, 0.25], ["bitfit", "epochs=2", 1, 0.625], ["full", "", 2, 0.625], ["lora", "r=1", 1, 0.5], ["lora", "r=4", 1, 0.75]]);
   const csv = spawnSync(process.execPath, [cli, "sweep", "results", "--db", path, "--format", "csv"], { encoding: "utf8" });
   assert.equal(csv.status, 0, csv.stderr);
   assert.deepEqual(csv.stdout.trim().split("\n").map((l) => l.split(",").slice(2, 5).concat(l.split(",")[8])), [
-    ["method", "ratio", "variant", "n"], ["bitfit", "", "epochs=1", "1"], ["bitfit", "", "epochs=2", "1"], ["lora", "", "r=1", "1"], ["lora", "", "r=4", "1"]]);
+    ["method", "ratio", "variant", "n"], ["bitfit", "", "epochs=1", "1"], ["bitfit", "", "epochs=2", "1"], ["full", "", "", "2"], ["lora", "", "r=1", "1"], ["lora", "", "r=4", "1"]]);
   const table = spawnSync(process.execPath, [cli, "sweep", "results", "--db", path], { encoding: "utf8" }).stdout;
   assert.match(table, /^model .* variant /);
   assert.match(table, /^model +jsonl +lora +- +r=4 +- +1e-3 +1 +75\.0 +75\.0 ± 0\.0$/m);

@@ -52,10 +52,15 @@ export function std(xs: number[]): number | null {
   return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
-/** A run's stored configuration less what varies between the runs of one unit: seeds (the run's and the mask's) and the LR. */
+/**
+ * A run's stored configuration less what varies between the runs of one unit: seeds (the run's and the mask's)
+ * and the LR; less `hessian` too, a measurement taken on the run that does not change its training (a sweep
+ * measures it on some seeds only, Figure 4a's setup).
+ */
 function unitConfig(r: RunRow): Record<string, unknown> {
   let c: Record<string, unknown>;
   try { c = JSON.parse(r.config) as Record<string, unknown>; } catch { c = {}; }
+  delete c.hessian;
   const strip = (v: unknown, keys: string[]) => (v !== null && typeof v === "object" ? Object.fromEntries(
     Object.entries(v as Record<string, unknown>).filter(([k]) => !keys.includes(k))) : v);
   return { ...c, ...("train" in c ? { train: strip(c.train, ["lr", "seed"]) } : {}),

@@ -14,7 +14,7 @@ import { saveFile, saveSharded } from "../src/io/safetensors.js";
 import { attentionBias, maskedSoftmax } from "../src/models/attention.js";
 import { inverseFrequencies } from "../src/models/rotary.js";
 import type { LlamaConfig } from "../src/models/llama-config.js";
-import { sharedDir } from "./helpers.js";
+import { checkLogitsAtRows, sharedDir } from "./helpers.js";
 import { writeTorchZip } from "./torch-writer.js";
 
 interface Case { name: string; input_ids: number[][]; attention_mask: number[][]; position_ids: number[][]; labels: number[][];
@@ -48,18 +48,7 @@ for (const fixture of ["gpt2-tiny", "llama-tiny"]) {
 
   // logitsAt runs the last layer at those rows only: the logits there must still be Hugging Face's
   test(`${fixture}: logits at per-row positions of a left-padded batch match Hugging Face (the last layer runs at those rows only)`, () => tidy(() => {
-    const c = (ref.cases as Case[]).find((x) => x.name === "batch_left_pad")!;
-    const seq = c.input_ids[0].length;
-    const pos = c.attention_mask.map((row, b) => [seq - 1, row.indexOf(1) + b + 1]);
-    for (const checkpointing of [false, true]) {
-      model.gradientCheckpointing = checkpointing;
-      try {
-        const got = model.forward(ids(c.input_ids), { attentionMask: ids(c.attention_mask), logitsAt: ids(pos) }).logits.toNested() as number[][][];
-        let maxErr = 0;
-        pos.forEach((row, b) => row.forEach((t, k) => c.logits[b][t].forEach((v, j) => { maxErr = Math.max(maxErr, Math.abs(v - got[b][k][j])); })));
-        assert.ok(maxErr <= 1e-4, `checkpointing ${checkpointing}: max |logit error| ${maxErr}`);
-      } finally { model.gradientCheckpointing = false; }
-    }
+    checkLogitsAtRows(model, (ref.cases as Case[]).find((x) => x.name === "batch_left_pad")!);
   }));
 
   for (const noCache of [true, false]) {

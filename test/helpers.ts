@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tensor, tensor, tidy, noGrad } from "../src/engine/index.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
+import type { CausalLM } from "../src/models/causal-lm.js";
 import { parseConfig, toHfConfig } from "../src/models/config.js";
 import { saveFile } from "../src/io/safetensors.js";
 import { writeJsonAtomic } from "../src/io/atomic.js";
@@ -119,4 +120,24 @@ export function methodTestOptions(trainableRatio = 0.01): Record<string, Record<
     prefix: { numVirtualTokens: 3 },
     full: {},
   };
+}
+
+/**
+ * A left-padded fixture case's logits asked at per-row positions (each row's last token and one inside it),
+ * with and without gradient checkpointing, against the Hugging Face reference logits of every position:
+ * the last layer runs at those rows only, so this checks its logitsAt path.
+ */
+export function checkLogitsAtRows(model: CausalLM, c: { input_ids: number[][]; attention_mask: number[][]; logits: number[][][] }): void {
+  const ids = (rows: number[][]) => tensor(rows.flat(), [rows.length, rows[0].length], "int64");
+  const seq = c.input_ids[0].length;
+  const pos = c.attention_mask.map((row, b) => [seq - 1, row.indexOf(1) + b + 1]);
+  for (const checkpointing of [false, true]) {
+    model.gradientCheckpointing = checkpointing;
+    try {
+      const got = model.forward(ids(c.input_ids), { attentionMask: ids(c.attention_mask), logitsAt: ids(pos) }).logits.toNested() as number[][][];
+      let maxErr = 0;
+      pos.forEach((row, b) => row.forEach((t, k) => c.logits[b][t].forEach((v, j) => { maxErr = Math.max(maxErr, Math.abs(v - got[b][k][j])); })));
+      assert.ok(maxErr <= 1e-4, `checkpointing ${checkpointing}: max |logit error| ${maxErr}`);
+    } finally { model.gradientCheckpointing = false; }
+  }
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { tensor, tidy, Tensor } from "../src/engine/index.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { causalLmLoss, perSequenceLoss, tokenNll } from "../src/models/lm-loss.js";
-import { sharedDir } from "./helpers.js";
+import { checkLogitsAtRows, sharedDir } from "./helpers.js";
 
 const dir = join(sharedDir, "fixtures", "opt-tiny-prenorm");
 const ref = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8"));
@@ -50,18 +50,7 @@ test("logits at requested positions equal the full logits there", () => tidy(() 
 // With logitsAt the last layer runs at those rows only (queries, MLP, residual): its logits must still be
 // Hugging Face's, for per-row positions in a left-padded batch, with and without checkpointing.
 test("logits at per-row positions of a left-padded batch match Hugging Face (the last layer runs at those rows only)", () => tidy(() => {
-  const c = (ref.cases as Case[]).find((x) => x.name === "batch_left_pad")!;
-  const seq = c.input_ids[0].length;
-  const pos = c.attention_mask.map((row, b) => [seq - 1, row.indexOf(1) + b + 1]); // the last token, and one inside each row
-  for (const checkpointing of [false, true]) {
-    model.gradientCheckpointing = checkpointing;
-    try {
-      const got = model.forward(ids(c.input_ids), { attentionMask: ids(c.attention_mask), logitsAt: ids(pos) }).logits.toNested() as number[][][];
-      let maxErr = 0;
-      pos.forEach((row, b) => row.forEach((t, k) => c.logits[b][t].forEach((v, j) => { maxErr = Math.max(maxErr, Math.abs(v - got[b][k][j])); })));
-      assert.ok(maxErr <= 1e-4, `checkpointing ${checkpointing}: max |logit error| ${maxErr}`);
-    } finally { model.gradientCheckpointing = false; }
-  }
+  checkLogitsAtRows(model, (ref.cases as Case[]).find((x) => x.name === "batch_left_pad")!);
 }));
 
 for (const viaRows of [false, true]) test(`gradients match Hugging Face for the left-padded batch${viaRows ? " (logits asked at every position)" : ""}`, () => tidy(() => {

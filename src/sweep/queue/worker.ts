@@ -90,6 +90,11 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
     for (const c of children.values()) c.kill("SIGTERM");
     (worker ? worker.close() : Promise.resolve()).then(closed, closed);
   };
+  /** Stops the worker; runWorker then throws this (already redacted) message naming --queue. */
+  const giveUp = (msg: string) => {
+    fatal ??= new Error(`--queue ${address.shown}: ${msg}`);
+    stop(`queue ${address.shown}: ${msg}`);
+  };
   const onSignal = () => stop();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
@@ -108,12 +113,8 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
       const msg = redactError(e, address);
       // Retrying cannot fix a wrong user or password, nor an address never reached: stop with the error.
       // Once connected, errors are a Redis restart or a network blip, and ioredis reconnects by itself.
-      if (isAuthError(msg) || (!everReady && ++startupErrors >= STARTUP_ATTEMPTS)) {
-        fatal ??= new Error(`--queue ${address.shown}: ${msg}`);
-        stop(`queue ${address.shown}: ${msg}`);
-        return;
-      }
-      if (msg !== lastError) log(`queue ${address.shown}: ${msg}`); // a Redis restart: ioredis reconnects by itself
+      if (isAuthError(msg) || (!everReady && ++startupErrors >= STARTUP_ATTEMPTS)) return giveUp(msg);
+      if (msg !== lastError) log(`queue ${address.shown}: ${msg}`);
       lastError = msg;
     });
     worker.on("ready", () => { lastError = ""; everReady = true; });
@@ -121,7 +122,7 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
     if (!stopping) {
       log(`worker ${hostname()}:${process.pid} on ${address.shown}: ${o.concurrency} run(s) at once, ${threads} thread(s) each, lock ${lockMs / 1000} s, ` +
         `at most ${o.maxRetries ?? 2} retries of a lost run, files ${o.artifactsDir ? `in ${workDir}` : "in the results"}`);
-      worker.run().catch((e) => { fatal ??= new Error(`--queue ${address.shown}: ${redactError(e, address)}`); stop(`queue ${address.shown}: ${redactError(e, address)}`); });
+      worker.run().catch((e) => giveUp(redactError(e, address)));
     }
     await finished;
   } finally {

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { ResultsDb } from "../src/sweep/db.js";
 import { selectBest } from "../src/sweep/select.js";
 import { loadSweep } from "../src/sweep/spec.js";
@@ -99,6 +100,22 @@ test("golden: randmask report on the committed database reproduces the committed
   assert.equal(results.stdout, readFileSync(join(golden, "results.csv"), "utf8"));
   assert.match(spawnSync(process.execPath, [cli, "report", "--db", join(dir, "nope.sqlite"), "--out", dir], { encoding: "utf8" }).stderr,
     /--db .*nope\.sqlite: not found/);
+  // an empty file and another program's SQLite file are refused, byte for byte untouched
+  const empty = join(dir, "empty.sqlite");
+  writeFileSync(empty, "");
+  const foreign = join(dir, "foreign.sqlite");
+  const f = new Database(foreign);
+  f.exec("CREATE TABLE foo (x)");
+  f.close();
+  for (const file of [empty, foreign]) {
+    const before = readFileSync(file);
+    for (const args of [["report", "--db", file, "--out", join(dir, "r-other")], ["sweep", "results", "--db", file]]) {
+      const o = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
+      assert.notEqual(o.status, 0, args.join(" "));
+      assert.match(o.stderr, /not a randmask results database \(it has no runs table\)/);
+    }
+    assert.deepEqual(readFileSync(file), before, `${file} unchanged`);
+  }
 });
 
 test("runs differing in more than seed and LR are selected apart, each row naming what differs (lora r, bitfit epochs); a Hessian on one seed does not split a unit", () => {

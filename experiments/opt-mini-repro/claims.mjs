@@ -14,9 +14,15 @@ const { ResultsDb } = await import(join(dist, "sweep", "db.js"));
 const { selectBest } = await import(join(dist, "sweep", "select.js"));
 
 const { values } = parseArgs({ options: { db: { type: "string", default: join(here, "results.sqlite") } } });
-const db = ResultsDb.open(values.db);
-const rows = db.rows();
-db.close();
+let rows;
+try {
+  const db = ResultsDb.open(values.db);
+  rows = db.rows();
+  db.close();
+} catch (e) {
+  process.stderr.write(`claims: ${e.message}\n`);
+  process.exit(1);
+}
 const sel = selectBest(rows);
 const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(1));
 const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);

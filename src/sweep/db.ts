@@ -78,12 +78,17 @@ function alive(pid: number): boolean {
 export class ResultsDb {
   private constructor(readonly db: Database.Database, readonly path: string) {}
 
-  /** Opens (creating if needed) a results database; refuses a file that is not one. */
+  /** Opens a results database (creating it when `create`); refuses a file that is not one, and never writes to it then. */
   static open(path: string, opts: { create?: boolean } = {}): ResultsDb {
     if (!opts.create && !existsSync(path)) throw new Error(`--db ${path}: not found`);
     let db: Database.Database;
     try {
       db = new Database(path);
+      // Reading commands must not turn someone else's file (or an empty one) into a results database.
+      if (!opts.create && !db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get()) {
+        db.close();
+        throw new Error("it has no runs table");
+      }
       db.pragma("journal_mode = WAL");
       db.pragma("busy_timeout = 30000");
       db.exec(SCHEMA);

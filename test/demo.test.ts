@@ -121,3 +121,13 @@ test("the shipped models/opt-mini loads, is bf16 and ≤ 40 MB, and its model ca
   const metrics = JSON.parse(readFileSync(join(shipped, "demo-metrics.json"), "utf8")) as DemoRecord;
   for (const x of metrics.methods) assert.equal(rows.get(x.label)?.test, x.test_accuracy === null ? null : Number(x.test_accuracy.toFixed(3)), `${x.label}: card = demo-metrics.json`);
 });
+
+test("header-only data files: one error naming the task and data folder, no --out left behind", () => {
+  const data = join(work, "header-only");
+  mkdirSync(join(data, "sst2"), { recursive: true });
+  for (const f of ["train", "dev"]) writeFileSync(join(data, "sst2", `glue_sst2_${f}.tsv`), "sentence\tlabel\n");
+  const r = run("demo", "--quick", "--data-dir", data, "--out", join(work, "o-empty"));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /task sst2 in .*header-only: no examples for train, dev, test/);
+  assert.ok(!existsSync(join(work, "o-empty")));
+});

@@ -85,7 +85,10 @@ export function sampleSplits(task: string, data: TaskSplits, seed: number, sizes
   return { train: trainSet, dev: devSet, test: testSet, fallback: true, sizes: { train: trainSet.length, dev: devSet.length, test: testSet.length } };
 }
 
-/** Loads a task's files and samples its splits by the protocol. */
+/** Loads a task's files and samples its splits by the protocol. Throws when a split asked for comes out empty (header-only files). */
 export function loadTaskData(task: TaskDefinition, dataDir: string, seed: number, sizes: SampleSizes = DEFAULT_SIZES): SampledData {
-  return sampleSplits(task.name, task.load(dataDir), seed, sizes, task.userSplits ?? false);
+  const sampled = sampleSplits(task.name, task.load(dataDir), seed, sizes, task.userSplits ?? false);
+  const empty = (["train", "dev", "test"] as const).filter((k) => sizes[k] > 0 && sampled.sizes[k] === 0);
+  if (empty.length) throw new Error(`task ${task.name} in ${dataDir}: no examples for ${empty.join(", ")} (its data files hold none)`);
+  return sampled;
 }

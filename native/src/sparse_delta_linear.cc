@@ -36,9 +36,12 @@ torch::Tensor SddmmCpu(const torch::Tensor& a, const torch::Tensor& b, const tor
   int64_t tokens = ac.size(0);
   int64_t aCols = ac.size(1);
   int64_t bCols = bc.size(1);
-  int threads = at::get_num_threads();
+  // One slice of the tokens per thread, each with its own row of partial sums (indexed by slice,
+  // not by OpenMP thread id, so the buffer's size never depends on the runtime's team size).
+  int64_t slices = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tokens));
+  int64_t perSlice = (tokens + slices - 1) / slices;
   auto accType = a.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  auto partial = torch::zeros({threads, nnz}, a.options().dtype(accType));
+  auto partial = torch::zeros({slices, nnz}, a.options().dtype(accType));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::BFloat16, at::ScalarType::Half, a.scalar_type(), "sddmm_cpu", [&] {
     using acc_t = Acc<scalar_t>;
     const scalar_t* pa = ac.data_ptr<scalar_t>();
@@ -46,13 +49,14 @@ torch::Tensor SddmmCpu(const torch::Tensor& a, const torch::Tensor& b, const tor
     const int64_t* pr = r.data_ptr<int64_t>();
     const int64_t* pc = c.data_ptr<int64_t>();
     acc_t* pp = partial.data_ptr<acc_t>();
-    int64_t grain = std::max<int64_t>(1, (tokens + threads - 1) / threads);
-    at::parallel_for(0, tokens, grain, [&](int64_t begin, int64_t end) {
-      acc_t* acc = pp + at::get_thread_num() * nnz;
-      for (int64_t t = begin; t < end; ++t) {
-        const scalar_t* ar = pa + t * aCols;
-        const scalar_t* br = pb + t * bCols;
-        for (int64_t k = 0; k < nnz; ++k) acc[k] += static_cast<acc_t>(ar[pr[k]]) * static_cast<acc_t>(br[pc[k]]);
+    at::parallel_for(0, slices, 1, [&](int64_t firstSlice, int64_t lastSlice) {
+      for (int64_t s = firstSlice; s < lastSlice; ++s) {
+        acc_t* acc = pp + s * nnz;
+        for (int64_t t = s * perSlice; t < std::min(tokens, (s + 1) * perSlice); ++t) {
+          const scalar_t* ar = pa + t * aCols;
+          const scalar_t* br = pb + t * bCols;
+          for (int64_t k = 0; k < nnz; ++k) acc[k] += static_cast<acc_t>(ar[pr[k]]) * static_cast<acc_t>(br[pc[k]]);
+        }
       }
     });
   });

@@ -4,9 +4,7 @@
 // Markdown tables by default; `-- --json` prints one JSON object per line;
 // `-- --quick` is a smoke run (< 3 minutes); `-- --peer hf` adds the peer users
 // compare against, Hugging Face transformers + PEFT LoRA (scripts/hf-peer-venv.sh);
-// `-- --targets` runs only the rows the CPU speed targets read (Random Masking
-// 1e-3…1e-5, fp32 and bf16, against the LoRA peers) and prints the verdicts, each
-// with the ceiling that the step's matrix-product floor (bench/gemm-floor.ts) allows.
+// The CPU speed targets have their own drift-robust run: bench/targets.ts.
 // Each configuration runs in its own process so peak RSS belongs to it alone.
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -17,7 +15,7 @@ import { shapesOf } from "../src/peft/shapes.js";
 import { HF_PEER_PYTHON, peerAvailable, runPeer } from "./peer/python.js";
 import { parseFlags } from "./timing.js";
 
-const { json, quick, hfPeer, targets } = parseFlags(process.argv.slice(2));
+const { json, quick, hfPeer } = parseFlags(process.argv.slice(2));
 const here = dirname(fileURLToPath(import.meta.url));
 const steps = quick ? 2 : 10;
 const warmup = quick ? 1 : 3;
@@ -96,7 +94,6 @@ for (const dtype of dtypes) {
     record("random-mask", ratio, dtype, "needed", p, "pytorch-lora", lora, false);
     if (hfLora) record("random-mask", ratio, dtype, "needed", p, "hf-peft-lora", hfLora, false);
     if (hfLoraKeep) record("random-mask", ratio, dtype, "needed", p, "hf-peft-lora-keep3", hfLoraKeep, false);
-    if (targets) continue;
     record("random-mask", ratio, dtype, "needed", p, "pytorch-dense-mask", peer({ method: "dense-mask", density: densityOf(ratio), dtype }), false);
     if (!quick) record("random-mask", ratio, dtype, "needed", p, "pytorch-shira", peer({ method: "shira", density: densityOf(ratio), dtype }), false);
     if (dtype === "float32" && ratio === maskRatios[0]) {
@@ -104,7 +101,6 @@ for (const dtype of dtypes) {
       record("random-mask", ratio, dtype, "all", all, "pytorch-lora", lora, false);
     }
   }
-  if (targets) continue;
   if (dtype === "float32") {
     const ck = ours({ method: "random-mask", options: { trainableRatio: 1e-4 }, dtype, gradientCheckpointing: true });
     record("random-mask+checkpointing", 1e-4, dtype, "needed", ck, "pytorch-lora", lora, false);
@@ -121,39 +117,12 @@ for (const dtype of dtypes) {
 // ---------------------------------------------------------------- bf16 vs fp32 loss trajectory
 // Random Masking 1e-4 at LR 1e-2 for a short run: the same trajectory within bf16 noise?
 let trajectory: { fp32: number[]; bf16: number[]; maxRelDiff: number } | null = null;
-if (!quick && !targets) {
+if (!quick) {
   const run = (dtype: Dtype) => ours({ method: "random-mask", options: { trainableRatio: 1e-4 }, dtype, lr: 1e-2, steps: 12, warmup: 0 }).losses;
   const fp32 = run("float32");
   const bf16 = run("bfloat16");
   trajectory = { fp32, bf16, maxRelDiff: Math.max(...fp32.map((l, i) => Math.abs(l - bf16[i]) / Math.abs(l))) };
   if (json) console.log(JSON.stringify({ bench: "bf16_trajectory", method: "random-mask", ratio: 1e-4, lr: 1e-2, ...trajectory }));
-}
-
-if (targets) {
-  // Issue 14 §3: Random Masking (1e-3 and sparser) ≥ 2.0× HF PEFT LoRA in fp32; bf16 ≥ 2× the PyTorch peer in bf16.
-  const worst = (dtype: Dtype, peerName: string) => {
-    const sel = rows.filter((r) => r.dtype === dtype && r.peer === peerName && r.speedup !== null);
-    return sel.length ? Math.min(...sel.map((r) => r.speedup!)) : null;
-  };
-  // The floor: the step's unavoidable matrix products timed alone (bench/gemm-floor.ts). peer ÷ floor is the
-  // largest ratio any implementation of this exact step could reach against that peer on this machine.
-  const floorMs = (dtype: Dtype): number => JSON.parse(execFileSync(process.execPath, [join(here, "gemm-floor.js"), JSON.stringify({ dtype })],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!).floor_ms;
-  const floors: Record<Dtype, number> = { float32: floorMs("float32"), bfloat16: floorMs("bfloat16") };
-  const peerMs = (dtype: Dtype, peerName: string) => rows.find((r) => r.dtype === dtype && r.peer === peerName)?.peer_step_ms ?? null;
-  const verdict = (what: string, x: number | null, dtype: Dtype, peerName: string) => {
-    const p = peerMs(dtype, peerName);
-    const ceiling = p === null ? "" : `; matrix-product floor ${floors[dtype].toFixed(0)} ms, so at most ${(p / floors[dtype]).toFixed(2)}× is reachable here`;
-    return `- ${what}: ${x === null ? "peer not run" : `worst ratio ${x.toFixed(2)}× → ${x >= 2 ? "met" : "not met"}${ceiling}`}`;
-  };
-  if (!json) {
-    console.log("## Training step (forward + backward + AdamW)\n\n| ratio | dtype | randmask ms | peer | peer ms | speedup |\n|---|---|---|---|---|---|");
-    for (const r of rows) console.log(`| ${r.ratio} | ${r.dtype} | ${r.step_ms.toFixed(0)} | ${r.peer} | ${r.peer_step_ms?.toFixed(0) ?? "—"} | ${r.speedup?.toFixed(2) ?? "—"} |`);
-    console.log(`\n## Targets\n\n${verdict("fp32, Random Masking ≥ 2.0× HF PEFT LoRA (default: logits at every position)", worst("float32", "hf-peft-lora"), "float32", "hf-peft-lora")}` +
-      `\n${verdict("fp32, against HF PEFT LoRA with logits_to_keep=3 (for reference)", worst("float32", "hf-peft-lora-keep3"), "float32", "hf-peft-lora-keep3")}` +
-      `\n${verdict("bf16, Random Masking ≥ 2× the PyTorch LoRA peer in bf16", worst("bfloat16", "pytorch-lora"), "bfloat16", "pytorch-lora")}`);
-  }
-  process.exit(0);
 }
 
 // ---------------------------------------------------------------- 3: evaluation throughput

@@ -22,8 +22,8 @@ export async function timeIt(fn: () => void, opts: { warmup?: number; minRuns?: 
 }
 
 /** `--json`, `--quick`, and `--peer hf` (also measure the Hugging Face transformers + PEFT peer). */
-export function parseFlags(argv: string[]): { json: boolean; quick: boolean; hfPeer: boolean; targets: boolean } {
+export function parseFlags(argv: string[]): { json: boolean; quick: boolean; hfPeer: boolean } {
   const peer = argv.indexOf("--peer");
   if (peer >= 0 && argv[peer + 1] !== "hf") throw new Error(`--peer ${argv[peer + 1] ?? ""}: expected 'hf'`);
-  return { json: argv.includes("--json"), quick: argv.includes("--quick"), hfPeer: peer >= 0, targets: argv.includes("--targets") };
+  return { json: argv.includes("--json"), quick: argv.includes("--quick"), hfPeer: peer >= 0 };
 }

@@ -248,12 +248,86 @@ test("convert checks every tensor against config.json before writing: one error 
 test("a vision folder where a language model is needed, and the other modality's logits flags: one clear usage error", () => {
   const vit = join(sharedDir, "fixtures", "vit-tiny");
   const hessian = run("hessian", "--model", vit, "--method", "random-mask", "--trainable-ratio", "1e-2", "--task", "jsonl", "--data-dir", data);
-  assert.equal(hessian.status, 1);
-  assert.match(hessian.stderr, /vit-tiny\/config\.json: model_type "vit" is a vision model; this needs a language model \(opt, /);
+  assert.equal(hessian.status, 2);
+  assert.match(hessian.stderr, /--model .*vit-tiny: model_type "vit" \(config\.json\) is a vision model; this command needs a language model \(opt, /);
   let r = run("logits", "--model", vit, "--pixel-values", join(work, "pv.json"), "--input-ids", "[[1,2]]");
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model/);
   r = run("logits", "--model", model, "--input-ids", "[[1,2]]", "--pixel-values", join(work, "pv.json"));
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model/);
+});
+
+test("every output folder flag that names a file, or a path under one, is one usage error naming the flag (exit 2), before anything is written", () => {
+  const parent = join(work, "out-faults");
+  mkdirSync(parent);
+  const file = join(parent, "a-file");
+  writeFileSync(file, "keep me\n");
+  const queue = ["--queue", "redis://127.0.0.1:1/0"]; // never contacted: the folders are checked first
+  const cases: [string, string, (out: string) => string[], string][] = [
+    ["finetune", "out", (o) => ["finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "bitfit", "--out", o], "the run's adapter, metrics and logs"],
+    ["convert", "out", (o) => ["convert", "--model", model, "--out", o], "the converted model"],
+    ["merge", "out", (o) => ["merge", "--model", model, "--adapter", work, "--out", o], "the merged model"],
+    ["pretrain", "out", (o) => ["pretrain", "--preset", "opt-125m", "--data", file, "--max-steps", "1", "--out", o], "the pretraining run"],
+    ["pretrain", "cache-dir", (o) => ["pretrain", "--preset", "opt-125m", "--data", file, "--max-steps", "1", "--out", join(parent, "p"), "--cache-dir", o], "the tokenised files"],
+    ["theory", "out", (o) => ["theory", "--n", "4", "--d", "8", "--out", o], "theory.json, theory.md and the plots"],
+    ["sweep run", "out-dir", (o) => ["sweep", "run", join(work, "no-sweep.json"), "--db", join(parent, "r.sqlite"), "--out-dir", o], "the run folders"],
+    ["sweep collect", "out-dir", (o) => ["sweep", "collect", "--db", join(parent, "c.sqlite"), "--out-dir", o, ...queue], "the run folders"],
+    ["worker", "artifacts", (o) => ["worker", ...queue, "--artifacts", o], "each run's files"],
+  ];
+  for (const [name, flag, args, holds] of cases) {
+    for (const out of [file, join(file, "sub")]) {
+      const r = run(...args(out));
+      assert.equal(r.status, 2, `${name} --${flag} ${out}: ${r.stderr}`);
+      assert.equal(r.stderr, `randmask ${name}: --${flag} ${out}: ${out === file ? "is a file" : `${file} is a file`}, expected a folder (for ${holds})\n`);
+    }
+  }
+  // a --db under a file: its folder, and the run folders beside it, cannot be made
+  const db = join(file, "results.sqlite");
+  for (const action of [["run", join(work, "no-sweep.json")], ["collect", ...queue]]) {
+    const r = run("sweep", ...action, "--db", db);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `randmask sweep ${action[0]}: --db ${db}: ${file} is a file, expected a folder (for the database)\n`);
+  }
+  assert.equal(readFileSync(file, "utf8"), "keep me\n");
+  assert.deepEqual(readdirSync(parent), ["a-file"], "nothing written");
+  // a folder that holds files is refused the same way by every command that creates its --out
+  const busy = join(parent, "busy");
+  mkdirSync(busy);
+  writeFileSync(join(busy, "mine.txt"), "mine");
+  for (const [name, flag, args, holds] of cases.filter(([n, f]) => f === "out" && n !== "pretrain")) {
+    const r = run(...args(busy));
+    assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+    assert.equal(r.stderr, `randmask ${name}: --${flag} ${busy}: exists and is not empty; nothing was written (expected an absent or empty folder for ${holds})\n`);
+  }
+  assert.deepEqual(readdirSync(busy), ["mine.txt"]);
+});
+
+test("report --out refuses a folder holding other files (exit 2, untouched); it rewrites its own earlier report, removing figures that no longer apply", async () => {
+  const { ResultsDb } = await import("../src/sweep/db.js");
+  const { REPORT_MARKER } = await import("../src/sweep/report-folder.js");
+  const dbPath = join(work, "report.sqlite");
+  ResultsDb.open(dbPath, { create: true }).close();
+  const theirs = join(work, "theirs");
+  mkdirSync(theirs);
+  writeFileSync(join(theirs, "report.md"), "my own notes\n");
+  const r = run("report", "--db", dbPath, "--out", theirs);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `randmask report: --out ${theirs}: holds files and is not a report folder randmask wrote (no ${REPORT_MARKER} there); ` +
+    "nothing was written (expected an absent or empty folder, or an earlier report's)\n");
+  assert.deepEqual(readdirSync(theirs), ["report.md"]);
+  assert.equal(readFileSync(join(theirs, "report.md"), "utf8"), "my own notes\n");
+  // an empty folder takes a report, marked; the report may then be written again there
+  const ours = join(work, "ours");
+  mkdirSync(ours);
+  const first = run("report", "--db", dbPath, "--out", ours);
+  assert.equal(first.status, 0, first.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(join(ours, REPORT_MARKER), "utf8")).files, ["report.md", "results.csv"]);
+  // a figure an earlier report listed, that this database no longer gives, goes; a file of the user's stays
+  writeFileSync(join(ours, "fig3-metric-vs-lr.svg"), "<svg/>");
+  writeFileSync(join(ours, REPORT_MARKER), JSON.stringify({ kind: "randmask-report", files: ["report.md", "results.csv", "fig3-metric-vs-lr.svg"] }));
+  writeFileSync(join(ours, "notes.txt"), "mine");
+  const again = run("report", "--db", dbPath, "--out", ours);
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(readdirSync(ours).sort(), [REPORT_MARKER, "notes.txt", "report.md", "results.csv"]);
 });

@@ -89,8 +89,8 @@ test("demo bad input: missing model folder, non-empty --out, missing data; nothi
   mkdirSync(full);
   writeFileSync(join(full, "keep.txt"), "mine");
   const busy = run("demo", "--quick", "--model", model, "--out", full);
-  assert.equal(busy.status, 1);
-  assert.match(busy.stderr, /exists and is not empty/);
+  assert.equal(busy.status, 2, "a non-empty --out is a usage error, as for every command creating its --out");
+  assert.equal(busy.stderr, `randmask demo: --out ${full}: exists and is not empty; nothing was written (expected an absent or empty folder for the demo's run folder)\n`);
   assert.deepEqual(readdirSync(full), ["keep.txt"]);
   const noData = run("demo", "--quick", "--model", model, "--data-dir", work, "--out", join(work, "o2"));
   assert.equal(noData.status, 1);
@@ -130,4 +130,36 @@ test("header-only data files: one error naming the task and data folder, no --ou
   assert.equal(r.status, 1);
   assert.match(r.stderr, /task sst2 in .*header-only: no examples for train, dev, test/);
   assert.ok(!existsSync(join(work, "o-empty")));
+});
+
+test("demo --out naming a file, or a path under one: one usage error naming --out (exit 2), before anything is read or written", () => {
+  const parent = join(work, "file-parent");
+  mkdirSync(parent);
+  const file = join(parent, "results.txt");
+  writeFileSync(file, "keep me\n");
+  for (const out of [file, join(file, "run")]) {
+    const r = run("demo", "--quick", "--model", model, "--out", out);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `randmask demo: --out ${out}: ${out === file ? "is a file" : `${file} is a file`}, expected a folder (for the demo's run folder)\n`);
+  }
+  assert.equal(readFileSync(file, "utf8"), "keep me\n");
+  assert.deepEqual(readdirSync(parent), ["results.txt"]);
+});
+
+test("demo --quick on data smaller than it asks for: the footer and metrics.json state the sizes used, and what was asked", () => {
+  const data = join(work, "small-sst2");
+  mkdirSync(join(data, "sst2"), { recursive: true });
+  const rows = (n: number, from: number) => Array.from({ length: n }, (_, i) => `${(i + from) % 2}\t${i % 2 ? "a fine film" : "a dull film"} number ${i + from}`);
+  writeFileSync(join(data, "sst2", "glue_sst2_train.tsv"), ["label\tsentence", ...rows(30, 0)].join("\n") + "\n");
+  writeFileSync(join(data, "sst2", "glue_sst2_dev.tsv"), ["label\tsentence", ...rows(12, 100)].join("\n") + "\n");
+  const out = join(work, "small-quick");
+  const r = run("demo", "--quick", "--model", model, "--data-dir", data, "--out", out, "--quiet");
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as DemoRecord;
+  const used = `${m.protocol.train} train / ${m.protocol.dev} dev / ${m.protocol.test} test examples`;
+  assert.ok(m.protocol.train < 48 && m.protocol.dev < 24 && m.protocol.test < 24, JSON.stringify(m.protocol));
+  const footer = `--quick: ${used} (the data holds fewer than the 48 / 24 / 24 asked) and 1 epoch; numbers mean nothing`;
+  assert.equal(m.deviations, footer);
+  assert.ok(r.stdout.includes(`\n${footer}.\n`), r.stdout);
+  assert.doesNotMatch(r.stdout, /48 train/);
 });

@@ -98,7 +98,7 @@ test("golden: randmask report on the committed database reproduces the committed
   assert.ok(!existsSync(join(dir, "report", "fig4a-hessian-vs-ratio.svg")), "no Hessian columns filled: no Figure 4a");
   const results = spawnSync(process.execPath, [cli, "sweep", "results", "--db", join(dir, "results.sqlite"), "--format", "csv"], { encoding: "utf8" });
   assert.equal(results.stdout, readFileSync(join(golden, "results.csv"), "utf8"));
-  assert.match(spawnSync(process.execPath, [cli, "report", "--db", join(dir, "nope.sqlite"), "--out", dir], { encoding: "utf8" }).stderr,
+  assert.match(spawnSync(process.execPath, [cli, "report", "--db", join(dir, "nope.sqlite"), "--out", join(dir, "r-nope")], { encoding: "utf8" }).stderr,
     /--db .*nope\.sqlite: not found/);
   // an empty file and another program's SQLite file are refused, byte for byte untouched
   const empty = join(dir, "empty.sqlite");

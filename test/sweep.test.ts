@@ -84,7 +84,7 @@ test("a method option the entry's method does not read is refused at load (exit 
   const db = join(work, "stray.sqlite");
   const r = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, encoding: "utf8" });
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /^randmask sweep: .*stray\.json: methods\[0\]\.options\.loraR, methods\[0\]\.options\.r: not options of method random-mask \(its options: trainableRatio, density, targetModules, seed, maskKind\)\n$/);
+  assert.match(r.stderr, /^randmask sweep run: .*stray\.json: methods\[0\]\.options\.loraR, methods\[0\]\.options\.r: not options of method random-mask \(its options: trainableRatio, density, targetModules, seed, maskKind\)\n$/);
   assert.ok(!existsSync(db), "nothing written");
   const bad = (patch: Record<string, unknown>, re: RegExp) => assert.throws(() => expandSweep({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], ...patch },
     join(work, "bad.json")), (e: Error) => e instanceof SweepFileError && re.test(e.message) && e.message.includes("bad.json"));

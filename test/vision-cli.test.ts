@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tensor } from "../src/engine/index.js";
@@ -86,4 +86,37 @@ test("bad pixel files give one clear error naming the file", () => {
   assert.match(r.stderr, /absent\.json: cannot read as JSON/);
   r = run("logits", "--model", dir, "--input-ids", "[[1,2]]");
   assert.match(r.stderr, /--pixel-values FILE\.json is required for a vision model/);
+});
+
+test("a vision checkpoint given to a text command's --model is named as a vision model (its model_type), not as lacking a tokenizer", () => {
+  const data = join(tmp, "text-data");
+  mkdirSync(data);
+  writeFileSync(join(data, "train.jsonl"), `${JSON.stringify({ prompt: "a", options: [" no", " yes"], label: 0 })}\n`);
+  for (const [name, type] of [["vit-tiny", "vit"], ["clip-vision-tiny", "clip_vision_model"]]) {
+    const dir = join(sharedDir, "fixtures", name);
+    const out = join(tmp, `text-out-${name}`);
+    const commands: string[][] = [
+      ["generate", "--model", dir, "--prompt", "The movie was"],
+      ["tokenize", "--model", dir, "--text", "hi"],
+      ["hessian", "--model", dir, "--task", "jsonl", "--data-dir", data, "--method", "full"],
+      ["merge", "--model", dir, "--adapter", tmp, "--out", out],
+      ["demo", "--quick", "--model", dir, "--out", out],
+    ];
+    for (const args of commands) {
+      const r = run(...args);
+      assert.equal(r.status, 2, `${args[0]} ${name}: ${r.stderr}`);
+      assert.equal(r.stderr.split("\n").length, 2, "one line");
+      assert.ok(r.stderr.startsWith(`randmask ${args[0]}: --model ${dir}: model_type "${type}" (config.json) is a vision model; ` +
+        "this command needs a language model (opt, gpt2, llama, mistral, qwen2); vision models run with finetune or eval on an image task (--task cifar10|"), r.stderr);
+      assert.doesNotMatch(r.stderr, /tokenizer/);
+    }
+    // finetune and eval on a text task say the same, naming --task too
+    for (const cmd of ["finetune", "eval"]) {
+      const r = run(cmd, "--model", dir, "--task", "jsonl", "--data-dir", data, ...(cmd === "finetune" ? ["--method", "full", "--out", out] : []));
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^randmask ${cmd}: --task jsonl is a text task, but --model .*${name} is a vision model \\(model_type "${type}" in config\\.json\\); ` +
+        "vision models run with finetune or eval on an image task"));
+    }
+    assert.ok(!existsSync(out), "nothing written");
+  }
 });

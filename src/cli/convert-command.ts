@@ -10,7 +10,7 @@ import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
 import { saveFile, saveSharded } from "../io/safetensors.js";
 import { UsageError, defineCommand } from "./args.js";
-import { MODEL_FLAG } from "./shared-flags.js";
+import { MODEL_FLAG, checkOutputFolder } from "./shared-flags.js";
 import { checkCheckpointShapes } from "../models/check-checkpoint.js";
 import { SUPPORTED_MODEL_TYPES, parseModelConfig } from "../models/registry.js";
 import { isVisionModelType } from "../models/vision/config.js";
@@ -42,11 +42,13 @@ export const convertCommand = defineCommand({
     "max-shard-size": { type: "string", arg: "SIZE", default: "2GB", description: "largest shard (transformers' units: 2GB, 500MB, 1GiB)" },
   },
   example: "convert --model ~/opt-125m-bin --out ~/opt-125m --dtype bf16",
-  run(v) { convert(v.model, resolve(v.out), v.dtype === undefined ? undefined : DTYPES[v.dtype], parseShardSize(v["max-shard-size"])); },
+  run(v) {
+    checkOutputFolder("out", v.out, "the converted model", { empty: true });
+    convert(v.model, resolve(v.out), v.dtype === undefined ? undefined : DTYPES[v.dtype], parseShardSize(v["max-shard-size"]));
+  },
 });
 
 function convert(modelDir: string, out: string, dtype: DType | undefined, maxShardBytes: number): void {
-  if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   const configFile = join(modelDir, "config.json");
   if (!existsSync(configFile)) throw new Error(`${modelDir}: no config.json (expected a Hugging Face model folder)`);
   let config: Record<string, unknown>;

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_DEMO_DATA, DEFAULT_DEMO_MODEL, DEMO_PLAN, PROTOCOL_PLAN, QUICK_PLAN, runDemo } from "../train/demo.js";
 import { defineCommand, UsageError } from "./args.js";
+import { checkLanguageModel, checkOutputFolder } from "./shared-flags.js";
 
 export const demoCommand = defineCommand({
   name: "demo",
@@ -20,14 +21,17 @@ export const demoCommand = defineCommand({
   example: "demo --out runs/demo",
   async run(v) {
     if (v.quick && v.protocol) throw new UsageError("--quick and --protocol exclude each other");
+    const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
+    const out = v.out ?? join("runs", `demo-${stamp}`);
+    checkOutputFolder("out", out, "the demo's run folder", { empty: true });
+    if (v.model !== undefined) checkLanguageModel("model", v.model);
     if (v.model === undefined && !existsSync(join(DEFAULT_DEMO_MODEL, "config.json"))) {
       throw new Error(`the default model ${DEFAULT_DEMO_MODEL} is missing: build it with npm run build:opt-mini, or pass --model DIR`);
     }
-    const stamp = new Date().toISOString().replace(/:/g, "-").replace(/\..*/, "");
     const record = await runDemo({
       modelDir: v.model ?? DEFAULT_DEMO_MODEL,
       dataDir: v["data-dir"] ?? DEFAULT_DEMO_DATA,
-      out: v.out ?? join("runs", `demo-${stamp}`),
+      out,
       plan: v.quick ? QUICK_PLAN : v.protocol ? PROTOCOL_PLAN : DEMO_PLAN,
       randomWeights: v["random-weights"],
       quiet: v.quiet,

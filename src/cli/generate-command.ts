@@ -7,7 +7,7 @@ import { PeftModel } from "../peft/peft-model.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { Progress } from "../train/progress.js";
 import { UsageError, defineCommand, nonNegInt, positiveInt } from "./args.js";
-import { DEVICE_FLAG, DTYPE_FLAG, MODEL_FLAG, dtypeOf, useDevice } from "./shared-flags.js";
+import { DEVICE_FLAG, DTYPE_FLAG, MODEL_FLAG, checkLanguageModel, dtypeOf, useDevice } from "./shared-flags.js";
 
 const sampling = "sampling flags";
 
@@ -65,6 +65,7 @@ export const generateCommand = defineCommand({
     if (v.temperature === 0 && (v["top-k"] !== 0 || v["top-p"] !== 1)) {
       throw new UsageError("--top-k/--top-p apply to sampling only: give --temperature > 0 (0 decodes greedily)");
     }
+    checkLanguageModel("model", v.model);
     useDevice(v.device);
     const prompts = v.prompt !== undefined ? [v.prompt] : readPrompts(v.file!);
     const tok = BpeTokenizer.fromDir(v.tokenizer ?? v.model);

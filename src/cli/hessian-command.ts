@@ -9,7 +9,7 @@ import { loadTaskData } from "../tasks/sampling.js";
 import { hessianNorm } from "../analysis/hessian.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
+import { DATA_FLAGS, checkLanguageModel, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
 
 export const hessianCommand = defineCommand({
   name: "hessian",
@@ -34,6 +34,7 @@ export const hessianCommand = defineCommand({
     const modelDir = v.model;
     const dataDir = v["data-dir"];
     const adapter = v.adapter;
+    checkLanguageModel("model", modelDir);
     if (!adapter && !v.method) throw new UsageError("give --method M (a fresh method at initialisation) or --adapter DIR (a trained one)");
     const seed = v.seed;
     const opts = { examples: v.examples, batchSize: v["batch-size"], maxIters: v["max-iters"], tol: v.tol, seed };

@@ -47,13 +47,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(helpText(cmd));
     return 0;
   }
+  // errors are prefixed with the command and its action word (`randmask sweep collect:`), so messages never repeat them
+  let prefix = `randmask ${name}`;
   try {
     const { positionals, rest: flags } = splitPositionals(cmd, rest);
+    if (cmd.positionals?.[0]?.choices) prefix += ` ${positionals[0]}`;
     await cmd.run(parseCommand(cmd, flags), positionals);
     return 0;
   } catch (e) {
     const err = e as Error;
-    process.stderr.write(`randmask ${name}: ${err.message}\n`);
+    process.stderr.write(`${prefix}: ${err.message}\n`);
     if (process.env.RANDMASK_DEBUG) process.stderr.write(`${err.stack}\n`);
     return e instanceof UsageError ? 2 : 1;
   }

@@ -1,6 +1,6 @@
 // `randmask count` (the paper's Params column for any method config) and
 // `randmask merge` (a standalone checkpoint with an adapter folded in).
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
@@ -13,7 +13,7 @@ import { PeftModel } from "../peft/peft-model.js";
 import { shapesOf } from "../peft/shapes.js";
 import { UsageError, defineCommand } from "./args.js";
 import { METHOD_FLAGS, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
-import { DTYPE_FLAG, MODEL_FLAG, dtypeOf } from "./shared-flags.js";
+import { DTYPE_FLAG, MODEL_FLAG, checkLanguageModel, checkOutputFolder, dtypeOf } from "./shared-flags.js";
 
 export const countCommand = defineCommand({
   name: "count",
@@ -53,11 +53,14 @@ export const mergeCommand = defineCommand({
     dtype: { type: "string", choices: DTYPE_FLAG.choices, defaultText: "the checkpoint's", description: "load the base and save the result in this dtype (deltas are added in fp32, rounded once)" },
   },
   example: "merge --model ~/opt-125m --adapter runs/sst2-rm/adapter --out opt-125m-sst2",
-  run(v) { merge(v.model, v.adapter, resolve(v.out), v.dtype === undefined ? undefined : dtypeOf(v.dtype)); },
+  run(v) {
+    checkOutputFolder("out", v.out, "the merged model", { empty: true });
+    checkLanguageModel("model", v.model);
+    merge(v.model, v.adapter, resolve(v.out), v.dtype === undefined ? undefined : dtypeOf(v.dtype));
+  },
 });
 
 function merge(modelDir: string, adapterDir: string, out: string, dtype: DType | undefined): void {
-  if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
   // --dtype: the base is loaded and the result saved in it; without it, the base
   // is loaded in float32 and the result keeps the checkpoint's dtype (deltas are
   // always added in float32 and rounded once)

@@ -11,7 +11,7 @@ import { PackedCorpus } from "../train/packing.js";
 import { CHECKPOINT_DIR, Pretrainer, RUN_FILE, appendLog, asMasters, type PretrainConfig, type RunRecord, type TrainState } from "../train/pretrain.js";
 import { parseSources, readTokens, tokenizeSource, tokenizerHash, type SourceSpec, type TokenFile } from "../train/token-cache.js";
 import { UsageError, defineCommand, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
-import { DTYPE_FLAG, dtypeOf } from "./shared-flags.js";
+import { DTYPE_FLAG, checkOutputFolder, dtypeOf } from "./shared-flags.js";
 
 const training = "training flags";
 const nonNeg = (v: number) => v >= 0;
@@ -146,9 +146,11 @@ async function pretrain(flags: Values): Promise<void> {
   const say = (out: string) => (line: string) => { appendLog(out, line); if (!quiet) process.stderr.write(line + "\n"); };
   if (flags.resume !== undefined) return resume(resolve(flags.resume), flags, quiet, say);
   if (flags.out === undefined) throw new UsageError("--out DIR is required (or --resume DIR)");
+  checkOutputFolder("out", flags.out, "the pretraining run");
   const out = resolve(flags.out);
   if (existsSync(join(out, RUN_FILE))) throw new UsageError(`--out ${out} holds a pretraining run already; continue it with --resume ${out}`);
-  if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out} is not empty; refusing to write into another folder's files`);
+  checkOutputFolder("out", flags.out, "the pretraining run", { empty: true });
+  if (flags["cache-dir"] !== undefined) checkOutputFolder("cache-dir", flags["cache-dir"], "the tokenised files");
   if (flags.data === undefined) throw new UsageError("--data FILE[:WEIGHT],... is required");
   const { cfg, init, configDir } = modelConfig(flags);
   const c = trainConfig(flags, cfg);

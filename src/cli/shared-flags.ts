@@ -1,7 +1,9 @@
 // Flags several commands share (model folder, dtype, task data), declared once.
-import { existsSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { outputFolderFault } from "../io/output-folder.js";
 import { setDefaultDevice, type DType } from "../engine/index.js";
+import { SUPPORTED_MODEL_TYPES } from "../models/registry.js";
+import { modelTypeOf } from "../models/vision/index.js";
+import { isVisionModelType } from "../models/vision/config.js";
 import { TASK_NAMES } from "../tasks/registry.js";
 import { IMAGE_TASK_NAMES, type ImageSizes } from "../tasks/image-tasks.js";
 import { DEFAULT_SIZES, type SampleSizes } from "../tasks/sampling.js";
@@ -69,13 +71,28 @@ export function imageSizes(v: FlagValues<typeof DATA_FLAGS>): ImageSizes {
 }
 
 /**
- * Checks a folder an output flag names before anything is read: neither it nor the nearest existing
- * folder above it may be a file (mkdir would fail there with a raw EEXIST / ENOTDIR). Throws UsageError naming the flag.
+ * Checks a folder an output flag names before anything is read or written: neither it nor the nearest existing
+ * path above it may be a file (mkdir would fail there with a raw EEXIST / ENOTDIR), and with `empty` an existing
+ * folder must hold nothing. `holds` says what goes there. Throws UsageError (exit 2) naming the flag.
  */
-export function checkOutputFolder(flag: string, dir: string, holds: string): void {
-  for (let p = resolve(dir); ; p = dirname(p)) {
-    if (!existsSync(p)) continue;
-    if (statSync(p).isDirectory()) return;
-    throw new UsageError(`--${flag} ${dir}: ${p === resolve(dir) ? "is a file" : `${p} is a file`}, expected a folder (for ${holds})`);
+export function checkOutputFolder(flag: string, dir: string, holds: string, o: { empty?: boolean } = {}): void {
+  const fault = outputFolderFault(dir, o);
+  if (fault?.kind === "file") throw new UsageError(`--${flag} ${dir}: ${fault.text}, expected a folder (for ${holds})`);
+  if (fault) throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (expected an absent or empty folder for ${holds})`);
+}
+
+/** Where a vision folder does run, for errors that refuse one where a language model is needed. */
+export const VISION_USE = `vision models run with finetune or eval on an image task (--task ${IMAGE_TASK_NAMES.join("|")}), logits --pixel-values, info and count`;
+
+/**
+ * Refuses a vision checkpoint (config.json's model_type vit, clip_vision_model, clip) where a command needs a
+ * language model, naming the flag and the model_type, before a missing tokenizer or the like would be reported.
+ * Throws UsageError (exit 2).
+ */
+export function checkLanguageModel(flag: string, dir: string): void {
+  const type = modelTypeOf(dir);
+  if (isVisionModelType(type)) {
+    throw new UsageError(`--${flag} ${dir}: model_type ${JSON.stringify(type)} (config.json) is a vision model; this command needs a language model ` +
+      `(${SUPPORTED_MODEL_TYPES.join(", ")}); ${VISION_USE}`);
   }
 }

@@ -1,15 +1,17 @@
 // `randmask sweep run|status|results` and `randmask report`.
 import { mkdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { ResultsDb, STATUSES } from "../sweep/db.js";
 import { SweepFileError, checkSweepData, loadSweep, type Sweep } from "../sweep/spec.js";
 import { runSweep, clock } from "../sweep/runner.js";
 import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
+import { REPORT_MARKER, reportFolderFault } from "../sweep/report-folder.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { QUEUE_FLAG, queueAddress } from "./worker-command.js";
 import { checkOutputFolder } from "./shared-flags.js";
+import { outputFolderFault } from "../io/output-folder.js";
 
 /**
  * One single-threaded run per core (at most 8, to bound memory): on the project's 2-core machine
@@ -43,16 +45,17 @@ export const sweepCommand = defineCommand({
   example: "sweep run sweep.json --db results.sqlite --workers 2",
   async run(v, [action, file]) {
     if (action === "submit") {
-      if (!file) throw new UsageError("sweep submit: expected the sweep file (sweep submit FILE --queue redis://HOST:PORT/N)");
-      return sweepSubmit(file, queueAddress(v.queue, "sweep submit"), v["retry-failed"]);
+      if (!file) throw new UsageError("expected the sweep file (sweep submit FILE --queue redis://HOST:PORT/N)");
+      return sweepSubmit(file, queueAddress(v.queue), v["retry-failed"]);
     }
-    if (!v.db) throw new UsageError(`sweep ${action}: --db FILE is required (the SQLite results database)`);
+    if (!v.db) throw new UsageError("--db FILE is required (the SQLite results database)");
+    if (action === "run" || action === "collect") checkRunFolders(v.db, v["out-dir"]);
     if (action === "run") {
-      if (!file) throw new UsageError("sweep run: expected the sweep file (sweep run FILE --db results.sqlite)");
+      if (!file) throw new UsageError("expected the sweep file (sweep run FILE --db results.sqlite)");
       return sweepRun(file, v.db, v.workers ?? defaultWorkers(), v["out-dir"], v["lease-s"], v["retry-failed"]);
     }
-    if (file) throw new UsageError(`sweep ${action}: takes no FILE (got ${JSON.stringify(file)})`);
-    if (action === "collect") return sweepCollect(queueAddress(v.queue, "sweep collect"), v.db, v["out-dir"], v.wait);
+    if (file) throw new UsageError(`takes no FILE (got ${JSON.stringify(file)})`);
+    if (action === "collect") return sweepCollect(queueAddress(v.queue), v.db, v["out-dir"], v.wait);
     const db = ResultsDb.open(v.db);
     try {
       if (action === "status") return printStatus(db);
@@ -63,6 +66,25 @@ export const sweepCommand = defineCommand({
     }
   },
 });
+
+/**
+ * The folders `run` and `collect` write, the database's and the run folders' (--out-dir, or beside the database),
+ * can be made: no file in their way. Throws UsageError naming the flag.
+ */
+function checkRunFolders(db: string, outDir: string | undefined): void {
+  const dirs: [string, string][] = [[dirname(resolve(db)), "the database"]];
+  if (outDir === undefined) dirs.push([runsFolder(db, outDir), "the run folders, --out-dir's default"]);
+  for (const [dir, what] of dirs) {
+    const fault = outputFolderFault(dir);
+    if (fault) throw new UsageError(`--db ${db}: ${fault.path} is a file, expected a folder (for ${what})`);
+  }
+  if (outDir !== undefined) checkOutputFolder("out-dir", outDir, "the run folders");
+}
+
+/** --out-dir, or `<db without its extension>-runs`. */
+function runsFolder(db: string, outDir: string | undefined): string {
+  return resolve(outDir ?? db.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
+}
 
 /**
  * The sweep file expanded and checked, then its data read once. Anything it gives or names that a run
@@ -80,7 +102,7 @@ function loadChecked(file: string): Sweep {
 
 async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<void> {
   const sweep = loadChecked(file); // validates everything before the database is touched
-  const outDir = resolve(outDirFlag ?? dbPath.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
+  const outDir = runsFolder(dbPath, outDirFlag);
   mkdirSync(outDir, { recursive: true });
   const db = ResultsDb.open(dbPath, { create: true });
   try {
@@ -103,7 +125,7 @@ async function sweepSubmit(file: string, address: ReturnType<typeof queueAddress
 
 async function sweepCollect(address: ReturnType<typeof queueAddress>, dbPath: string, outDirFlag: string | undefined, wait: boolean): Promise<void> {
   const { collectResults } = await import("../sweep/queue/collect.js");
-  const outDir = resolve(outDirFlag ?? dbPath.replace(/\.(sqlite3?|db)$/i, "") + "-runs");
+  const outDir = runsFolder(dbPath, outDirFlag);
   const db = ResultsDb.open(dbPath, { create: true });
   try {
     const c = await collectResults(address, db, { outDir, waitS: wait ? 2 : undefined });
@@ -140,6 +162,10 @@ export const reportCommand = defineCommand({
   example: "report --db results.sqlite --out report/",
   async run(v) {
     checkOutputFolder("out", v.out, "report.md, results.csv and the figures");
+    if (reportFolderFault(v.out)) {
+      throw new UsageError(`--out ${v.out}: holds files and is not a report folder randmask wrote (no ${REPORT_MARKER} there); nothing was written ` +
+        "(expected an absent or empty folder, or an earlier report's)");
+    }
     const db = ResultsDb.open(v.db);
     try {
       const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports

@@ -13,9 +13,9 @@ import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
 import { METHOD_FLAGS, methodOptions, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
+import { DATA_FLAGS, VISION_USE, checkOutputFolder, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
 import { isImageTask } from "../tasks/image-tasks.js";
-import { isVisionModelDir } from "../models/vision/index.js";
+import { isVisionModelDir, modelTypeOf } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
 import { IMAGE_TRAIN_DEFAULTS, imageStepDefaults } from "../train/image-trainer.js";
 import { TRAIN_DEFAULTS, stepsPerEpoch } from "../train/trainer.js";
@@ -26,7 +26,7 @@ export function checkModality(task: string, model: string): void {
   const image = isImageTask(task);
   if (image !== isVisionModelDir(model)) {
     throw new UsageError(image ? `--task ${task} is an image task, but --model ${model} is not a vision model (vit, clip_vision_model, clip)`
-      : `--task ${task} is a text task, but --model ${model} is a vision model; image tasks: cifar10, mnist, gtsrb, svhn, resisc45, image-folder`);
+      : `--task ${task} is a text task, but --model ${model} is a vision model (model_type ${JSON.stringify(modelTypeOf(model))} in config.json); ${VISION_USE}`);
   }
 }
 
@@ -76,6 +76,7 @@ export const finetuneCommand = defineCommand({
   example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    checkOutputFolder("out", v.out, "the run's adapter, metrics and logs", { empty: true });
     checkModality(v.task, v.model);
     const image = isImageTask(v.task);
     // flags the other kind of task reads would be silently ignored: refused when given

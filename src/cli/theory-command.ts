@@ -1,11 +1,12 @@
 // `randmask theory`: Section 5's linear-regression predictions checked numerically.
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { THEORY_DEFAULTS, runTheory, theoryMarkdown, type TheoryOptions } from "../analysis/theory.js";
 import { eigenRatioSpec, gdCurvesSpec, normSpec } from "../analysis/theory-plots.js";
 import { chartImages } from "../plot/render.js";
 import { UsageError, defineCommand, nonNegInt, positiveInt } from "./args.js";
+import { checkOutputFolder } from "./shared-flags.js";
 
 const D = THEORY_DEFAULTS;
 
@@ -47,8 +48,8 @@ export const theoryCommand = defineCommand({
       curveFactors: numbers("curve-factors", v["curve-factors"], D.curveFactors, (x) => x > 0, "comma-separated positive numbers"),
     };
     if (o.d < o.n) throw new UsageError(`--d ${o.d}: must be at least --n ${o.n} (the theory is about d ≫ n)`);
+    if (v.out !== undefined) checkOutputFolder("out", v.out, "theory.json, theory.md and the plots", { empty: true });
     const out = v.out === undefined ? null : resolve(v.out);
-    if (out && existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out ${out}: exists and is not empty; nothing was written`);
 
     const started = Date.now();
     const res = runTheory(o, (line) => { if (!v.quiet) process.stderr.write(`${line}\n`); });

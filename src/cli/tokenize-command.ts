@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { UsageError, defineCommand } from "./args.js";
+import { checkLanguageModel } from "./shared-flags.js";
 
 export const tokenizeCommand = defineCommand({
   name: "tokenize",
@@ -17,7 +18,10 @@ export const tokenizeCommand = defineCommand({
     json: { type: "boolean", description: "one JSON line: ids, tokens, offsets, decoded" },
   },
   example: "tokenize --model ~/opt-125m --text 'It was great.'",
-  run(v) { tokenize(v.tokenizer ?? v.model, v.text, v.file, v.json); },
+  run(v) {
+    if (v.tokenizer === undefined && v.model !== undefined) checkLanguageModel("model", v.model);
+    tokenize(v.tokenizer ?? v.model, v.text, v.file, v.json);
+  },
 });
 
 function tokenize(dir: string | undefined, textFlag: string | undefined, file: string | undefined, json: boolean): void {

@@ -2,6 +2,7 @@
 // `sweep submit|collect` share with it.
 import { positiveInt, nonNegInt, UsageError, defineCommand, type FlagDef } from "./args.js";
 import { parseQueueUrl, type QueueAddress } from "../sweep/queue/redis-url.js";
+import { checkOutputFolder } from "./shared-flags.js";
 
 export const QUEUE_FLAG: FlagDef = {
   type: "string", arg: "URL", defaultText: "$RANDMASK_QUEUE",
@@ -9,9 +10,9 @@ export const QUEUE_FLAG: FlagDef = {
 };
 
 /** The queue's address from --queue or $RANDMASK_QUEUE; a usage error (exit 2) when neither is given or it is malformed. */
-export function queueAddress(flag: string | undefined, command: string): QueueAddress {
+export function queueAddress(flag: string | undefined): QueueAddress {
   const url = flag ?? process.env.RANDMASK_QUEUE;
-  if (!url) throw new UsageError(`${command}: --queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0`);
+  if (!url) throw new UsageError("--queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0");
   try { return parseQueueUrl(url); } catch (e) { throw new UsageError((e as Error).message); }
 }
 
@@ -38,7 +39,8 @@ export const workerCommand = defineCommand({
         ? `--device ${v.device}: each run trains on the device its sweep file's "device" key names; set "device": "${v.device}" there and leave --device out`
         : `--device ${v.device}: expected cpu`);
     }
-    const address = queueAddress(v.queue, "worker");
+    const address = queueAddress(v.queue);
+    if (v.artifacts !== undefined) checkOutputFolder("artifacts", v.artifacts, "each run's files");
     const { runWorker } = await import("../sweep/queue/worker.js"); // BullMQ loads only for queue commands
     await runWorker(address, { concurrency: v.concurrency, artifactsDir: v.artifacts, embedLimitBytes: v["embed-mib"] * 2 ** 20,
       lockS: v["lock-s"], maxRetries: v["max-retries"] });

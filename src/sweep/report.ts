@@ -2,10 +2,12 @@
 // Table 5/6 (best LR, metric at it), Figure 3 (metric vs LR per ratio),
 // 4a (Hessian norm vs ratio, when measured), 4b (metric vs epoch at small LRs),
 // 4c (distance from init vs ratio), 5 (Random vs Structured Masking).
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { writeFileAtomic } from "../io/atomic.js";
+import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
+import { REPORT_MARKER, earlierReport, reportFolderFault } from "./report-folder.js";
+import { RANDMASK_VERSION } from "../version.js";
 import { headline, type Metrics } from "../eval/evaluate.js";
 import type { RunRow } from "./db.js";
 import { mean, modelLabel, selectBest, std, unitKey, type Selection } from "./select.js";
@@ -49,11 +51,20 @@ export interface ReportOptions {
 
 /**
  * Writes report.md (tables and figure links), results.csv and the figures
- * (SVG + PNG) into `out`; returns the files written. Figures whose data the
- * database lacks (no Random Masking runs, no Hessian columns filled) are left out.
+ * (SVG + PNG) into `out`, and the REPORT_MARKER listing them; returns the files written. Figures whose data
+ * the database lacks (no Random Masking runs, no Hessian columns filled) are left out, and an earlier
+ * report's that no longer apply are removed.
+ * @throws Error naming `out` when it is (or lies under) a file, or holds files but no earlier report.
  */
 export async function writeReport(allRows: RunRow[], out: string, o: ReportOptions = {}): Promise<string[]> {
+  const fault = reportFolderFault(out);
+  if (fault) throw new Error(`--out ${out}: ${fault.text}; nothing was written`);
+  const earlier = earlierReport(out) ?? [];
   mkdirSync(out, { recursive: true });
+  // marked first and after each figure, listing the earlier files too: a report stopped half-way is still one
+  const mark = (files: string[]) =>
+    writeJsonAtomic(join(out, REPORT_MARKER), { kind: "randmask-report", randmask_version: RANDMASK_VERSION, files: [...new Set(files.map((f) => basename(f)))] });
+  mark(earlier);
   const rows = allRows.filter((r) => FINISHED.has(r.status));
   const sel = selectBest(rows);
   const metric = sel[0]?.metric ?? "accuracy";
@@ -61,6 +72,7 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
   const figures: string[] = [];
   const figure = async (name: string, caption: string, spec: TopLevelSpec) => {
     files.push(...(await renderChart(spec, join(out, name))));
+    mark([...earlier, ...files]);
     figures.push(`### ${caption}`, "", `![${caption}](${name}.svg)`, "");
   };
   const rm = rows.filter((r) => r.method === "random-mask");
@@ -153,5 +165,9 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
     (sel.some((s) => s.variant) ? " Runs differing in other settings are selected apart; the settings that differ follow the method, in parentheses." : ""),
     "", paperTables(sel), "## Figures", "",
     ...figures].join("\n"));
-  return [md, csv, ...files];
+  const written = [md, csv, ...files];
+  const names = new Set(written.map((f) => basename(f)));
+  for (const f of earlier) if (!names.has(f)) rmSync(join(out, f), { force: true });
+  mark(written);
+  return written;
 }

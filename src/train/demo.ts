@@ -41,9 +41,20 @@ export interface DemoPlan {
   batchSize: number;
   seed: number;
   methods: MethodPlan[];
-  /** Where and why the plan departs from the data protocol (5 epochs, full grids). */
-  deviations: string;
+  /**
+   * Where and why the plan departs from the data protocol (5 epochs, full grids), given the sample sizes the
+   * data gave (`used`: fewer than `sizes` where its files hold fewer), so the footer states what was run.
+   */
+  deviations: (used: SampleSizes) => string;
 }
+
+/** "48 train / 24 dev / 24 test examples", and what was asked where the data held fewer. */
+export function sampleText(used: SampleSizes, asked: SampleSizes): string {
+  const text = `${used.train} train / ${used.dev} dev / ${used.test} test examples`;
+  return fewer(used, asked) ? `${text} (the data holds fewer than the ${asked.train} / ${asked.dev} / ${asked.test} asked)` : text;
+}
+
+const fewer = (used: SampleSizes, asked: SampleSizes) => used.train < asked.train || used.dev < asked.dev || used.test < asked.test;
 
 const METHODS = (lrs: { rm: number[]; lora: number[]; full: number[] }): MethodPlan[] => [
   // 0.1% of the whole model: opt-mini is small, and the paper finds smaller models need larger ratios
@@ -57,10 +68,13 @@ const METHODS = (lrs: { rm: number[]; lora: number[]; full: number[] }): MethodP
  * 1000/500 sample and batch 8, but 3 epochs instead of 5, and one LR for LoRA
  * and for full fine-tuning (full fine-tuning runs in fp32, ~2.5× the cost).
  */
+const PROTOCOL_SIZES: SampleSizes = { train: 1000, dev: 500, test: 872 };
+
 export const DEMO_PLAN: DemoPlan = {
-  sizes: { train: 1000, dev: 500, test: 872 }, epochs: 3, batchSize: 8, seed: 0,
+  sizes: PROTOCOL_SIZES, epochs: 3, batchSize: 8, seed: 0,
   methods: METHODS({ rm: [3e-3, 1e-2, 3e-2], lora: [1e-3], full: [1e-4] }),
-  deviations: "3 epochs instead of the protocol's 5; LR grid of 3 for Random Masking, a single LR for LoRA and for full fine-tuning",
+  deviations: (used) => `${fewer(used, PROTOCOL_SIZES) ? `only ${sampleText(used, PROTOCOL_SIZES)}; ` : ""}` +
+    "3 epochs instead of the protocol's 5; LR grid of 3 for Random Masking, a single LR for LoRA and for full fine-tuning",
 };
 
 /**
@@ -71,16 +85,19 @@ export const DEMO_PLAN: DemoPlan = {
  * whether pretraining is what makes Random Masking work (the paper's thesis).
  */
 export const PROTOCOL_PLAN: DemoPlan = {
-  sizes: { train: 1000, dev: 500, test: 872 }, epochs: 5, batchSize: 8, seed: 0,
+  sizes: PROTOCOL_SIZES, epochs: 5, batchSize: 8, seed: 0,
   methods: METHODS({ rm: [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], lora: [], full: [] }).filter((m) => m.lrs.length > 0),
-  deviations: "none in data, epochs or batch; Random Masking only (0.1% of the whole model), LR grid {1e-3, 3e-3, 1e-2, 3e-2, 1e-1}, one seed",
+  deviations: (used) => `${fewer(used, PROTOCOL_SIZES) ? `only ${sampleText(used, PROTOCOL_SIZES)}; none in epochs or batch` : "none in data, epochs or batch"}` +
+    "; Random Masking only (0.1% of the whole model), LR grid {1e-3, 3e-3, 1e-2, 3e-2, 1e-1}, one seed",
 };
 
 /** A smoke run (CI, first look): a few dozen examples, one epoch. */
+const QUICK_SIZES: SampleSizes = { train: 48, dev: 24, test: 24 };
+
 export const QUICK_PLAN: DemoPlan = {
-  sizes: { train: 48, dev: 24, test: 24 }, epochs: 1, batchSize: 8, seed: 0,
+  sizes: QUICK_SIZES, epochs: 1, batchSize: 8, seed: 0,
   methods: METHODS({ rm: [1e-3, 1e-2], lora: [1e-3], full: [1e-4] }),
-  deviations: "--quick: 48 train / 24 dev / 24 test examples and 1 epoch; numbers mean nothing",
+  deviations: (used) => `--quick: ${sampleText(used, QUICK_SIZES)} and 1 epoch; numbers mean nothing`,
 };
 
 export interface GridPoint { lr: number; status: RunRecord["status"]; best_dev: Metrics | null; best_epoch: number | null; wall_time_s: number; dir: string }
@@ -284,7 +301,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
     model: modelDir, random_weights: o.randomWeights === true, out, data_dir: resolve(o.dataDir), task: "sst2",
     protocol: { ...sampled.sizes, seed: plan.seed, epochs: plan.epochs, batch_size: plan.batchSize, template: "<sentence> It was {terrible|great} (MeZO)",
       lr_selection: "best dev accuracy over the grid (ties: first LR); test is evaluated only for the chosen run" },
-    deviations: plan.deviations,
+    deviations: plan.deviations(sampled.sizes),
     zero_shot: zeroShot, methods, table: "",
     wall_time_s: (Date.now() - started) / 1000, cpu_time_s: (cpu.user + cpu.system) / 1e6,
     machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, threads: getNumThreads(), load_average_start: loadStart, load_average_end: loadavg() },

@@ -2,9 +2,10 @@
 // PEFT method, train, evaluate the best epoch on test, and write the run
 // folder (adapter/, metrics.json, predictions.jsonl, train.log, loss.svg) without touching
 // anything that was there.
-import { existsSync, mkdirSync, readdirSync, appendFileSync } from "node:fs";
+import { existsSync, mkdirSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.js";
+import { outputFolderFault } from "../io/output-folder.js";
 import { getDefaultDevice, setDefaultDevice, type DType } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
 import type { CausalLM } from "../models/causal-lm.js";
@@ -104,9 +105,10 @@ export function checkHessianOptions(h: RunHessianOptions): void {
   if (!(typeof h.tol === "number" && h.tol > 0 && Number.isFinite(h.tol))) throw new RangeError(`hessian.tol: expected a positive number, got ${JSON.stringify(h.tol)}`);
 }
 
-/** Refuses an output folder that holds anything, so nothing the user had is overwritten; creates nothing. */
+/** Refuses an output folder that holds anything, or that is (or lies under) a file, so nothing the user had is overwritten; creates nothing. */
 export function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`--out ${out}: exists and is not empty; nothing was written`);
+  const fault = outputFolderFault(out, { empty: true });
+  if (fault) throw new Error(`--out ${out}: ${fault.text}${fault.kind === "file" ? ", expected a folder" : ""}; nothing was written`);
 }
 
 /** Refuses a non-empty output folder, then creates it. */

@@ -1,0 +1,30 @@
+// Whether a path can become a command's output folder, checked before anything is read or
+// written, so a bad --out is one clear error instead of a raw ENOTDIR / EEXIST half-way.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+
+export interface OutputFolderFault {
+  /** "file": the path, or the nearest existing path above it, is a file; "not-empty": it is a folder holding files. */
+  kind: "file" | "not-empty";
+  /** "is a file", "<path above> is a file" or "exists and is not empty". */
+  text: string;
+  /** The file in the way, or the folder that is not empty. */
+  path: string;
+}
+
+/**
+ * Why `dir` cannot be written as an output folder, or null when it can (absent, or a folder; with
+ * `empty`, an empty one). Reads the file system only.
+ */
+export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): OutputFolderFault | null {
+  const full = resolve(dir);
+  for (let p = full; ; p = dirname(p)) {
+    if (!existsSync(p)) {
+      if (p === dirname(p)) return null;
+      continue;
+    }
+    if (!statSync(p).isDirectory()) return { kind: "file", text: p === full ? "is a file" : `${p} is a file`, path: p };
+    if (o.empty && p === full && readdirSync(p).length > 0) return { kind: "not-empty", text: "exists and is not empty", path: p };
+    return null;
+  }
+}

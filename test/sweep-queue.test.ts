@@ -93,6 +93,51 @@ test("queue URLs: the password is redacted wherever the URL is shown; a bad URL 
   }
 });
 
+test("--queue faults on every queue command: one prefix, a bad %-escape or port named with only the password redacted (exit 2)", () => {
+  // the parser: the rest of the URL is shown even where WHATWG refuses the whole (a port out of range)
+  assert.equal(redactUrl("redis://:hunter2@127.0.0.1:99999/1"), "redis://:***@127.0.0.1:99999/1");
+  assert.equal(redactUrl("redis://:hun/ter@2@h:99999/0?x"), "redis://:***@h:99999/0?***", "a password holding / and @ never spills into the host");
+  for (const [url, why] of [["redis://:hunter2@127.0.0.1:99999", "port 99999 is not an integer in 1–65535"], ["redis://:hunter2@h:0/0", "port 0 is not an integer in 1–65535"],
+    ["redis://:hunter2@h:63x79", "port 63x79 is not an integer in 1–65535"], ["redis://:%zz@127.0.0.1:6399", "the password has a malformed %-escape"],
+    ["redis://us%zer:hunter2@h", "the user name has a malformed %-escape"]]) {
+    assert.throws(() => parseQueueUrl(url), (e: Error) => e.message.startsWith(`--queue ${redactUrl(url)}: ${why}`) && !e.message.includes("hunter2") && !e.message.includes("%zz"), url);
+  }
+  const db = join(work, "faults.sqlite");
+  const commands = (url: string[]): string[][] => [["sweep", "submit", sweepPath, ...url], ["sweep", "collect", "--db", db, ...url], ["sweep", "collect", "--wait", "--db", db, ...url],
+    ["worker", ...url]];
+  const prefix = (args: string[]) => `randmask ${args[0] === "sweep" ? `sweep ${args[1]}` : args[0]}: `;
+  for (const args of commands(["--queue", ""])) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...env, RANDMASK_QUEUE: "" } });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `${prefix(args)}--queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0\n`, "the command is named once");
+  }
+  for (const [url, shown, why] of [["redis://:%zz@127.0.0.1:6399", "redis://:***@127.0.0.1:6399", "the password has a malformed %-escape"],
+    [`redis://:${PASSWORD}@127.0.0.1:99999`, "redis://:***@127.0.0.1:99999", "port 99999 is not an integer in 1–65535"]]) {
+    for (const args of commands(["--queue", url])) {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env });
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.ok(r.stderr.startsWith(`${prefix(args)}--queue ${shown}: ${why}`) && r.stderr.split("\n").length === 2, r.stderr);
+      assert.ok(!r.stderr.includes(PASSWORD) && !r.stderr.includes("URI malformed"), r.stderr);
+    }
+  }
+  assert.ok(!existsSync(db), "nothing written");
+});
+
+test("a well-formed queue address where nothing answers exits 1 from every queue command, after its few tries, naming --queue", async () => {
+  const port = await freePort(); // nothing listens there
+  const url = `redis://:${PASSWORD}@127.0.0.1:${port}/0`;
+  const db = join(work, "unreachable.sqlite");
+  const runs = [["sweep", "submit", sweepPath], ["sweep", "collect", "--db", db], ["sweep", "collect", "--wait", "--db", db], ["worker"]].map((args) => {
+    const p = start([...args, "--queue", url]);
+    return Promise.race([p.exit, sleep(40_000).then(() => { p.p.kill("SIGKILL"); return "hung"; })]).then((code) => ({ args, code, out: p.out() }));
+  });
+  for (const { args, code, out } of await Promise.all(runs)) {
+    assert.equal(code, 1, `${args.join(" ")}: ${out}`);
+    assert.match(out, new RegExp(`--queue redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0: connect ECONNREFUSED`), args.join(" "));
+    assert.ok(!out.includes(PASSWORD));
+  }
+});
+
 test("a job's payload is checked before anything runs: only runs of a sweep file's own schema pass", () => {
   const [job] = runJobs(loadSweep(sweepPath));
   assert.equal(validateRunJob(job.id, JSON.parse(JSON.stringify(job))).id, job.id);

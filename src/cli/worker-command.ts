@@ -6,7 +6,8 @@ import { checkOutputFolder } from "./shared-flags.js";
 
 export const QUEUE_FLAG: FlagDef = {
   type: "string", arg: "URL", defaultText: "$RANDMASK_QUEUE",
-  description: "the Redis queue, redis://[:password@]host[:port][/db]; the password is never printed (the environment variable keeps it out of `ps`)",
+  description: "the Redis queue, redis://[:password@]host[:port][/db]; the password is never printed (the environment variable keeps it out of `ps`). " +
+    "A missing or malformed URL exits 2; a well-formed one where no Redis answers (or the password is wrong) exits 1 after 3 tries",
 };
 
 /** The queue's address from --queue or $RANDMASK_QUEUE; a usage error (exit 2) when neither is given or it is malformed. */

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ResultsDb } from "../db.js";
 import type { Sweep } from "../spec.js";
 import { QUEUE_NAME, readRunJob, validateRunResult, type RunJob } from "./payload.js";
-import { oneShot, redactError, type QueueAddress } from "./redis-url.js";
+import { oneShot, redactError, untilReached, type QueueAddress } from "./redis-url.js";
 
 export interface Collected {
   /** Runs the queue holds, and of those: results stored by this pass, results already in the database, runs still queued or running. */
@@ -28,16 +28,19 @@ export interface CollectOptions {
 /** One pass, or (waitS) passes until the queue has no unfinished run; returns the last pass's counts. */
 export async function collectResults(address: QueueAddress, db: ResultsDb, o: CollectOptions): Promise<Collected> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  // a coordinator (waitS) waits out a Redis restart; a single pass fails fast
-  const queue = new Queue(QUEUE_NAME, { connection: o.waitS ? address.connection : oneShot(address) });
+  // a coordinator (waitS) waits out a Redis restart once it has reached the queue; a single pass, or a
+  // coordinator that never reached it, gives up after STARTUP_ATTEMPTS tries (as a worker does)
+  let everReady = false;
+  const queue = new Queue(QUEUE_NAME, { connection: o.waitS ? untilReached(address, () => everReady) : oneShot(address) });
   let lastError = "";
   queue.on("error", (e) => {
     const msg = redactError(e, address);
-    if (o.waitS && msg !== lastError) log(`queue ${address.shown}: ${msg} (retrying)`);
+    if (o.waitS && everReady && msg !== lastError) log(`queue ${address.shown}: ${msg} (retrying)`);
     lastError = msg;
   });
   try {
     await queue.waitUntilReady();
+    everReady = true;
     for (;;) {
       let c: Collected;
       try {

@@ -10,39 +10,66 @@ export interface QueueAddress {
 }
 
 /**
+ * A URL's parts as written, for text the WHATWG parser refuses as a whole (a port out of range, say), so the
+ * rest can still be shown and the fault named. The user information runs to the last "@", so a password
+ * holding "/", "?" or "#" never spills into the host or path shown.
+ */
+function rawParts(url: string): { scheme: string; user: string; hasPassword: boolean; host: string; port: string | null; path: string; query: boolean; fragment: boolean } | null {
+  const m = /^([a-z][a-z0-9+.-]*:)\/\/(.*)$/is.exec(url);
+  if (!m) return null;
+  const at = m[2].lastIndexOf("@");
+  const userinfo = at < 0 ? null : m[2].slice(0, at);
+  const after = m[2].slice(at + 1);
+  const [, authority, path, query, fragment] = /^([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/s.exec(after)!;
+  const hp = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/s.exec(authority)!;
+  return { scheme: m[1].toLowerCase(), user: userinfo === null ? "" : userinfo.split(":")[0], hasPassword: userinfo !== null && userinfo.includes(":"),
+    host: hp[1], port: hp[2] ?? null, path, query: query !== undefined, fragment: fragment !== undefined };
+}
+
+/**
  * The text of `--queue` as it may be printed: the scheme, user, host, port and path of a URL, with its
  * password, query string and fragment replaced by `***`; `***` alone for text that is no URL with a host
  * (a password given bare, say), since any part of it may be the secret.
  */
 export function redactUrl(url: string): string {
-  let u: URL;
-  try { u = new URL(url); } catch { return "***"; }
-  if (!u.host) return "***";
-  const auth = u.username || u.password ? `${u.username}${u.password ? ":***" : ""}@` : "";
-  return `${u.protocol}//${auth}${u.host}${u.pathname}${u.search ? "?***" : ""}${u.hash ? "#***" : ""}`;
+  let u: URL | null = null;
+  try { u = new URL(url); } catch { /* shown from its parts as written, below */ }
+  const p = u ? { scheme: u.protocol, user: u.username, hasPassword: u.password !== "", host: u.hostname, port: u.port || null,
+    path: u.pathname, query: u.search !== "", fragment: u.hash !== "" } : rawParts(url);
+  if (!p || !p.host || /\s/.test(p.host)) return "***";
+  const auth = p.user || p.hasPassword ? `${p.user}${p.hasPassword ? ":***" : ""}@` : "";
+  return `${p.scheme}//${auth}${p.host}${p.port === null ? "" : `:${p.port}`}${p.path}${p.query ? "?***" : ""}${p.fragment ? "#***" : ""}`;
 }
 
 /**
- * Parses `--queue`. Throws one error naming the flag and the expected form, with the URL redacted (redactUrl).
+ * Parses `--queue`. Throws one error naming the flag and the expected form, with the URL redacted (redactUrl):
+ * a port outside 1–65535, a malformed %-escape in the user or password, an unknown scheme, a database that is no number.
  * Defaults: port 6379, database 0.
  */
 export function parseQueueUrl(url: string): QueueAddress {
   const shown = redactUrl(url);
   const bad = (why: string): never => {
-    throw new Error(`--queue ${shown}: ${why} (expected redis://[:password@]host[:port][/db])`);
+    throw new Error(`--queue ${shown}: ${why}; the form is redis://[:password@]host[:port][/db]`);
   };
+  const port = (text: string) => (/^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? Number(text) : bad(`port ${text} is not an integer in 1–65535`));
   let u: URL;
-  try { u = new URL(url); } catch { return bad("not a URL"); }
+  try { u = new URL(url); } catch {
+    const raw = shown === "***" ? null : rawParts(url);
+    if (raw?.port != null) port(raw.port);
+    return bad("not a URL");
+  }
   if (!u.hostname) bad("no host"); // first: without a host the scheme may be part of a bare password ("abc:def")
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") bad(`unsupported scheme '${u.protocol}'`);
-  const port = u.port === "" ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\//, "");
   if (dbText !== "" && !/^\d+$/.test(dbText)) bad(`database '${dbText}' is not a number`);
   if (u.search || u.hash) bad("query strings and fragments are not read");
+  const decode = (text: string, what: string) => {
+    try { return decodeURIComponent(text); } catch { return bad(`the ${what} has a malformed %-escape (a '%' must start %XX, two hex digits; write '%' itself as %25)`); }
+  };
   const connection: RedisOptions = {
-    host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port, db: dbText === "" ? 0 : Number(dbText),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port === "" ? 6379 : port(u.port), db: dbText === "" ? 0 : Number(dbText),
+    username: u.username ? decode(u.username, "user name") : undefined,
+    password: u.password ? decode(u.password, "password") : undefined,
     maxRetriesPerRequest: null,
     ...(u.protocol === "rediss:" ? { tls: {} } : {}),
   };
@@ -67,4 +94,13 @@ export const STARTUP_ATTEMPTS = 3;
 /** Connection options for a command that does one thing and exits: STARTUP_ATTEMPTS tries of ≤ 5 s, then the error. */
 export function oneShot(address: QueueAddress): RedisOptions {
   return { ...address.connection, connectTimeout: 5000, maxRetriesPerRequest: 1, retryStrategy: (n: number) => (n >= STARTUP_ATTEMPTS ? null : 250 * n) };
+}
+
+/**
+ * Connection options for a long-running command: STARTUP_ATTEMPTS tries, then the error, until `reached()`
+ * says the queue answered once; after that it reconnects for as long as it takes (a Redis restart), with
+ * ioredis's default back-off.
+ */
+export function untilReached(address: QueueAddress, reached: () => boolean): RedisOptions {
+  return { ...address.connection, retryStrategy: (n: number) => (!reached() && n >= STARTUP_ATTEMPTS ? null : Math.min(n * 50, 2000)) };
 }

@@ -9,7 +9,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { headline, type Metrics } from "../eval/evaluate.js";
 import type { RunRow } from "./db.js";
 import { mean, modelLabel, selectBest, std, unitKey, type Selection } from "./select.js";
-import { paperTables, resultsCsv, sci } from "./tables.js";
+import { paperTables, resultsCsv, sci, TIE_RULE, tieNotes } from "./tables.js";
 import { renderChart } from "../plot/render.js";
 
 type Datum = Record<string, string | number | null>;
@@ -148,9 +148,11 @@ export async function writeReport(allRows: RunRow[], out: string, o: ReportOptio
   const csv = join(out, "results.csv");
   writeFileAtomic(csv, resultsCsv(sel));
   const md = join(out, "report.md");
+  const ties = tieNotes(sel);
   writeFileAtomic(md, [`# Results`, "", `${rows.length} finished runs (${rows.filter((r) => r.status === "diverged").length} diverged); ` +
     "selection: per (model, task, method, ratio) the LR with the best mean dev metric over seeds." +
     (sel.some((s) => s.variant) ? " Runs differing in other settings are selected apart; the settings that differ follow the method, in parentheses." : ""),
+    ...(ties.length ? ["", `Ties on mean dev (${TIE_RULE}):`, "", ...ties.map((t) => `- ${t}`)] : []),
     "", paperTables(sel), "## Figures", "",
     ...figures].join("\n"));
   return [md, csv, ...files];

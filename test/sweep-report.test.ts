@@ -10,7 +10,7 @@ import Database from "better-sqlite3";
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
 import { selectBest } from "../src/sweep/select.js";
 import { loadSweep } from "../src/sweep/spec.js";
-import { writeReport } from "../src/sweep/report.js";
+import { reportFigures, writeReport } from "../src/sweep/report.js";
 import { paperTables } from "../src/sweep/tables.js";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
 
@@ -123,6 +123,39 @@ test("report on the hand-made database: Table 5/6 markdown, CSV, and every figur
   const svg = readFileSync(join(dir, "out", "fig4a-hessian-vs-ratio.svg"), "utf8");
   for (const text of ["Hessian ℓ2 norm", "trainable ratio", "before training", "after training"]) assert.ok(svg.includes(text), text);
   assert.deepEqual([...readFileSync(join(dir, "out", "fig3-metric-vs-lr.png")).subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+});
+
+test("figures: runs of different configurations (dtype here) are separate, labelled series, never averaged into one point", () => {
+  // [dtype, method, ratio, lr, seed, dev, test, ‖ΔW‖]
+  const runs: [string, string, number, number, number, number, number, number][] = [
+    ["float32", "random-mask", 1e-3, 1e-2, 0, 0.75, 0.75, 2], ["float32", "random-mask", 1e-3, 1e-2, 1, 0.875, 0.625, 4],
+    ["float32", "random-mask", 1e-3, 1e-3, 0, 0.5, 0.5, 1],
+    ["bfloat16", "random-mask", 1e-3, 1e-2, 0, 0.25, 0.25, 8], ["bfloat16", "random-mask", 1e-3, 1e-3, 0, 0.375, 0.375, 16],
+    ["float32", "random-mask", 1e-5, 1e-2, 0, 0.5, 0.5, 32],
+    ["float32", "structured-mask", 1e-3, 1e-2, 0, 0.625, 0.5, 64],
+  ];
+  const rows = runs.map(([dtype, method, ratio, lr, seed, dev, testM, dist], i) => ({ id: `r${i}`, model: "/m/opt-x", task: "sst2", method,
+    config: JSON.stringify({ dtype, method, methodOptions: { trainableRatio: ratio, seed }, train: { lr, seed, epochs: 2 } }),
+    trainable_ratio: ratio, lr, seed, status: "completed", metric: "accuracy", dev_metric: dev, test_metric: testM, distance_weight: dist,
+    trainable_params: 1, epoch_records: null, hessian_before: null, hessian_after: null }) as unknown as RunRow);
+  const sel = selectBest(rows);
+  const figs = new Map(reportFigures(rows, sel).map((f) => [f.name, (f.spec.data as { values: Record<string, unknown>[] }).values]));
+  const pick = (name: string, keys: string[], where: (d: Record<string, unknown>) => boolean = () => true) =>
+    figs.get(name)!.filter(where).map((d) => keys.map((k) => d[k]));
+  assert.deepEqual(pick("fig3-metric-vs-lr", ["series", "lr", "value", "n"], (d) => d.split === "dev"), [
+    ["1e-3 (dtype=float32)", 1e-2, 0.8125, 2], ["1e-3 (dtype=float32)", 1e-3, 0.5, 1],
+    ["1e-3 (dtype=bfloat16)", 1e-2, 0.25, 1], ["1e-3 (dtype=bfloat16)", 1e-3, 0.375, 1],
+    ["1e-5 (dtype=float32)", 1e-2, 0.5, 1]]);
+  // at each variant's own best LR (float32: 1e-2, bfloat16: 1e-3); Structured Masking has one configuration, so no label
+  assert.deepEqual(pick("fig4c-distance-vs-ratio", ["series", "ratio", "value", "n"]), [
+    ["random-mask (dtype=float32)", 1e-3, 3, 2], ["random-mask (dtype=bfloat16)", 1e-3, 16, 1], ["random-mask (dtype=float32)", 1e-5, 32, 1],
+    ["structured-mask", 1e-3, 64, 1]]);
+  assert.deepEqual(pick("fig5-random-vs-structured", ["series", "method", "ratio", "value"]), [
+    ["random-mask (dtype=float32)", "random-mask", 1e-3, 0.6875], ["random-mask (dtype=bfloat16)", "random-mask", 1e-3, 0.375],
+    ["random-mask (dtype=float32)", "random-mask", 1e-5, 0.5], ["structured-mask", "structured-mask", 1e-3, 0.5]]);
+  const fig3 = reportFigures(rows, sel).find((f) => f.name === "fig3-metric-vs-lr")!.spec as { spec: { encoding: { color: { field: string; sort: string[] } } } };
+  assert.deepEqual(fig3.spec.encoding.color, { field: "series", type: "nominal", title: "trainable ratio",
+    sort: ["1e-3 (dtype=bfloat16)", "1e-3 (dtype=float32)", "1e-5 (dtype=float32)"] }, "the legend by ratio, large to small");
 });
 
 test("golden: randmask report on the committed database reproduces the committed tables", () => {

@@ -87,21 +87,41 @@ function leaves(v: unknown, path: string, out: Map<string, string>): Map<string,
   return out;
 }
 
-/** Per unit, the `key=value` settings that differ among units sharing (model, task, method, ratio). */
-function variants(units: Map<string, RunRow[]>): Map<string, string> {
+/**
+ * Per unit (unitKey), the `key=value` settings, separated by spaces, that differ among the units whose runs
+ * share `group(run)`; keys in `omit` are left out (say the ratio where it is already a chart's axis).
+ */
+function settingsApart(units: Map<string, RunRow[]>, group: (r: RunRow) => string, omit: string[] = []): Map<string, string> {
   const byGroup = new Map<string, string[]>();
   for (const [unit, runs] of units) {
-    const r = runs[0], g = JSON.stringify([modelLabel(r.model), r.task, r.method, r.trainable_ratio]);
+    const g = group(runs[0]);
     byGroup.set(g, [...(byGroup.get(g) ?? []), unit]);
   }
   const out = new Map<string, string>();
   for (const members of byGroup.values()) {
     const flat = members.map((u) => leaves(unitConfig(units.get(u)![0]), "", new Map()));
     const keys = [...new Set(flat.flatMap((f) => [...f.keys()]))].sort()
-      .filter((k) => new Set(flat.map((f) => f.get(k) ?? "-")).size > 1);
+      .filter((k) => !omit.includes(k) && new Set(flat.map((f) => f.get(k) ?? "-")).size > 1);
     members.forEach((u, i) => out.set(u, keys.map((k) => `${k}=${flat[i].get(k) ?? "-"}`).join(" ")));
   }
   return out;
+}
+
+function byUnit(rows: RunRow[]): Map<string, RunRow[]> {
+  const units = new Map<string, RunRow[]>();
+  for (const r of rows) {
+    const key = unitKey(r);
+    units.set(key, [...(units.get(key) ?? []), r]);
+  }
+  return units;
+}
+
+/**
+ * Per unit of `rows` (unitKey), what sets it apart from the other units of its `group`, less `omit` keys:
+ * the label that keeps a chart's series of different configurations apart (`epochs=2 r=4`; "" when none differ).
+ */
+export function seriesLabels(rows: RunRow[], group: (r: RunRow) => string, omit: string[] = []): Map<string, string> {
+  return settingsApart(byUnit(rows), group, omit);
 }
 
 /**
@@ -116,13 +136,8 @@ function variants(units: Map<string, RunRow[]>): Map<string, string> {
  * put that trend into the table without the data showing it.
  */
 export function selectBest(rows: RunRow[]): Selection[] {
-  const units = new Map<string, RunRow[]>();
-  for (const r of rows) {
-    if (!FINISHED.has(r.status)) continue;
-    const key = unitKey(r);
-    units.set(key, [...(units.get(key) ?? []), r]);
-  }
-  const variant = variants(units);
+  const units = byUnit(rows.filter((r) => FINISHED.has(r.status)));
+  const variant = settingsApart(units, (r) => JSON.stringify([modelLabel(r.model), r.task, r.method, r.trainable_ratio]));
   const out: Selection[] = [];
   for (const [unit, runs] of units) {
     const { task, method, trainable_ratio: ratio } = runs[0], model = modelLabel(runs[0].model);

@@ -59,6 +59,7 @@ const readJson = (f) => { try { return JSON.parse(readFileSync(f, "utf8")); } ca
 const runRecord = readJson(join(run, "pretrain-run.json"));
 if (runRecord.kind !== "randmask-pretrain") fail(`${join(run, "pretrain-run.json")}: not a randmask pretrain record`);
 const state = readJson(join(run, "checkpoint", "state.json"));
+const runConfig = readJson(join(run, "config.json")); // read once: the shape check and the shipped config
 const log = readFileSync(join(run, "log.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
 const evals = log.filter((e) => e.type === "eval");
 const trains = log.filter((e) => e.type === "train");
@@ -72,13 +73,12 @@ let randomProtocol = null;
 if (flags["random-metrics"]) {
   if (!flags.acceptance) fail("--random-metrics is read only with --acceptance");
   randomProtocol = readJson(resolve(flags["random-metrics"]));
-  const cfg = readJson(join(run, "config.json"));
   const shape = (c) => ["model_type", "hidden_size", "num_hidden_layers", "ffn_dim", "num_attention_heads", "vocab_size", "max_position_embeddings"].map((k) => c[k]).join(",");
   const randomCfg = join(randomProtocol.out ?? "", "random-weights-model", "config.json");
   if (randomProtocol.random_weights !== true || !randomProtocol.protocol || !Array.isArray(randomProtocol.methods)) {
     fail(`--random-metrics ${flags["random-metrics"]}: not the metrics.json of \`randmask demo --protocol --random-weights\``);
   }
-  if (!existsSync(randomCfg) || shape(readJson(randomCfg)) !== shape(cfg)) fail(`--random-metrics ${flags["random-metrics"]}: its random-weight model (${randomCfg}) is not of --run's shape`);
+  if (!existsSync(randomCfg) || shape(readJson(randomCfg)) !== shape(runConfig)) fail(`--random-metrics ${flags["random-metrics"]}: its random-weight model (${randomCfg}) is not of --run's shape`);
 }
 let pretrainedProtocol = null;
 if (flags["pretrained-metrics"]) {
@@ -105,7 +105,7 @@ try {
   model.dispose();
   const bytes = statSync(join(tmp, "model.safetensors")).size;
   if (bytes > MAX_BYTES) throw new Error(`bf16 weights are ${(bytes / 2 ** 20).toFixed(1)} MB, over the 40 MB limit`);
-  const config = { ...readJson(join(run, "config.json")), torch_dtype: "bfloat16" };
+  const config = { ...runConfig, torch_dtype: "bfloat16" };
   writeFileSync(join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n");
   for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join(run, f), join(tmp, f));
   const tokCfg = existsSync(join(run, "tokenizer_config.json")) ? readJson(join(run, "tokenizer_config.json"))

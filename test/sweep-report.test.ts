@@ -7,10 +7,10 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { ResultsDb } from "../src/sweep/db.js";
+import { ResultsDb, type RunRow } from "../src/sweep/db.js";
 import { selectBest } from "../src/sweep/select.js";
 import { loadSweep } from "../src/sweep/spec.js";
-import { writeReport } from "../src/sweep/report.js";
+import { reportFigures, writeReport } from "../src/sweep/report.js";
 import { paperTables } from "../src/sweep/tables.js";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
 
@@ -19,6 +19,11 @@ const golden = join(repoRoot, "test", "fixtures", "sweep-report");
 const tmp = () => mkdtempSync(join(tmpdir(), "randmask-report-"));
 
 /** A database of hand-written results (dyadic numbers, so means compare exactly). */
+const handMadeDbRows = (path: string) => {
+  const db = ResultsDb.open(path);
+  try { return db.rows(); } finally { db.close(); }
+};
+
 function handMadeDb(path: string): ResultsDb {
   const db = ResultsDb.open(path, { create: true });
   const insert = db.db.prepare(`INSERT INTO runs (id, ord, sweep, config, model, task, method, trainable_ratio, lr, seed, epochs, status,
@@ -59,6 +64,40 @@ test("selection: per (model, task, method, ratio) the LR with the best mean dev 
   const lr1 = rm.lrs.find((l) => l.lr === 1e-1)!;
   assert.deepEqual([lr1.n, lr1.diverged, lr1.eligible], [2, 1, false]);
   assert.deepEqual(rm.lrs.map((l) => l.lr), [1e-3, 1e-2, 1e-1], "pending and failed runs are not results");
+  assert.deepEqual(sel.map((s) => s.tiedLrs), [[1e-3], [1e-3, 1e-2], [1e-1], []], "1e-3 and 1e-2 tie at mean dev 0.8125; the smaller is chosen");
+});
+
+test("ties are equal means up to rounding: three seeds' dev summed in another order still tie, and the smaller LR wins", () => {
+  const row = (lr: number, seed: number, dev: number) => ({ id: `${lr}-${seed}`, config: "{}", model: "/m/opt-x", task: "sst2", method: "lora",
+    trainable_ratio: null, lr, seed, status: "completed", metric: "accuracy", dev_metric: dev, test_metric: dev, trainable_params: 1 }) as unknown as RunRow;
+  // (0.1 + 0.2) + 0.3 and (0.3 + 0.2) + 0.1 differ in the last bit
+  assert.notEqual((0.1 + 0.2 + 0.3) / 3, (0.3 + 0.2 + 0.1) / 3);
+  const rows = [row(1e-2, 0, 0.1), row(1e-2, 1, 0.2), row(1e-2, 2, 0.3), row(1e-3, 0, 0.3), row(1e-3, 1, 0.2), row(1e-3, 2, 0.1), row(1e-4, 0, 0.1)];
+  for (const order of [rows, [...rows].reverse()]) {
+    const [s] = selectBest(order);
+    assert.deepEqual([s.bestLr, s.tiedLrs], [1e-3, [1e-3, 1e-2]]);
+  }
+});
+
+test("a tie on mean dev is stated: which LRs tied, which was chosen and why (sweep results table and CSV, report.md)", async () => {
+  const dir = tmp();
+  const path = join(dir, "hand.sqlite");
+  handMadeDb(path).close();
+  const results = (format: string) => spawnSync(process.execPath, [cli, "sweep", "results", "--db", path, "--format", format], { encoding: "utf8" });
+  const table = results("table");
+  assert.equal(table.status, 0, table.stderr);
+  assert.match(table.stdout, /^opt-x +sst2 +random-mask +1e-3 +100 +1e-3\* +2 /m, "the tied best LR is starred");
+  assert.match(table.stdout, /^opt-x +sst2 +lora +- +100 +1e-3 +1 /m, "no tie, no star");
+  assert.match(table.stdout, /^\* tie on mean dev \(ties go to the smallest LR: .*\):\n  opt-x sst2 random-mask 1e-3: LRs 1e-3, 1e-2 tie at mean dev accuracy 0\.8125; chose 1e-3$/m);
+  assert.equal(table.stdout.match(/ tie at /g)!.length, 1, "only the tied unit is listed");
+  const csv = results("csv").stdout.trim().split("\n");
+  assert.match(csv[0], /,test_std,tied_lrs$/);
+  assert.deepEqual(csv.slice(1).map((l) => l.split(",").at(-1)), ["", "1e-3 1e-2", "", ""]);
+  await writeReport(handMadeDbRows(path), join(dir, "out"));
+  const md = readFileSync(join(dir, "out", "report.md"), "utf8");
+  assert.match(md, /^Ties on mean dev \(ties go to the smallest LR: .*\):\n\n- opt-x sst2 random-mask 1e-3: LRs 1e-3, 1e-2 tie at mean dev accuracy 0\.8125; chose 1e-3$/m);
+  assert.match(md, /^\| random-mask 1e-3 \| 1e-3 \(tie: 1e-3, 1e-2\) \|$/m, "Table 5's cell names the tie");
+  assert.match(md, /^\| lora \| 1e-3 \|$/m);
 });
 
 test("report on the hand-made database: Table 5/6 markdown, CSV, and every figure including 4a from the Hessian columns", async () => {
@@ -73,17 +112,50 @@ test("report on the hand-made database: Table 5/6 markdown, CSV, and every figur
   }
   const csv = readFileSync(join(dir, "out", "results.csv"), "utf8");
   assert.equal(csv, [
-    "model,task,method,ratio,trainable_params,metric,best_lr,n,dev_mean,test_mean,test_std",
-    "opt-x,sst2,lora,,100,accuracy,1e-3,1,0.7500,0.6875,0.0000",
-    "opt-x,sst2,random-mask,1e-3,100,accuracy,1e-3,2,0.8125,0.8125,0.0884",
-    "opt-x,sst2,random-mask,1e-5,100,accuracy,1e-1,1,0.6250,0.5000,0.0000",
-    "opt-x,sst2,structured-mask,1e-3,100,accuracy,,0,,,", ""].join("\n"));
+    "model,task,method,ratio,trainable_params,metric,best_lr,n,dev_mean,test_mean,test_std,tied_lrs",
+    "opt-x,sst2,lora,,100,accuracy,1e-3,1,0.7500,0.6875,0.0000,",
+    "opt-x,sst2,random-mask,1e-3,100,accuracy,1e-3,2,0.8125,0.8125,0.0884,1e-3 1e-2",
+    "opt-x,sst2,random-mask,1e-5,100,accuracy,1e-1,1,0.6250,0.5000,0.0000,",
+    "opt-x,sst2,structured-mask,1e-3,100,accuracy,,0,,,,", ""].join("\n"));
   const md = readFileSync(join(dir, "out", "report.md"), "utf8");
   assert.match(md, /\| random-mask 1e-3 \| 81\.3 ± 8\.8 \|/);
   assert.match(md, /\| structured-mask 1e-3 \| diverged \|/);
   const svg = readFileSync(join(dir, "out", "fig4a-hessian-vs-ratio.svg"), "utf8");
   for (const text of ["Hessian ℓ2 norm", "trainable ratio", "before training", "after training"]) assert.ok(svg.includes(text), text);
   assert.deepEqual([...readFileSync(join(dir, "out", "fig3-metric-vs-lr.png")).subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+});
+
+test("figures: runs of different configurations (dtype here) are separate, labelled series, never averaged into one point", () => {
+  // [dtype, method, ratio, lr, seed, dev, test, ‖ΔW‖]
+  const runs: [string, string, number, number, number, number, number, number][] = [
+    ["float32", "random-mask", 1e-3, 1e-2, 0, 0.75, 0.75, 2], ["float32", "random-mask", 1e-3, 1e-2, 1, 0.875, 0.625, 4],
+    ["float32", "random-mask", 1e-3, 1e-3, 0, 0.5, 0.5, 1],
+    ["bfloat16", "random-mask", 1e-3, 1e-2, 0, 0.25, 0.25, 8], ["bfloat16", "random-mask", 1e-3, 1e-3, 0, 0.375, 0.375, 16],
+    ["float32", "random-mask", 1e-5, 1e-2, 0, 0.5, 0.5, 32],
+    ["float32", "structured-mask", 1e-3, 1e-2, 0, 0.625, 0.5, 64],
+  ];
+  const rows = runs.map(([dtype, method, ratio, lr, seed, dev, testM, dist], i) => ({ id: `r${i}`, model: "/m/opt-x", task: "sst2", method,
+    config: JSON.stringify({ dtype, method, methodOptions: { trainableRatio: ratio, seed }, train: { lr, seed, epochs: 2 } }),
+    trainable_ratio: ratio, lr, seed, status: "completed", metric: "accuracy", dev_metric: dev, test_metric: testM, distance_weight: dist,
+    trainable_params: 1, epoch_records: null, hessian_before: null, hessian_after: null }) as unknown as RunRow);
+  const sel = selectBest(rows);
+  const figs = new Map(reportFigures(rows, sel).map((f) => [f.name, (f.spec.data as { values: Record<string, unknown>[] }).values]));
+  const pick = (name: string, keys: string[], where: (d: Record<string, unknown>) => boolean = () => true) =>
+    figs.get(name)!.filter(where).map((d) => keys.map((k) => d[k]));
+  assert.deepEqual(pick("fig3-metric-vs-lr", ["series", "lr", "value", "n"], (d) => d.split === "dev"), [
+    ["1e-3 (dtype=float32)", 1e-2, 0.8125, 2], ["1e-3 (dtype=float32)", 1e-3, 0.5, 1],
+    ["1e-3 (dtype=bfloat16)", 1e-2, 0.25, 1], ["1e-3 (dtype=bfloat16)", 1e-3, 0.375, 1],
+    ["1e-5 (dtype=float32)", 1e-2, 0.5, 1]]);
+  // at each variant's own best LR (float32: 1e-2, bfloat16: 1e-3); Structured Masking has one configuration, so no label
+  assert.deepEqual(pick("fig4c-distance-vs-ratio", ["series", "ratio", "value", "n"]), [
+    ["random-mask (dtype=float32)", 1e-3, 3, 2], ["random-mask (dtype=bfloat16)", 1e-3, 16, 1], ["random-mask (dtype=float32)", 1e-5, 32, 1],
+    ["structured-mask", 1e-3, 64, 1]]);
+  assert.deepEqual(pick("fig5-random-vs-structured", ["series", "method", "ratio", "value"]), [
+    ["random-mask (dtype=float32)", "random-mask", 1e-3, 0.6875], ["random-mask (dtype=bfloat16)", "random-mask", 1e-3, 0.375],
+    ["random-mask (dtype=float32)", "random-mask", 1e-5, 0.5], ["structured-mask", "structured-mask", 1e-3, 0.5]]);
+  const fig3 = reportFigures(rows, sel).find((f) => f.name === "fig3-metric-vs-lr")!.spec as { spec: { encoding: { color: { field: string; sort: string[] } } } };
+  assert.deepEqual(fig3.spec.encoding.color, { field: "series", type: "nominal", title: "trainable ratio",
+    sort: ["1e-3 (dtype=bfloat16)", "1e-3 (dtype=float32)", "1e-5 (dtype=float32)"] }, "the legend by ratio, large to small");
 });
 
 test("golden: randmask report on the committed database reproduces the committed tables", () => {

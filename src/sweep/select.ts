@@ -34,6 +34,11 @@ export interface Selection {
   trainableParams: number | null;
   /** The selected LR, or null when no LR is eligible. */
   bestLr: number | null;
+  /**
+   * The eligible LRs whose mean dev metric ties the best (within TIE), ascending: bestLr is the first.
+   * More than one is a tie, broken toward the smallest LR (see selectBest).
+   */
+  tiedLrs: number[];
   n: number;
   devMean: number | null;
   testMean: number | null;
@@ -42,6 +47,8 @@ export interface Selection {
 }
 
 const FINISHED = new Set(["completed", "diverged"]);
+/** Mean dev metrics (in [0, 1]) this close are a tie: means of equal scores summed in another order differ in the last bits. */
+export const TIE = 1e-9;
 export const modelLabel = (path: string) => basename(path);
 
 export function mean(xs: number[]): number | null { return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null; }
@@ -80,38 +87,57 @@ function leaves(v: unknown, path: string, out: Map<string, string>): Map<string,
   return out;
 }
 
-/** Per unit, the `key=value` settings that differ among units sharing (model, task, method, ratio). */
-function variants(units: Map<string, RunRow[]>): Map<string, string> {
+/**
+ * Per unit (unitKey), the `key=value` settings, separated by spaces, that differ among the units whose runs
+ * share `group(run)`; keys in `omit` are left out (say the ratio where it is already a chart's axis).
+ */
+function settingsApart(units: Map<string, RunRow[]>, group: (r: RunRow) => string, omit: string[] = []): Map<string, string> {
   const byGroup = new Map<string, string[]>();
   for (const [unit, runs] of units) {
-    const r = runs[0], g = JSON.stringify([modelLabel(r.model), r.task, r.method, r.trainable_ratio]);
+    const g = group(runs[0]);
     byGroup.set(g, [...(byGroup.get(g) ?? []), unit]);
   }
   const out = new Map<string, string>();
   for (const members of byGroup.values()) {
     const flat = members.map((u) => leaves(unitConfig(units.get(u)![0]), "", new Map()));
     const keys = [...new Set(flat.flatMap((f) => [...f.keys()]))].sort()
-      .filter((k) => new Set(flat.map((f) => f.get(k) ?? "-")).size > 1);
+      .filter((k) => !omit.includes(k) && new Set(flat.map((f) => f.get(k) ?? "-")).size > 1);
     members.forEach((u, i) => out.set(u, keys.map((k) => `${k}=${flat[i].get(k) ?? "-"}`).join(" ")));
   }
   return out;
 }
 
-/**
- * Groups finished runs into units, runs whose stored configuration differs only
- * in seeds and LR, and per unit picks the LR with the highest mean dev headline
- * metric over seeds, among LRs whose runs all reached a dev evaluation (ties:
- * the smaller LR). Sorted by model, task, method, ratio from large to small as
- * in the paper's tables, then variant.
- */
-export function selectBest(rows: RunRow[]): Selection[] {
+function byUnit(rows: RunRow[]): Map<string, RunRow[]> {
   const units = new Map<string, RunRow[]>();
   for (const r of rows) {
-    if (!FINISHED.has(r.status)) continue;
     const key = unitKey(r);
     units.set(key, [...(units.get(key) ?? []), r]);
   }
-  const variant = variants(units);
+  return units;
+}
+
+/**
+ * Per unit of `rows` (unitKey), what sets it apart from the other units of its `group`, less `omit` keys:
+ * the label that keeps a chart's series of different configurations apart (`epochs=2 r=4`; "" when none differ).
+ */
+export function seriesLabels(rows: RunRow[], group: (r: RunRow) => string, omit: string[] = []): Map<string, string> {
+  return settingsApart(byUnit(rows), group, omit);
+}
+
+/**
+ * Groups finished runs into units, runs whose stored configuration differs only
+ * in seeds and LR, and per unit picks the LR with the highest mean dev headline
+ * metric over seeds, among LRs whose runs all reached a dev evaluation. Sorted by
+ * model, task, method, ratio from large to small as in the paper's tables, then variant.
+ *
+ * Ties (mean dev within TIE) go to the smallest tied LR, and `tiedLrs` names them all. Why the
+ * smallest: the dev metric gives no evidence for the larger one, which sits nearer the divergence
+ * edge; and Table 5's claim is that sparser masks need larger LRs, so breaking ties upward would
+ * put that trend into the table without the data showing it.
+ */
+export function selectBest(rows: RunRow[]): Selection[] {
+  const units = byUnit(rows.filter((r) => FINISHED.has(r.status)));
+  const variant = settingsApart(units, (r) => JSON.stringify([modelLabel(r.model), r.task, r.method, r.trainable_ratio]));
   const out: Selection[] = [];
   for (const [unit, runs] of units) {
     const { task, method, trainable_ratio: ratio } = runs[0], model = modelLabel(runs[0].model);
@@ -122,10 +148,12 @@ export function selectBest(rows: RunRow[]): Selection[] {
       return { lr, n: at.length, diverged: at.filter((r) => r.status === "diverged").length, devMean: mean(dev), testMean: mean(test),
         testStd: std(test), eligible: dev.length === at.length };
     });
-    let best: LrSummary | null = null;
-    for (const l of lrs) if (l.eligible && (best === null || l.devMean! > best.devMean!)) best = l;
+    const eligible = lrs.filter((l) => l.eligible);
+    const top = Math.max(...eligible.map((l) => l.devMean!));
+    const tied = eligible.filter((l) => l.devMean! >= top - TIE); // ascending LR
+    const best: LrSummary | null = tied[0] ?? null;
     out.push({ model, task, method, ratio, variant: variant.get(unit)!, unit, metric: runs.find((r) => r.metric)?.metric ?? "accuracy",
-      trainableParams: runs[0].trainable_params, bestLr: best?.lr ?? null, n: best?.n ?? 0, devMean: best?.devMean ?? null,
+      trainableParams: runs[0].trainable_params, bestLr: best?.lr ?? null, tiedLrs: tied.map((l) => l.lr), n: best?.n ?? 0, devMean: best?.devMean ?? null,
       testMean: best?.testMean ?? null, testStd: best?.testStd ?? null, lrs });
   }
   return out.sort((a, b) => a.model.localeCompare(b.model) || a.task.localeCompare(b.task) || a.method.localeCompare(b.method) ||

@@ -17,7 +17,8 @@ import { loadTaskData, type SampleSizes } from "../tasks/sampling.js";
 import type { Example } from "../tasks/types.js";
 import { evaluate, headline, type Metrics } from "../eval/evaluate.js";
 import { PACKAGE_ROOT, RANDMASK_VERSION } from "../version.js";
-import { finetune, prepareOutDir, type RunRecord } from "./run.js";
+import { finetune, type RunRecord } from "./run.js";
+import { prepareOutDir } from "./run-folder.js";
 import { lineChartSpec, type Series } from "../plot/line-chart.js";
 import { renderChart } from "../plot/render.js";
 

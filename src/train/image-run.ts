@@ -4,10 +4,9 @@
 // write the run folder (adapter/, head.safetensors when a probe was fitted,
 // metrics.json, predictions.jsonl, train.log, loss.svg/png) without touching
 // anything that was there: every split image is decoded once before --out is made.
-import { appendFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DType } from "../engine/index.js";
-import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { loadVisionModel } from "../models/vision/index.js";
 import { readPreprocessorConfig } from "../models/vision/preprocess.js";
 import type { MethodConfig } from "../peft/method.js";
@@ -19,12 +18,10 @@ import { checkSplitImages, imageSplits, loadImageTask, type ImageSizes } from ".
 import { Progress } from "./progress.js";
 import { predictImages, type ImageMetrics } from "../eval/image-eval.js";
 import { RANDMASK_VERSION } from "../version.js";
-import { checkOutDir, prepareOutDir } from "./run.js";
+import { checkRunStart, methodLine, openRunLog, parameterCounts, prepareOutDir, writeRunResults, type RunRecordBase } from "./run-folder.js";
 import { resolveHead, type HeadSource } from "./image-head.js";
 import { trainImages, type ImageTrainOptions } from "./image-trainer.js";
 import type { Distance } from "./trainer.js";
-import { lineChartSpec } from "../plot/line-chart.js";
-import { renderChart } from "../plot/render.js";
 
 export interface ImageFinetuneOptions {
   modelDir: string;
@@ -43,39 +40,23 @@ export interface ImageFinetuneOptions {
   evaluateTest?: boolean;
 }
 
-export interface ImageRunRecord {
-  status: "completed" | "diverged";
+export interface ImageRunRecord extends RunRecordBase<ImageMetrics> {
   diverged: { step: number; reason: string } | null;
-  test: ImageMetrics | null;
-  best_dev: ImageMetrics | null;
   best_step: number | null;
   /** Always null / empty: image runs count steps, not epochs (kept so the sweep database reads either record). */
   best_epoch: null;
   dev_per_epoch: never[];
   dev_per_eval: { step: number; train_loss: number; dev: ImageMetrics; distance: Distance }[];
-  distance_from_init: Distance;
-  train_loss: { step: number; loss: number }[];
-  trainable_params: number;
-  trainable_ratio: number;
-  total_params: number;
   /** Where the fixed head came from; "linear-probe" is a deviation from the paper's CLIP zero-shot head. */
   head: HeadSource;
-  wall_time_s: number;
   data: { task: string; seed: number; train: number; dev: number; test: number; classes: number };
-  config: Record<string, unknown>;
-  method_state: Record<string, unknown>;
-  randmask_version: string;
 }
 
 export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunRecord> {
   const started = Date.now();
   const out = resolve(o.out);
   // everything is read and checked before --out is created
-  checkOutDir(out);
-  if (!existsSync(o.modelDir)) throw new Error(`${o.modelDir}: model folder does not exist`);
-  if (o.train.gradAccum < 1 || o.train.batchSize % o.train.gradAccum !== 0) {
-    throw new Error(`--batch-size ${o.train.batchSize} must be a multiple of --grad-accum ${o.train.gradAccum}`);
-  }
+  checkRunStart(out, o.modelDir, o.train);
   if (o.train.warmupSteps >= o.train.steps) throw new Error(`--warmup-steps ${o.train.warmupSteps} must be fewer than --steps ${o.train.steps}`);
   const ds = loadImageTask(o.task, o.dataDir);
   const splits = imageSplits(ds, o.sizes ?? {}, o.train.seed);
@@ -100,15 +81,10 @@ export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunR
   }
 
   prepareOutDir(out);
-  const logFile = join(out, "train.log");
-  appendFileSync(logFile, lines.map((l) => `${l}\n`).join(""));
-  const runLog = (line: string) => {
-    appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
-    if (!o.quiet) process.stderr.write(`${line}\n`);
-  };
+  const runLog = openRunLog(out, o.quiet ?? false, lines);
   runLog(`task ${o.task}: ${splits.train.length} train / ${splits.val.length} val (held out of train) / ${splits.test.length} test, ${ds.classes.length} classes`);
   runLog(`head: ${head.source} [${head.head.numClasses}, ${head.head.dim}] (fixed)`);
-  runLog(`method ${o.method}: ${peft.trainableCount()} trainable of ${peft.base.numParameters} (${(peft.trainableRatio() * 100).toPrecision(3)}%)`);
+  runLog(methodLine(o.method, peft));
   if (head.source === "linear-probe") head.head.save(join(out, "head.safetensors"));
 
   try {
@@ -131,9 +107,7 @@ export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunR
       dev_per_eval: result.evals.map((e) => ({ step: e.step, train_loss: e.trainLoss, dev: e.val, distance: e.distance })),
       distance_from_init: result.distance,
       train_loss: result.losses,
-      trainable_params: peft.trainableCount(),
-      trainable_ratio: peft.trainableRatio(),
-      total_params: peft.base.numParameters,
+      ...parameterCounts(peft),
       head: head.source,
       wall_time_s: (Date.now() - started) / 1000,
       data: { task: o.task, seed: o.train.seed, train: splits.train.length, dev: splits.val.length, test: splits.test.length, classes: ds.classes.length },
@@ -141,9 +115,7 @@ export async function finetuneImages(o: ImageFinetuneOptions): Promise<ImageRunR
       method_state: peft.instance.stateMeta(),
       randmask_version: RANDMASK_VERSION,
     };
-    writeJsonAtomic(join(out, "metrics.json"), record);
-    await renderChart(lineChartSpec([{ name: "train loss", points: result.losses.map((l) => [l.step, l.loss]) }],
-      { title: `${o.task} · ${o.method} · lr ${o.train.lr}`, xTitle: "optimizer step", yTitle: "cross-entropy (nats/image)" }), join(out, "loss"));
+    await writeRunResults(out, record, result.losses, { title: `${o.task} · ${o.method} · lr ${o.train.lr}`, yTitle: "cross-entropy (nats/image)" });
     return record;
   } finally {
     peft.remove();

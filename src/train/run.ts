@@ -2,10 +2,7 @@
 // PEFT method, train, evaluate the best epoch on test, and write the run
 // folder (adapter/, metrics.json, predictions.jsonl, train.log, loss.svg) without touching
 // anything that was there.
-import { existsSync, mkdirSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { writeJsonAtomic } from "../io/atomic.js";
-import { outputFolderFault } from "../io/output-folder.js";
 import { getDefaultDevice, setDefaultDevice, type DType } from "../engine/index.js";
 import { loadCausalLM } from "../models/registry.js";
 import type { CausalLM } from "../models/causal-lm.js";
@@ -20,8 +17,7 @@ import { encodeOptions } from "../eval/encode.js";
 import { checkTokenIds } from "../tokenizer/vocab-check.js";
 import { prepare } from "./objectives.js";
 import { train, stepsPerEpoch, type Distance, type TrainOptions } from "./trainer.js";
-import { lineChartSpec } from "../plot/line-chart.js";
-import { renderChart } from "../plot/render.js";
+import { checkRunStart, methodLine, openRunLog, parameterCounts, prepareOutDir, writeRunResults, type RunRecordBase } from "./run-folder.js";
 import { hessianNorm, type HessianEstimate } from "../analysis/hessian.js";
 
 /**
@@ -71,27 +67,13 @@ export interface FinetuneOptions {
   hessian?: RunHessianOptions;
 }
 
-export interface RunRecord {
-  status: "completed" | "diverged";
+export interface RunRecord extends RunRecordBase<Metrics> {
   diverged: { step: number; epoch: number; reason: string } | null;
-  test: Metrics | null;
-  best_dev: Metrics | null;
   best_epoch: number | null;
   dev_per_epoch: { epoch: number; train_loss: number; dev: Metrics; distance: Distance }[];
-  /** ℓ2 distance from init of the saved (best-epoch) weights: trainable tensors and effective weight change. */
-  distance_from_init: Distance;
-  train_loss: { step: number; loss: number }[];
-  trainable_params: number;
-  trainable_ratio: number;
-  total_params: number;
-  wall_time_s: number;
   data: { task: string; seed: number; train: number; dev: number; test: number; fallback_from_validation: boolean };
-  config: Record<string, unknown>;
-  /** What the saved adapter records beyond its tensors (its config's "meta"; AdaLoRA: the ranks kept). */
-  method_state: Record<string, unknown>;
   /** Hessian ℓ2 norms when asked for (FinetuneOptions.hessian); `after` is null when no epoch completed. */
   hessian?: { before: HessianRecord | null; after: HessianRecord | null };
-  randmask_version: string;
 }
 
 /** Throws RangeError naming the first invalid field of a RunHessianOptions. */
@@ -105,29 +87,13 @@ export function checkHessianOptions(h: RunHessianOptions): void {
   if (!(typeof h.tol === "number" && h.tol > 0 && Number.isFinite(h.tol))) throw new RangeError(`hessian.tol: expected a positive number, got ${JSON.stringify(h.tol)}`);
 }
 
-/** Refuses an output folder that holds anything, or that is (or lies under) a file, so nothing the user had is overwritten; creates nothing. */
-export function checkOutDir(out: string): void {
-  const fault = outputFolderFault(out, { empty: true });
-  if (fault) throw new Error(`--out ${out}: ${fault.text}${fault.kind === "file" ? ", expected a folder" : ""}; nothing was written`);
-}
-
-/** Refuses a non-empty output folder, then creates it. */
-export function prepareOutDir(out: string): void {
-  checkOutDir(out);
-  mkdirSync(out, { recursive: true });
-}
-
 export async function finetune(o: FinetuneOptions): Promise<RunRecord> {
   const started = Date.now();
   const out = resolve(o.out);
   // Everything is read and checked before --out is created, so a run that
   // fails validation leaves nothing behind and can simply be rerun.
-  checkOutDir(out);
-  if (!existsSync(o.modelDir)) throw new Error(`${o.modelDir}: model folder does not exist`);
+  checkRunStart(out, o.modelDir, o.train);
   if (o.hessian) checkHessianOptions(o.hessian);
-  if (o.train.gradAccum < 1 || o.train.batchSize % o.train.gradAccum !== 0) {
-    throw new Error(`--batch-size ${o.train.batchSize} must be a multiple of --grad-accum ${o.train.gradAccum}`);
-  }
   const device = o.device ?? "cpu";
   // checkpoint() calls back into JS from backward, which CUDA's autograd runs on its own thread
   if (device !== "cpu" && o.gradientCheckpointing) throw new Error(`--gradient-checkpointing: CPU only; drop it with --device ${device}`);
@@ -168,14 +134,10 @@ async function finetuneOn(o: FinetuneOptions, { started, out, device, task, samp
   }
 
   prepareOutDir(out);
-  const logFile = join(out, "train.log");
-  const log = (line: string) => {
-    appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
-    if (!o.quiet) process.stderr.write(`${line}\n`);
-  };
+  const log = openRunLog(out, o.quiet ?? false);
   log(`task ${task.name}: ${sampled.sizes.train} train / ${sampled.sizes.dev} dev / ${sampled.sizes.test} test` +
     `${sampled.fallback ? " (drawn from the validation split: the train split is missing or tiny)" : ""}`);
-  log(`method ${o.method}: ${peft.trainableCount()} trainable of ${peft.base.numParameters} (${(peft.trainableRatio() * 100).toPrecision(3)}%)`);
+  log(methodLine(o.method, peft));
 
   const hessian = o.hessian;
   const measure = (when: "before" | "after"): HessianRecord | null => {
@@ -214,9 +176,7 @@ async function finetuneOn(o: FinetuneOptions, { started, out, device, task, samp
       dev_per_epoch: result.epochs.map((e) => ({ epoch: e.epoch, train_loss: e.trainLoss, dev: e.dev, distance: e.distance })),
       distance_from_init: result.distance,
       train_loss: result.losses,
-      trainable_params: peft.trainableCount(),
-      trainable_ratio: peft.trainableRatio(),
-      total_params: peft.base.numParameters,
+      ...parameterCounts(peft),
       wall_time_s: (Date.now() - started) / 1000,
       data: { task: task.name, seed: o.train.seed, ...sampled.sizes, fallback_from_validation: sampled.fallback },
       config: { model: o.modelDir, task: o.task, method: o.method, method_config: peft.instance.config, dtype: o.dtype, device, ...o.train },
@@ -224,9 +184,7 @@ async function finetuneOn(o: FinetuneOptions, { started, out, device, task, samp
       ...(hessian ? { hessian: { before, after } } : {}),
       randmask_version: RANDMASK_VERSION,
     };
-    writeJsonAtomic(join(out, "metrics.json"), record);
-    await renderChart(lineChartSpec([{ name: "train loss", points: result.losses.map((l) => [l.step, l.loss]) }],
-      { title: `${task.name} · ${o.method} · lr ${o.train.lr}`, xTitle: "optimizer step", yTitle: "loss (nats/token)" }), join(out, "loss"));
+    await writeRunResults(out, record, result.losses, { title: `${task.name} · ${o.method} · lr ${o.train.lr}`, yTitle: "loss (nats/token)" });
     return record;
   } finally {
     peft.remove();

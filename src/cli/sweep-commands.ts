@@ -1,5 +1,5 @@
 // `randmask sweep run|status|results` and `randmask report`.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { ResultsDb, STATUSES } from "../sweep/db.js";
@@ -126,15 +126,20 @@ async function sweepSubmit(file: string, address: ReturnType<typeof queueAddress
 async function sweepCollect(address: ReturnType<typeof queueAddress>, dbPath: string, outDirFlag: string | undefined, wait: boolean): Promise<void> {
   const { collectResults } = await import("../sweep/queue/collect.js");
   const outDir = runsFolder(dbPath, outDirFlag);
+  const created = !existsSync(dbPath);
   const db = ResultsDb.open(dbPath, { create: true });
+  let collected = false;
   try {
     const c = await collectResults(address, db, { outDir, waitS: wait ? 2 : undefined });
+    collected = true;
     for (const r of c.rejected) process.stderr.write(`rejected job ${r.id}: ${r.reason}\n`);
     process.stderr.write(`${address.shown}: ${c.runs} runs · ${c.stored} results stored now, ${c.known} stored before, ${c.unfinished} queued or running` +
       ` · ${c.rejected.length} rejected job(s) · db ${dbPath} · run folders in ${outDir}\n`);
     printStatus(db);
   } finally {
     db.close();
+    // A queue never reached leaves no empty database behind (one the user had is kept as it was).
+    if (created && !collected) for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
   }
 }
 

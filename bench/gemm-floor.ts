@@ -19,7 +19,26 @@ import { presetConfig } from "../src/models/presets.js";
 
 interface FloorArgs { dtype: DType; preset?: "opt-125m" | "opt-350m" | "opt-1.3b" | "opt-13b"; batch?: number; seq?: number; lossPositions?: number; runs?: number; warmup?: number }
 
-const args = JSON.parse(process.argv[2] ?? "{}") as FloorArgs;
+/** The JSON argument checked: one line naming the fault and exit 2, never a stack trace or a silent default. */
+function parseArgs(text: string): FloorArgs {
+  const fail = (why: string): never => { process.stderr.write(`gemm-floor: ${why}\n`); process.exit(2); };
+  let a: unknown;
+  try { a = JSON.parse(text); } catch (e) { fail(`the argument is not JSON (${(e as Error).message}); expected e.g. '{"dtype":"float32"}'`); }
+  if (typeof a !== "object" || a === null || Array.isArray(a)) return fail("expected a JSON object, e.g. '{\"dtype\":\"float32\"}'");
+  const o = a as Record<string, unknown>;
+  const known = ["dtype", "preset", "batch", "seq", "lossPositions", "runs", "warmup"];
+  const unknown = Object.keys(o).filter((k) => !known.includes(k));
+  if (unknown.length) fail(`unknown key(s) ${unknown.join(", ")}; known: ${known.join(", ")}`);
+  if (!["float32", "bfloat16", "float16"].includes(o.dtype as string)) fail(`dtype ${JSON.stringify(o.dtype)}: expected "float32", "bfloat16" or "float16"`);
+  const presets = ["opt-125m", "opt-350m", "opt-1.3b", "opt-13b"];
+  if (o.preset !== undefined && !presets.includes(o.preset as string)) fail(`preset ${JSON.stringify(o.preset)}: expected one of ${presets.join(", ")}`);
+  for (const [k, min] of [["batch", 1], ["seq", 1], ["lossPositions", 1], ["runs", 1], ["warmup", 0]] as const) {
+    if (o[k] !== undefined && !(Number.isInteger(o[k]) && (o[k] as number) >= min)) fail(`${k} ${JSON.stringify(o[k])}: expected a whole number ≥ ${min}`);
+  }
+  return o as unknown as FloorArgs;
+}
+
+const args = parseArgs(process.argv[2] ?? "{}");
 const c = presetConfig(args.preset ?? "opt-125m");
 const B = args.batch ?? 8, T = B * (args.seq ?? 64), rowsAtLoss = B * (args.lossPositions ?? 2);
 const L = c.numHiddenLayers, d = c.hiddenSize, f = c.ffnDim, V = c.vocabSize;

@@ -15,11 +15,21 @@ import { fileURLToPath } from "node:url";
 import { buildInfo, getNumThreads } from "../src/engine/index.js";
 import { HF_PEER_PYTHON, peerAvailable, runPeer } from "./peer/python.js";
 
-const argv = process.argv.slice(2);
-const roundsAt = argv.indexOf("--rounds");
-const rounds = roundsAt >= 0 ? Number(argv[roundsAt + 1]) : 3;
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds ${argv[roundsAt + 1] ?? ""}: expected a whole number ≥ 1`);
-const json = argv.includes("--json");
+/** --rounds N and --json; anything else, or a bad N, is one line and exit 2 (a typo must not start a 17-minute run). */
+function parseArgs(argv: string[]): { rounds: number; json: boolean } {
+  const fail = (why: string): never => { process.stderr.write(`bench targets: ${why} (usage: targets.js [--rounds N] [--json])\n`); process.exit(2); };
+  const out = { rounds: 3, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--json") out.json = true;
+    else if (argv[i] === "--rounds") {
+      const v = argv[++i];
+      if (v === undefined || !/^[1-9]\d*$/.test(v)) fail(`--rounds ${v ?? ""}: expected a whole number ≥ 1`);
+      out.rounds = Number(v);
+    } else fail(`unknown argument ${argv[i]}`);
+  }
+  return out;
+}
+const { rounds, json } = parseArgs(process.argv.slice(2));
 const here = dirname(fileURLToPath(import.meta.url));
 const steps = 8, warmup = 3;
 const noPeer = peerAvailable();

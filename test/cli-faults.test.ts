@@ -9,7 +9,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
@@ -301,6 +302,42 @@ test("every output folder flag that names a file, or a path under one, is one us
     assert.equal(r.stderr, `randmask ${name}: --${flag} ${busy}: exists and is not empty; nothing was written (expected an absent or empty folder for ${holds})\n`);
   }
   assert.deepEqual(readdirSync(busy), ["mine.txt"]);
+});
+
+test("a --db that is someone else's SQLite file or a folder, and an --out that is a broken link: refused, nothing changed or left behind", () => {
+  const parent = join(work, "db-faults");
+  mkdirSync(parent);
+  const foreign = join(parent, "theirs.sqlite");
+  const theirs = new Database(foreign);
+  theirs.exec("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada')");
+  theirs.close();
+  const empty = join(parent, "empty.sqlite");
+  writeFileSync(empty, "");
+  const before = () => [readFileSync(foreign), readFileSync(empty)];
+  const kept = before();
+  const queue = ["--queue", "redis://127.0.0.1:1/0"]; // a foreign database is refused before the queue is contacted
+  const sweepFile = join(work, "db-faults.json");
+  writeFileSync(sweepFile, JSON.stringify({ name: "db-faults", models: [model], tasks: ["jsonl"], dataDir: data, lrs: [1e-3],
+    sizes: { train: 8, dev: 4, test: 4 }, epochs: [1], methods: [{ method: "bitfit" }] }));
+  for (const db of [foreign, empty]) {
+    for (const action of [["run", sweepFile], ["collect", ...queue], ["status"], ["results"]]) {
+      const r = run("sweep", ...action, "--db", db);
+      assert.equal(r.status, 1, `sweep ${action[0]} --db ${db}: ${r.stderr}`);
+      assert.equal(r.stderr, `randmask sweep ${action[0]}: --db ${db}: not a randmask results database (it has no runs table; nothing was written to it)\n`);
+    }
+  }
+  assert.deepEqual(before(), kept, "the files are byte for byte as they were");
+  assert.deepEqual(readdirSync(parent).sort(), ["empty.sqlite", "theirs.sqlite"], "no run folder, no -wal/-shm left behind");
+  for (const action of [["run", sweepFile], ["status"]]) {
+    const r = run("sweep", ...action, "--db", parent);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `randmask sweep ${action[0]}: --db ${parent}: is a folder, expected the results database file (SQLite)\n`);
+  }
+  const link = join(parent, "gone");
+  symlinkSync(join(parent, "nowhere"), link);
+  const r = run("theory", "--n", "4", "--d", "8", "--out", link);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `randmask theory: --out ${link}: is a broken symbolic link (to ${join(parent, "nowhere")}), expected a folder (for theory.json, theory.md and the plots)\n`);
 });
 
 test("report --out refuses a folder holding other files (exit 2, untouched); it rewrites its own earlier report, removing figures that no longer apply", async () => {

@@ -12,6 +12,7 @@ import { selectBest } from "../src/sweep/select.js";
 import { loadSweep } from "../src/sweep/spec.js";
 import { reportFigures, writeReport } from "../src/sweep/report.js";
 import { paperTables } from "../src/sweep/tables.js";
+import { chartSvg } from "../src/plot/render.js";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -125,7 +126,7 @@ test("report on the hand-made database: Table 5/6 markdown, CSV, and every figur
   assert.deepEqual([...readFileSync(join(dir, "out", "fig3-metric-vs-lr.png")).subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
 });
 
-test("figures: runs of different configurations (dtype here) are separate, labelled series, never averaged into one point", () => {
+test("figures: runs of different configurations (dtype here) are separate, labelled series, never averaged into one point", async () => {
   // [dtype, method, ratio, lr, seed, dev, test, ‖ΔW‖]
   const runs: [string, string, number, number, number, number, number, number][] = [
     ["float32", "random-mask", 1e-3, 1e-2, 0, 0.75, 0.75, 2], ["float32", "random-mask", 1e-3, 1e-2, 1, 0.875, 0.625, 4],
@@ -156,6 +157,9 @@ test("figures: runs of different configurations (dtype here) are separate, label
   const fig3 = reportFigures(rows, sel).find((f) => f.name === "fig3-metric-vs-lr")!.spec as { spec: { encoding: { color: { field: string; sort: string[] } } } };
   assert.deepEqual(fig3.spec.encoding.color, { field: "series", type: "nominal", title: "trainable ratio",
     sort: ["1e-3 (dtype=bfloat16)", "1e-3 (dtype=float32)", "1e-5 (dtype=float32)"] }, "the legend by ratio, large to small");
+  // The drawn legend shows each label in full: they differ only at the end, where Vega's default limit cut them.
+  const svg = await chartSvg(reportFigures(rows, sel).find((f) => f.name === "fig4c-distance-vs-ratio")!.spec);
+  for (const label of ["random-mask (dtype=float32)", "random-mask (dtype=bfloat16)"]) assert.ok(svg.includes(`>${label}</text>`), label);
 });
 
 test("golden: randmask report on the committed database reproduces the committed tables", () => {
@@ -184,7 +188,7 @@ test("golden: randmask report on the committed database reproduces the committed
     for (const args of [["report", "--db", file, "--out", join(dir, "r-other")], ["sweep", "results", "--db", file]]) {
       const o = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
       assert.notEqual(o.status, 0, args.join(" "));
-      assert.match(o.stderr, /not a randmask results database \(it has no runs table\)/);
+      assert.match(o.stderr, /not a randmask results database \(it has no runs table; nothing was written to it\)/);
     }
     assert.deepEqual(readFileSync(file), before, `${file} unchanged`);
   }

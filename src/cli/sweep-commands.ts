@@ -1,5 +1,5 @@
 // `randmask sweep run|status|results` and `randmask report`.
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { ResultsDb, STATUSES } from "../sweep/db.js";
@@ -49,6 +49,7 @@ export const sweepCommand = defineCommand({
       return sweepSubmit(file, queueAddress(v.queue), v["retry-failed"]);
     }
     if (!v.db) throw new UsageError("--db FILE is required (the SQLite results database)");
+    checkDbNotFolder(v.db);
     if (action === "run" || action === "collect") checkRunFolders(v.db, v["out-dir"]);
     if (action === "run") {
       if (!file) throw new UsageError("expected the sweep file (sweep run FILE --db results.sqlite)");
@@ -76,9 +77,14 @@ function checkRunFolders(db: string, outDir: string | undefined): void {
   if (outDir === undefined) dirs.push([runsFolder(db, outDir), "the run folders, --out-dir's default"]);
   for (const [dir, what] of dirs) {
     const fault = outputFolderFault(dir);
-    if (fault) throw new UsageError(`--db ${db}: ${fault.path} is a file, expected a folder (for ${what})`);
+    if (fault) throw new UsageError(`--db ${db}: ${fault.text.startsWith("is ") ? `${dir} ${fault.text}` : fault.text}, expected a folder (for ${what})`);
   }
   if (outDir !== undefined) checkOutputFolder("out-dir", outDir, "the run folders");
+}
+
+/** A --db naming a folder is a usage error (SQLite's own message, "unable to open database file", says nothing of it). */
+function checkDbNotFolder(db: string): void {
+  if (existsSync(db) && statSync(db).isDirectory()) throw new UsageError(`--db ${db}: is a folder, expected the results database file (SQLite)`);
 }
 
 /** --out-dir, or `<db without its extension>-runs`. */
@@ -103,8 +109,8 @@ function loadChecked(file: string): Sweep {
 async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<void> {
   const sweep = loadChecked(file); // validates everything before the database is touched
   const outDir = runsFolder(dbPath, outDirFlag);
+  const db = ResultsDb.open(dbPath, { create: true }); // first: a database it refuses leaves no run folder behind
   mkdirSync(outDir, { recursive: true });
-  const db = ResultsDb.open(dbPath, { create: true });
   try {
     const added = db.addRuns(sweep);
     process.stderr.write(`sweep ${sweep.name}: ${sweep.runs.length} runs (${added} new) · db ${dbPath} · runs in ${outDir} · ${workers} worker(s)\n`);
@@ -171,6 +177,7 @@ export const reportCommand = defineCommand({
       throw new UsageError(`--out ${v.out}: holds files and is not a report folder randmask wrote (no ${REPORT_MARKER} there); nothing was written ` +
         "(expected an absent or empty folder, or an earlier report's)");
     }
+    checkDbNotFolder(v.db);
     const db = ResultsDb.open(v.db);
     try {
       const { writeReport } = await import("../sweep/report.js"); // Vega and resvg load only for reports

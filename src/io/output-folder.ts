@@ -1,12 +1,12 @@
 // Whether a path can become a command's output folder, checked before anything is read or
 // written, so a bad --out is one clear error instead of a raw ENOTDIR / EEXIST half-way.
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 export interface OutputFolderFault {
-  /** "file": the path, or the nearest existing path above it, is a file; "not-empty": it is a folder holding files. */
+  /** "file": the path, or the nearest existing path above it, is a file or a broken link; "not-empty": it is a folder holding files. */
   kind: "file" | "not-empty";
-  /** "is a file", "<path above> is a file" or "exists and is not empty". */
+  /** "is a file", "<path above> is a file", "is a broken symbolic link (to T)" or "exists and is not empty". */
   text: string;
   /** The file in the way, or the folder that is not empty. */
   path: string;
@@ -20,11 +20,24 @@ export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): Out
   const full = resolve(dir);
   for (let p = full; ; p = dirname(p)) {
     if (!existsSync(p)) {
+      // existsSync follows links: a link whose target is gone would pass here and fail at mkdir.
+      if (isLink(p)) {
+        return { kind: "file", text: `${p === full ? "is" : `${p} is`} a broken symbolic link (to ${readlinkSync(p)})`, path: p };
+      }
       if (p === dirname(p)) return null;
       continue;
     }
     if (!statSync(p).isDirectory()) return { kind: "file", text: p === full ? "is a file" : `${p} is a file`, path: p };
     if (o.empty && p === full && readdirSync(p).length > 0) return { kind: "not-empty", text: "exists and is not empty", path: p };
     return null;
+  }
+}
+
+/** Whether `p` itself is a symbolic link (false when it, or a folder above it, is missing or a file). */
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
   }
 }

@@ -5,7 +5,9 @@
 import type { TopLevelSpec } from "vega-lite";
 import { writeFileAtomic } from "../io/atomic.js";
 
-const CONFIG = { font: "DejaVu Sans, sans-serif", axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11, titleFontSize: 12 },
+// labelLimit 0: legend labels in full (Vega cuts them at 160 px, and series labels such as
+// "random-mask (dtype=bfloat16)" differ only at the end).
+const CONFIG = { font: "DejaVu Sans, sans-serif", axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 0 },
   title: { fontSize: 14 }, header: { labelFontSize: 12, titleFontSize: 12 } };
 
 /** The SVG text of a Vega-Lite spec. */

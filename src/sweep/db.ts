@@ -80,14 +80,15 @@ export class ResultsDb {
 
   /** Opens a results database (creating it when `create`); refuses a file that is not one, and never writes to it then. */
   static open(path: string, opts: { create?: boolean } = {}): ResultsDb {
-    if (!opts.create && !existsSync(path)) throw new Error(`--db ${path}: not found`);
+    const existed = existsSync(path);
+    if (!opts.create && !existed) throw new Error(`--db ${path}: not found`);
     let db: Database.Database;
     try {
       db = new Database(path);
-      // Reading commands must not turn someone else's file (or an empty one) into a results database.
-      if (!opts.create && !db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get()) {
+      // No command turns someone else's file (or an empty one) into a results database: only a new path is created.
+      if (existed && !db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get()) {
         db.close();
-        throw new Error("it has no runs table");
+        throw new Error("it has no runs table; nothing was written to it");
       }
       db.pragma("journal_mode = WAL");
       db.pragma("busy_timeout = 30000");

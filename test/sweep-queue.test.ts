@@ -127,7 +127,8 @@ test("a well-formed queue address where nothing answers exits 1 from every queue
   const port = await freePort(); // nothing listens there
   const url = `redis://:${PASSWORD}@127.0.0.1:${port}/0`;
   const db = join(work, "unreachable.sqlite"), dbWait = join(work, "unreachable-wait.sqlite");
-  const runs = [["sweep", "submit", sweepPath], ["sweep", "collect", "--db", db], ["sweep", "collect", "--wait", "--db", dbWait], ["worker"]].map((args) => {
+  const runs = [["sweep", "submit", sweepPath], ["sweep", "collect", "--db", db], ["sweep", "collect", "--wait", "--db", dbWait],
+    ["worker", "--artifacts", join(work, "unreached-artifacts", "a")]].map((args) => {
     const p = start([...args, "--queue", url]);
     return Promise.race([p.exit, sleep(40_000).then(() => { p.p.kill("SIGKILL"); return "hung"; })]).then((code) => ({ args, code, out: p.out() }));
   });
@@ -137,6 +138,7 @@ test("a well-formed queue address where nothing answers exits 1 from every queue
     assert.ok(!out.includes(PASSWORD));
   }
   for (const f of [db, dbWait]) assert.ok(!existsSync(f), `collect left an empty ${f} behind`);
+  assert.ok(!existsSync(join(work, "unreached-artifacts")), "the worker left its --artifacts folder behind");
 });
 
 test("a job's payload is checked before anything runs: only runs of a sweep file's own schema pass", () => {

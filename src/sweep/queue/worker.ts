@@ -35,7 +35,6 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const threads = Math.max(1, Math.floor(Number(process.env.RANDMASK_THREADS || availableParallelism()) / o.concurrency));
   const workDir = o.artifactsDir ? resolve(o.artifactsDir) : join(tmpdir(), `randmask-worker-${process.pid}`);
-  mkdirSync(workDir, { recursive: true });
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   const lockMs = (o.lockS ?? 30) * 1000;
@@ -114,12 +113,13 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
       // Retrying cannot fix a wrong user or password, nor an address never reached: stop with the error.
       // Once connected, errors are a Redis restart or a network blip, and ioredis reconnects by itself.
       if (isAuthError(msg) || (!everReady && ++startupErrors >= STARTUP_ATTEMPTS)) return giveUp(msg);
-      if (msg !== lastError) log(`queue ${address.shown}: ${msg}`);
+      if (msg !== lastError) log(`queue ${address.shown}: ${msg}${everReady ? "" : ` (attempt ${startupErrors} of ${STARTUP_ATTEMPTS}, trying again)`}`);
       lastError = msg;
     });
     worker.on("ready", () => { lastError = ""; everReady = true; });
     await Promise.race([worker.waitUntilReady(), finished]).catch((e) => { throw new Error(`--queue ${address.shown}: ${redactError(e, address)}`); });
     if (!stopping) {
+      mkdirSync(workDir, { recursive: true }); // only once the queue answered: a worker that gives up leaves no folder
       log(`worker ${hostname()}:${process.pid} on ${address.shown}: ${o.concurrency} run(s) at once, ${threads} thread(s) each, lock ${lockMs / 1000} s, ` +
         `at most ${o.maxRetries ?? 2} retries of a lost run, files ${o.artifactsDir ? `in ${workDir}` : "in the results"}`);
       worker.run().catch((e) => giveUp(redactError(e, address)));

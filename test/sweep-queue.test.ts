@@ -106,10 +106,18 @@ test("--queue faults on every queue command: one prefix, a bad %-escape or port 
   const commands = (url: string[]): string[][] => [["sweep", "submit", sweepPath, ...url], ["sweep", "collect", "--db", db, ...url], ["sweep", "collect", "--wait", "--db", db, ...url],
     ["worker", ...url]];
   const prefix = (args: string[]) => `randmask ${args[0] === "sweep" ? `sweep ${args[1]}` : args[0]}: `;
+  assert.throws(() => parseQueueUrl("redis://:hunter2@loc%zzalhost:6379/0"),
+    (e: Error) => e.message.startsWith("--queue redis://:***@loc%zzalhost:6379/0: the host loc%zzalhost has a '%'") && !e.message.includes("hunter2"));
   for (const args of commands(["--queue", ""])) {
-    const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...env, RANDMASK_QUEUE: "" } });
+    // an empty --queue is named as such, and does not fall back to a RANDMASK_QUEUE that is set
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...env, RANDMASK_QUEUE: "redis://127.0.0.1:1/0" } });
     assert.equal(r.status, 2, r.stderr);
-    assert.equal(r.stderr, `${prefix(args)}--queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0\n`, "the command is named once");
+    assert.equal(r.stderr, `${prefix(args)}--queue is empty: expected a URL, e.g. --queue redis://127.0.0.1:6379/0 (an empty --queue does not fall back to RANDMASK_QUEUE)\n`,
+      "the command is named once");
+  }
+  for (const args of commands([]).slice(0, 1)) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...env, RANDMASK_QUEUE: "" } });
+    assert.equal(r.stderr, `${prefix(args)}--queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0\n`);
   }
   for (const [url, shown, why] of [["redis://:%zz@127.0.0.1:6399", "redis://:***@127.0.0.1:6399", "the password has a malformed %-escape"],
     [`redis://:${PASSWORD}@127.0.0.1:99999`, "redis://:***@127.0.0.1:99999", "port 99999 is not an integer in 1–65535"]]) {
@@ -287,6 +295,7 @@ test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     }
     assert.match((await queue.getJob(evil))!.failedReason, /config: methods\[0\]\.method: unknown method 'sh -c 'touch pwned''/);
     assert.match(coordinator.out(), /rejected job junk: malformed job "junk"/);
+    assert.match(coordinator.out(), /13 runs · 13 results stored now, 0 stored before, 0 queued or running/, "every pass of --wait counts");
     assert.ok(!existsSync(join(work, "pwned")) && !existsSync("pwned"));
     for (const p of [...workers.map((w) => w.out()), coordinator.out(), first.stdout, first.stderr]) assert.ok(!p.includes(PASSWORD), "the password is printed");
 

@@ -12,6 +12,7 @@ export const QUEUE_FLAG: FlagDef = {
 
 /** The queue's address from --queue or $RANDMASK_QUEUE; a usage error (exit 2) when neither is given or it is malformed. */
 export function queueAddress(flag: string | undefined): QueueAddress {
+  if (flag === "") throw new UsageError("--queue is empty: expected a URL, e.g. --queue redis://127.0.0.1:6379/0 (an empty --queue does not fall back to RANDMASK_QUEUE)");
   const url = flag ?? process.env.RANDMASK_QUEUE;
   if (!url) throw new UsageError("--queue URL is required (or set RANDMASK_QUEUE), e.g. --queue redis://127.0.0.1:6379/0");
   try { return parseQueueUrl(url); } catch (e) { throw new UsageError((e as Error).message); }

@@ -11,7 +11,7 @@ import { QUEUE_NAME, readRunJob, validateRunResult, type RunJob } from "./payloa
 import { oneShot, redactError, untilReached, type QueueAddress } from "./redis-url.js";
 
 export interface Collected {
-  /** Runs the queue holds, and of those: results stored by this pass, results already in the database, runs still queued or running. */
+  /** Runs the queue holds, and of those: results stored by this call (every pass of a --wait), results in the database before it, runs still queued or running. */
   runs: number; stored: number; known: number; unfinished: number;
   /** Jobs that are not randmask runs, or that workers refused: their ids and reasons. */
   rejected: { id: string; reason: string }[];
@@ -41,6 +41,7 @@ export async function collectResults(address: QueueAddress, db: ResultsDb, o: Co
   try {
     await queue.waitUntilReady();
     everReady = true;
+    let storedEarlier = 0; // by this call's earlier passes: the last pass counts them as known
     for (;;) {
       let c: Collected;
       try {
@@ -52,7 +53,10 @@ export async function collectResults(address: QueueAddress, db: ResultsDb, o: Co
         continue;
       }
       // the lists are read one after another: a job moving between them may be missed, the counts are exact
-      if (!o.waitS || (c.unfinished === 0 && Object.values(await queue.getJobCounts("waiting", "active", "delayed", "prioritized")).every((n) => n === 0))) return c;
+      if (!o.waitS || (c.unfinished === 0 && Object.values(await queue.getJobCounts("waiting", "active", "delayed", "prioritized")).every((n) => n === 0))) {
+        return { ...c, stored: c.stored + storedEarlier, known: c.known - storedEarlier };
+      }
+      storedEarlier += c.stored;
       await sleep(o.waitS * 1000);
     }
   } catch (e) {

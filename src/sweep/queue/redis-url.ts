@@ -43,7 +43,8 @@ export function redactUrl(url: string): string {
 
 /**
  * Parses `--queue`. Throws one error naming the flag and the expected form, with the URL redacted (redactUrl):
- * a port outside 1–65535, a malformed %-escape in the user or password, an unknown scheme, a database that is no number.
+ * a port outside 1–65535, a malformed %-escape in the user or password, a '%' in the host, an unknown scheme, a database
+ * that is no number.
  * Defaults: port 6379, database 0.
  */
 export function parseQueueUrl(url: string): QueueAddress {
@@ -60,6 +61,8 @@ export function parseQueueUrl(url: string): QueueAddress {
   }
   if (!u.hostname) bad("no host"); // first: without a host the scheme may be part of a bare password ("abc:def")
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") bad(`unsupported scheme '${u.protocol}'`);
+  // redis: is no special scheme to WHATWG, so its host is opaque and may hold %-escapes no resolver takes.
+  if (u.hostname.includes("%")) bad(`the host ${u.hostname} has a '%' (a host is a name of letters, digits, '-' and '.', an IPv4 address or an [IPv6] one)`);
   const dbText = u.pathname.replace(/^\//, "");
   if (dbText !== "" && !/^\d+$/.test(dbText)) bad(`database '${dbText}' is not a number`);
   if (u.search || u.hash) bad("query strings and fragments are not read");

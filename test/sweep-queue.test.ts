@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Queue } from "bullmq";
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
-import { loadSweep } from "../src/sweep/spec.js";
-import { QUEUE_NAME, RUN_SCHEMA, MalformedJobError, runJobs, validateRunJob } from "../src/sweep/queue/payload.js";
+import { loadSweep, runId } from "../src/sweep/spec.js";
+import { QUEUE_NAME, RUN_SCHEMA, MalformedJobError, jobIdOf, runIdOfJob, runJobs, validateRunJob } from "../src/sweep/queue/payload.js";
 import { parseQueueUrl, redactUrl } from "../src/sweep/queue/redis-url.js";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
 
@@ -151,18 +151,19 @@ test("a well-formed queue address where nothing answers exits 1 from every queue
 
 test("a job's payload is checked before anything runs: only runs of a sweep file's own schema pass", () => {
   const [job] = runJobs(loadSweep(sweepPath));
-  assert.equal(validateRunJob(job.id, JSON.parse(JSON.stringify(job))).id, job.id);
+  assert.equal(validateRunJob(jobIdOf(job.id), JSON.parse(JSON.stringify(job))).id, job.id);
   const bad = (jobId: string, data: unknown, re: RegExp) =>
     assert.throws(() => validateRunJob(jobId, data), (e: Error) => e instanceof MalformedJobError && re.test(e.message) && /not executed$/.test(e.message), String(re));
   bad("x", "rm -rf /", /malformed job "x": the data is not an object/);
-  bad(job.id, { ...job, schema: "other/1" }, /schema "other\/1", expected "randmask-run\/1"/);
-  bad(job.id, { ...job, command: "sh" }, /unknown field\(s\) command/);
-  bad("0123456789abcdef", job, /id [0-9a-f]{16} differs from the job id/);
-  bad(job.id, { ...job, config: { ...job.config, method: "nope" } }, /config: methods\[0\]\.method: unknown method 'nope'/);
-  bad(job.id, { ...job, config: { ...job.config, model: "/nowhere" } }, /config: models: \/nowhere has no config\.json/);
-  bad(job.id, { ...job, config: { ...job.config, train: { ...job.config.train, lr: 0.5 } } }, /its hash is not the job id/);
-  bad(job.id, { ...job, config: { ...job.config, extra: 1 } }, /its hash is not the job id/);
-  bad(job.id, { ...job, config: { ...job.config, train: { ...job.config.train, batchSize: -1 } } }, /train\.batchSize: expected a positive integer/);
+  bad(jobIdOf(job.id), { ...job, schema: "other/1" }, /schema "other\/1", expected "randmask-run\/1"/);
+  bad(jobIdOf(job.id), { ...job, command: "sh" }, /unknown field\(s\) command/);
+  bad("run-0123456789abcdef", job, /id [0-9a-f]{16} differs from the job id/);
+  bad(job.id, job, /id [0-9a-f]{16} differs from the job id/); // the bare run id is no job id of ours
+  bad(jobIdOf(job.id), { ...job, config: { ...job.config, method: "nope" } }, /config: methods\[0\]\.method: unknown method 'nope'/);
+  bad(jobIdOf(job.id), { ...job, config: { ...job.config, model: "/nowhere" } }, /config: models: \/nowhere has no config\.json/);
+  bad(jobIdOf(job.id), { ...job, config: { ...job.config, train: { ...job.config.train, lr: 0.5 } } }, /its hash is not the job id/);
+  bad(jobIdOf(job.id), { ...job, config: { ...job.config, extra: 1 } }, /its hash is not the job id/);
+  bad(jobIdOf(job.id), { ...job, config: { ...job.config, train: { ...job.config.train, batchSize: -1 } } }, /train\.batchSize: expected a positive integer/);
 });
 
 test("the CLI: a queue that cannot be reached is one error without the password; --device cuda is refused", { skip: noRedis }, async () => {
@@ -237,8 +238,8 @@ test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     assert.match(first.stdout, /sweep grid: 13 runs · 13 queued, 0 already in the queue · redis:\/\/:\*\*\*@127\.0\.0\.1/);
     // a malformed job: a real run's payload with its command line swapped in; and one that is no run at all
     const [real] = runJobs(loadSweep(sweepPath));
-    const evil = "0000000000000000";
-    await queue.add("run", { ...real, id: evil, config: { ...real.config, method: "sh -c 'touch pwned'" } }, { jobId: evil });
+    const evil = jobIdOf("0000000000000000");
+    await queue.add("run", { ...real, id: runIdOfJob(evil), config: { ...real.config, method: "sh -c 'touch pwned'" } }, { jobId: evil });
     await queue.add("run", { schema: RUN_SCHEMA, id: "junk" }, { jobId: "junk" });
 
     const workerArgs = ["worker", "--queue", url, "--lock-s", "10", "--max-retries", "2"];
@@ -365,7 +366,7 @@ test("a run whose worker is lost more often than --max-retries allows is failed 
   }
 });
 
-test("Ctrl-C on a worker hands its run back at once; --artifacts keeps run folders in a shared folder, named in the database", { skip: noRedis, timeout: 120_000 }, async () => {
+test("a run whose id is all digits is queued (BullMQ refuses integer job ids); Ctrl-C on a worker hands its run back at once; --artifacts keeps run folders in a shared folder, named in the database", { skip: noRedis, timeout: 120_000 }, async () => {
   const redisDir = mkdtempSync(join(work, "redis-"));
   const port = await freePort();
   const redis = await startRedis(redisDir, port);
@@ -374,10 +375,20 @@ test("Ctrl-C on a worker hands its run back at once; --artifacts keeps run folde
   const procs: ChildProcess[] = [];
   try {
     const file = join(work, "art.json");
-    writeFileSync(file, JSON.stringify({ name: "art", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
-      epochs: [4], train: { batchSize: 8 }, lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] }));
-    assert.equal(spawnSync(process.execPath, [cli, "sweep", "submit", file, "--queue", url], { encoding: "utf8", env }).status, 0);
+    const spec = { name: "art", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
+      epochs: [4], train: { batchSize: 8 }, lrs: [1e-3], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] };
+    writeFileSync(file, JSON.stringify(spec));
+    // the seed that makes this run's id all decimal digits, which BullMQ refuses as a job id ("Custom Id cannot be
+    // integers"); about one id in 2,000 is one
+    const { config } = loadSweep(file).runs[0];
+    let seed = 0;
+    const withSeed = (s: number) => ({ ...config, train: { ...config.train, seed: s }, methodOptions: { ...config.methodOptions, seed: s } });
+    while (!/^[1-9][0-9]{15}$/.test(runId(withSeed(seed)))) seed++;
+    writeFileSync(file, JSON.stringify({ ...spec, seeds: [seed] }));
     const [id] = loadSweep(file).runs.map((r) => r.id);
+    assert.match(id, /^[0-9]{16}$/);
+    const submitted = spawnSync(process.execPath, [cli, "sweep", "submit", file, "--queue", url], { encoding: "utf8", env });
+    assert.equal(submitted.status, 0, submitted.stderr);
     const shared = join(work, "shared-artifacts");
     const args = ["worker", "--queue", url, "--artifacts", shared];
     const first = start(args);
@@ -386,7 +397,7 @@ test("Ctrl-C on a worker hands its run back at once; --artifacts keeps run folde
     first.p.kill("SIGINT");
     assert.equal(await first.exit, 0, first.out());
     assert.match(first.out(), /stopping: runs in flight go back to the queue/);
-    assert.equal(await (await queue.getJob(id))!.getState(), "waiting", "handed back without waiting for its lock to expire");
+    assert.equal(await (await queue.getJob(jobIdOf(id)))!.getState(), "waiting", "handed back without waiting for its lock to expire");
     const second = start(args);
     procs.push(second.p);
     await until("the run is stored", () => new RegExp(`^stored ${id} completed`, "m").test(second.out()), 90);
@@ -397,7 +408,7 @@ test("Ctrl-C on a worker hands its run back at once; --artifacts keeps run folde
     assert.deepEqual([row.status, row.attempts, row.run_dir, row.adapter_dir], ["completed", 2, join(shared, id), join(shared, id, "adapter")]);
     assert.ok(existsSync(join(shared, id, "adapter", "adapter_model.safetensors")));
     assert.equal(JSON.parse(readFileSync(join(shared, id, "metrics.json"), "utf8")).dev_per_epoch.length, 4);
-    assert.equal((await queue.getJob(id))!.returnvalue.files, null, "the files are not in the result");
+    assert.equal((await queue.getJob(jobIdOf(id)))!.returnvalue.files, null, "the files are not in the result");
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
     await queue.close().catch(() => {});

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { buildInfo } from "../src/engine/index.js";
 import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec.js";
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
-import { RUN_SCHEMA, validateRunJob } from "../src/sweep/queue/payload.js";
+import { RUN_SCHEMA, jobIdOf, validateRunJob } from "../src/sweep/queue/payload.js";
 import type { ImageTrainOptions } from "../src/train/image-trainer.js";
 import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
 
@@ -290,6 +290,6 @@ test("a bad hessian option in a sweep file names the key", () => {
   assert.equal(on.runs[1].config.hessian, undefined);
   // a queued job (sweep submit) carries the option through the worker's checks unchanged
   for (const r of on.runs) {
-    assert.deepEqual(validateRunJob(r.id, { schema: RUN_SCHEMA, id: r.id, sweep: "h", index: 0, config: r.config }).config, r.config);
+    assert.deepEqual(validateRunJob(jobIdOf(r.id), { schema: RUN_SCHEMA, id: r.id, sweep: "h", index: 0, config: r.config }).config, r.config);
   }
 });

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ResultsDb } from "../db.js";
 import type { Sweep } from "../spec.js";
-import { QUEUE_NAME, readRunJob, validateRunResult, type RunJob } from "./payload.js";
+import { QUEUE_NAME, readRunJob, runIdOfJob, validateRunResult, type RunJob } from "./payload.js";
 import { oneShot, redactError, untilReached, type QueueAddress } from "./redis-url.js";
 
 export interface Collected {
@@ -75,11 +75,13 @@ async function collectOnce(queue: Queue, db: ResultsDb, outDir: string, log: (l:
   const done = new Set(finishedIds);
   const openIds = (await queue.getRanges(["active", "waiting", "delayed", "prioritized"], 0, -1, true)).filter((id) => !done.has(id));
   const all = [...new Set([...finishedIds, ...openIds])];
-  const status = () => new Map(db.rows(all).map((r) => [r.id, r.status]));
+  // rows are keyed by run id; a job id without one (runIdOfJob: undefined) is no randmask run
+  const status = () => new Map(db.rows(all.map(runIdOfJob).filter((r): r is string => r !== undefined)).map((r) => [r.id, r.status]));
   let rows = status();
+  const inDb = (jobId: string) => rows.has(runIdOfJob(jobId) ?? "");
   const rejected: Collected["rejected"] = [];
   const fresh: { job: Job; run: RunJob }[] = [];
-  for (const id of all.filter((i) => !rows.has(i))) {
+  for (const id of all.filter((i) => !inDb(i))) {
     const job = await queue.getJob(id);
     if (!job) continue; // removed meanwhile
     const run = readRunJob(id, job.data);
@@ -96,17 +98,18 @@ async function collectOnce(queue: Queue, db: ResultsDb, outDir: string, log: (l:
   for (const s of sweeps.values()) db.addRuns(s);
   rows = status();
   let stored = 0, known = 0;
-  for (const id of finishedIds.filter((i) => rows.has(i))) {
-    if (rows.get(id) !== "pending" && rows.get(id) !== "running") { known++; continue; }
+  for (const id of finishedIds.filter(inDb)) {
+    const row = rows.get(runIdOfJob(id)!);
+    if (row !== "pending" && row !== "running") { known++; continue; }
     const job = await queue.getJob(id);
     if (job && storeJob(job, db, outDir, log)) stored++;
   }
-  return { runs: rows.size, stored, known, unfinished: openIds.filter((i) => rows.has(i)).length, rejected };
+  return { runs: rows.size, stored, known, unfinished: openIds.filter(inDb).length, rejected };
 }
 
 /** Stores a finished job's result (or its failure) in its row; false when the row already had one. */
 function storeJob(job: Job, db: ResultsDb, outDir: string, log: (l: string) => void): boolean {
-  const id = job.id!;
+  const id = runIdOfJob(job.id)!;
   const finishedAt = (job.finishedOn ?? Date.now()) / 1000;
   if (job.failedReason && !job.returnvalue) {
     // lost more often than allowed, or refused by a worker (e.g. a model folder it lacks): a failure without a run folder
@@ -118,7 +121,7 @@ function storeJob(job: Job, db: ResultsDb, outDir: string, log: (l: string) => v
     if (ok) log(`${id}: failed: ${reason}`);
     return ok;
   }
-  const res = validateRunResult(id, job.returnvalue);
+  const res = validateRunResult(job.id, job.returnvalue);
   const runDir = res.files ? writeFiles(join(outDir, id), res.files) : res.dir === null ? null : res.shared ? res.dir : `${res.host}:${res.dir}`;
   const has = (p: string) => (res.files ? Object.keys(res.files).some((f) => f === p || f.startsWith(`${p}/`)) : res.status !== "failed");
   const ok = db.storeResult(id, { record: res.record, error: res.error, attempts: res.attempt, wallS: res.wallS, host: res.host, version: res.randmaskVersion,

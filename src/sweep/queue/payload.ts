@@ -10,9 +10,22 @@ export const QUEUE_NAME = "randmask-runs";
 export const RUN_SCHEMA = "randmask-run/1";
 export const RESULT_SCHEMA = "randmask-result/1";
 
+/**
+ * The BullMQ job id of a run: its id behind a prefix. BullMQ refuses a custom id that reads as an
+ * integer ("Custom Id cannot be integers"), and a 16-hex-digit hash is all decimal digits about once
+ * in 2,000 runs; a prefix makes every run's job id valid.
+ */
+export const jobIdOf = (runId: string): string => `run-${runId}`;
+
+/** The run id inside a job id made by jobIdOf; undefined for any other job id (not one of randmask's runs). */
+export function runIdOfJob(jobId: string | undefined): string | undefined {
+  const m = /^run-([0-9a-f]{16})$/.exec(jobId ?? "");
+  return m ? m[1] : undefined;
+}
+
 export interface RunJob {
   schema: typeof RUN_SCHEMA;
-  /** The run's id (sha256 of its configuration, src/sweep/spec.ts runId); also the BullMQ job id. */
+  /** The run's id (sha256 of its configuration, src/sweep/spec.ts runId); the BullMQ job id is jobIdOf(id). */
   id: string;
   sweep: string;
   /** Position in the sweep file's expansion, so the results database keeps the file's order. */
@@ -57,8 +70,8 @@ export function runJobs(sweep: Sweep): RunJob[] {
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
- * Checks a job's data before anything runs: the schema tag, the id (= job id = hash of the
- * configuration), and the configuration itself through the sweep file's checks (known task,
+ * Checks a job's data before anything runs: the schema tag, the id (= hash of the configuration,
+ * and the one in the job id), and the configuration itself through the sweep file's checks (known task,
  * method and options, an existing model folder on this machine, valid training options).
  * Throws MalformedJobError naming the job and the first problem.
  */
@@ -70,7 +83,7 @@ export function validateRunJob(jobId: string | undefined, data: unknown): RunJob
   if (extra.length) fail(`unknown field(s) ${extra.join(", ")}`);
   if (d.schema !== RUN_SCHEMA) fail(`schema ${JSON.stringify(d.schema)}, expected ${JSON.stringify(RUN_SCHEMA)}`);
   if (typeof d.id !== "string" || !/^[0-9a-f]{16}$/.test(d.id)) fail("id: expected 16 hex digits");
-  if (d.id !== jobId) fail(`id ${d.id} differs from the job id`);
+  if (d.id !== runIdOfJob(jobId)) fail(`id ${d.id} differs from the job id`);
   if (typeof d.sweep !== "string" || d.sweep === "") fail("sweep: expected a name");
   if (!Number.isSafeInteger(d.index) || (d.index as number) < 0) fail("index: expected a non-negative integer");
   const c = d.config;
@@ -94,12 +107,13 @@ export function validateRunJob(jobId: string | undefined, data: unknown): RunJob
 
 /**
  * The collector's check of a job's data (it may lack the model folders): the schema tag and an id
- * equal to the job id and to the configuration's hash. Null when the job is not one of randmask's runs.
+ * equal to the one in the job id and to the configuration's hash. Null when the job is not one of randmask's runs.
  */
 export function readRunJob(jobId: string | undefined, data: unknown): RunJob | null {
-  if (!isObject(data) || data.schema !== RUN_SCHEMA || data.id !== jobId || !isObject(data.config)) return null;
+  const id = runIdOfJob(jobId);
+  if (id === undefined || !isObject(data) || data.schema !== RUN_SCHEMA || data.id !== id || !isObject(data.config)) return null;
   if (typeof data.sweep !== "string" || !Number.isSafeInteger(data.index)) return null;
-  return runId(data.config as unknown as RunConfig) === jobId ? (data as unknown as RunJob) : null;
+  return runId(data.config as unknown as RunConfig) === id ? (data as unknown as RunJob) : null;
 }
 
 /** Checks a job's return value as the collector reads it; throws naming the job when it is not a result. */
@@ -107,7 +121,7 @@ export function validateRunResult(jobId: string | undefined, v: unknown): RunRes
   const fail = (msg: string): never => { throw new Error(`job ${JSON.stringify(jobId ?? "?")}: result ${msg}`); };
   if (!isObject(v) || v.schema !== RESULT_SCHEMA) fail(`is not a ${RESULT_SCHEMA}`);
   const r = v as unknown as RunResult;
-  if (r.id !== jobId) fail("names another run");
+  if (r.id !== runIdOfJob(jobId)) fail("names another run");
   if (!["completed", "diverged", "failed"].includes(r.status)) fail(`status ${JSON.stringify(r.status)}`);
   if (r.status !== "failed" && !isObject(r.record)) fail("has no record");
   if (r.files !== null && !isObject(r.files)) fail("files: expected an object");

@@ -1,8 +1,8 @@
-// `randmask sweep submit`: one BullMQ job per run, the run's id as the job id, so submitting
+// `randmask sweep submit`: one BullMQ job per run, the run's id in the job id, so submitting
 // again adds only runs the queue does not hold (queued, running, done or failed).
 import { Queue } from "bullmq";
 import type { Sweep } from "../spec.js";
-import { QUEUE_NAME, runJobs } from "./payload.js";
+import { QUEUE_NAME, jobIdOf, runJobs } from "./payload.js";
 import { oneShot, redactError, type QueueAddress } from "./redis-url.js";
 
 export interface Submitted { added: number; present: number; retried: number }
@@ -18,10 +18,10 @@ export async function submitSweep(sweep: Sweep, address: QueueAddress, retryFail
   try {
     await queue.waitUntilReady();
     const jobs = runJobs(sweep);
-    const held = await Promise.all(jobs.map((j) => queue.getJob(j.id)));
+    const held = await Promise.all(jobs.map((j) => queue.getJob(jobIdOf(j.id))));
     const fresh = jobs.filter((_, i) => !held[i]);
     // attempts 1: a run that fails is a result; only a lost worker (stalled job) gives it another try
-    await queue.addBulk(fresh.map((j) => ({ name: "run", data: j, opts: { jobId: j.id, attempts: 1 } })));
+    await queue.addBulk(fresh.map((j) => ({ name: "run", data: j, opts: { jobId: jobIdOf(j.id), attempts: 1 } })));
     let retried = 0;
     if (retryFailed) {
       for (const job of held) if (job && (await job.getState()) === "failed") { await job.retry("failed"); retried++; }

@@ -103,7 +103,7 @@ export async function runWorker(address: QueueAddress, o: WorkerOptions): Promis
       stalledInterval: Math.max(1000, Math.floor(lockMs / 2)), maxStalledCount: o.maxRetries ?? 2,
     });
     // logged once Redis has stored the result: each run's line appears once over all workers
-    worker.on("completed", (job, r: RunResult) => log(`stored ${job.id} ${r.status}${r.error ? `: ${r.error.split("\n").at(-1)}` : ""} (${r.wallS.toFixed(1)} s)`));
+    worker.on("completed", (_job, r: RunResult) => log(`stored ${r.id} ${r.status}${r.error ? `: ${r.error.split("\n").at(-1)}` : ""} (${r.wallS.toFixed(1)} s)`));
     worker.on("failed", (job, e) => { if (!(e instanceof UnrecoverableError)) log(`failed ${job?.id}: ${redactError(e, address)}`); });
     let lastError = "";
     let everReady = false;

@@ -49,7 +49,7 @@ export const generateCommand = defineCommand({
     dtype: DTYPE_FLAG,
     device: DEVICE_FLAG,
     prompt: { type: "string", description: "one prompt" },
-    file: { type: "string", arg: "FILE", description: "prompts: .txt (one per line) or .jsonl ({\"prompt\": …} per line)" },
+    file: { type: "file", description: "prompts: .txt (one per line) or .jsonl ({\"prompt\": …} per line)" },
     "max-new-tokens": { type: "integer", default: 50, check: positiveInt, expected: "a positive integer", description: "tokens generated at most per prompt" },
     stop: { type: "string", multiple: true, description: "end a prompt's text where this string appears (\\n understood)" },
     "batch-size": { type: "integer", default: 8, check: positiveInt, expected: "a positive integer", description: "prompts decoded together (left-padded)" },

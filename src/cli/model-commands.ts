@@ -18,8 +18,8 @@ export const logitsCommand = defineCommand({
     model: MODEL_FLAG,
     "input-ids": { type: "string", arg: "JSON", description: "language models: rectangular JSON array of token-id rows, e.g. [[2,100,200]]" },
     "attention-mask": { type: "string", arg: "JSON", defaultText: "all ones", description: "0/1 rows shaped like --input-ids (0: padding)" },
-    "pixel-values": { type: "string", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
-    head: { type: "string", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
+    "pixel-values": { type: "file", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
+    head: { type: "file", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
     dtype: DTYPE_FLAG,
     device: DEVICE_FLAG,
   },
@@ -42,6 +42,12 @@ export const logitsCommand = defineCommand({
     try {
       const vocab = model.config.vocabSize;
       if (ids.flat().some((t) => t < 0 || t >= vocab)) throw new UsageError(`--input-ids: token ids must lie in [0, ${vocab})`);
+      // positions count a row's attended tokens (padding takes none); learned position tables end at the limit
+      const max = model.config.maxPositionEmbeddings;
+      const longest = Math.max(...(mask ?? ids).map((r) => (mask ? r.filter((x) => x === 1).length : r.length)));
+      if (longest > max) {
+        throw new UsageError(`--input-ids: a row of ${longest} tokens, but the model has ${max} positions (max_position_embeddings in config.json)`);
+      }
       const logits = noGrad(() => tidy(() => {
         const shape = [ids.length, ids[0].length];
         const out = model.forward(tensor(ids.flat(), shape, "int64"), { attentionMask: mask ? tensor(mask.flat(), shape, "int64") : undefined });

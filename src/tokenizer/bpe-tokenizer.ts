@@ -13,6 +13,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { fsReason } from "../io/fs-reason.js";
 
 export interface TokenOffsets { ids: number[]; offsets: [number, number][] }
 
@@ -20,8 +21,15 @@ const SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<|endoftext|>"];
 
 type Json = Record<string, unknown>;
 
+function readText(file: string): string {
+  try { return readFileSync(file, "utf8"); } catch (e) {
+    throw new Error(`${file}: cannot read tokenizer file (${fsReason(e)})`);
+  }
+}
+
 function readJson(file: string): Json {
-  try { return JSON.parse(readFileSync(file, "utf8")); } catch (e) {
+  const text = readText(file);
+  try { return JSON.parse(text); } catch (e) {
     throw new Error(`${file}: cannot read tokenizer file (${(e as Error).message})`);
   }
 }
@@ -44,7 +52,7 @@ function byteLevelBpeJson(vocab: Record<string, number>, merges: string[]): Json
 }
 
 function readMerges(file: string): string[] {
-  return readFileSync(file, "utf8").split("\n").filter((l) => l && !l.startsWith("#version"));
+  return readText(file).split("\n").filter((l) => l && !l.startsWith("#version"));
 }
 
 /** A tokenizer_config.json token field: a string or {"content": …}. */
@@ -125,7 +133,12 @@ export class BpeTokenizer {
     const tj = join(dir, "tokenizer.json");
     const tc = join(dir, "tokenizer_config.json");
     const config = existsSync(tc) ? readJson(tc) : {};
-    if (existsSync(tj)) return new BpeTokenizer(readJson(tj), config, null);
+    if (existsSync(tj)) {
+      const json = readJson(tj);
+      try { return new BpeTokenizer(json, config, null); } catch (e) {
+        throw new Error(`${tj}: not a tokenizer randmask reads (${(e as Error).message})`);
+      }
+    }
     const vocabFile = join(dir, "vocab.json");
     const mergesFile = join(dir, "merges.txt");
     if (!existsSync(vocabFile) || !existsSync(mergesFile)) {

@@ -1,7 +1,7 @@
 // `randmask tokenize`: the ids (with the special tokens tokenizer_config.json
 // adds), tokens and character offsets a model's tokenizer gives for a text —
 // the first thing to check when a template misbehaves.
-import { readFileSync } from "node:fs";
+import { readTextFile } from "../io/text-file.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { UsageError, defineCommand } from "./args.js";
 import { checkLanguageModel } from "./shared-flags.js";
@@ -29,7 +29,7 @@ function tokenize(dir: string | undefined, textFlag: string | undefined, file: s
   if ((textFlag === undefined) === (file === undefined)) throw new UsageError("give exactly one of --text STR or --file F");
   let text: string;
   if (textFlag !== undefined) text = textFlag;
-  else text = readFileSync(file!, "utf8");
+  else text = readTextFile(file!);
   const tok = BpeTokenizer.fromDir(dir);
   const ids = tok.encode(text);
   const inner = tok.encodeWithOffsets(text);

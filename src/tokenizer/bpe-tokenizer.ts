@@ -167,7 +167,7 @@ export class BpeTokenizer {
 
   /**
    * Ids (no special tokens added) with each token's [start, end) span in the
-   * text (UTF-16 units). Each token's byte length comes from its own bytes
+   * text (UTF-16 units; a character split over tokens belongs to the first). Each token's byte length comes from its own bytes
    * (byte-level: one byte per symbol; byte fallback `<0xNN>`: one byte; "▁": a
    * space), so a token that is part of a multi-byte character is not mis-sized.
    */
@@ -177,7 +177,12 @@ export class BpeTokenizer {
     const lengths = (enc.tokens as string[]).map((t) => this.tokenByteLength(t));
     // a SentencePiece-style tokenizer prepends "▁" that is not in the text
     let skip = Math.max(0, lengths.reduce((a: number, b: number) => a + b, 0) - utf8.length);
-    const charAt = (b: number) => utf8.subarray(0, Math.min(b, utf8.length)).toString("utf8").length;
+    // a boundary inside a character moves to its end, so a span never splits a character (nor a UTF-16 surrogate pair)
+    const charAt = (b: number) => {
+      let end = Math.min(b, utf8.length);
+      while (end < utf8.length && (utf8[end] & 0xc0) === 0x80) end++;
+      return utf8.subarray(0, end).toString("utf8").length;
+    };
     const offsets: [number, number][] = [];
     let byte = 0;
     for (const len of lengths) {

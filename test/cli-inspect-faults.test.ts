@@ -234,3 +234,31 @@ test("prompt and text files: a UTF-8 byte-order mark is not part of the text; by
     assert.ok(r.stderr.includes(`${latin1}:2: not UTF-8 text (save the file as UTF-8)`), r.stderr);
   }
 });
+
+test("a Hugging Face PEFT adapter made for another architecture is named as such, not as a target_modules mismatch", () => {
+  const model = loadCausalLM(opt);
+  const peft = PeftModel.create(model, "lora", { r: 4 });
+  const dir = join(work, "peft-opt");
+  peft.save(dir, { format: "peft" });
+  peft.remove();
+  model.dispose();
+  const r = run("merge", "--model", join(sharedDir, "fixtures", "llama-tiny"), "--adapter", dir, "--out", join(work, "peft-merged"));
+  assert.equal(r.status, 1);
+  oneCleanLine(r.stderr);
+  assert.match(r.stderr, /peft-opt: tensors: the file has 'base_model\.model\.model\.decoder\.layers\.0\.self_attn\.q_proj\.lora_A\.weight', but this LlamaForCausalLM has no module 'model\.decoder\.layers\.0\.self_attn\.q_proj' \(the adapter was made for another model\)/);
+  assert.ok(!existsSync(join(work, "peft-merged")));
+});
+
+test("merge of a method that adds modules (prefix) is refused before any folder of --out is made", () => {
+  const model = loadCausalLM(opt);
+  const peft = PeftModel.create(model, "prefix", { numVirtualTokens: 2 });
+  const dir = join(work, "adapter-prefix");
+  peft.save(dir);
+  peft.remove();
+  model.dispose();
+  const r = run("merge", "--model", opt, "--adapter", dir, "--out", join(work, "new-parent", "merged"));
+  assert.equal(r.status, 1);
+  oneCleanLine(r.stderr);
+  assert.match(r.stderr, /prefix adds modules rather than a weight delta, so it cannot be merged/);
+  assert.ok(!existsSync(join(work, "new-parent")), "not even the parent folder");
+});

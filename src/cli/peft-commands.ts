@@ -69,6 +69,7 @@ function merge(modelDir: string, adapterDir: string, out: string, dtype: DType |
   const saveDtype = dtype ?? embed?.dtype ?? "float32";
   const model = loadCausalLM(modelDir, { dtype: loadDtype });
   const peft = PeftModel.load(model, adapterDir);
+  peft.checkMergeable(); // before any folder is made
   writeFolderAtomically(out, (tmp) => {
     let untiedHead = false;
     peft.withMerged((stateDict) => {

@@ -99,6 +99,9 @@ export function loadHfPeft(model: CausalLM, dir: string, raw: Record<string, unk
     const key = fullKey.slice(HF_PREFIX.length);
     const lm = /^(.*)\.(lora_A\.weight|lora_B\.weight|lora_B\.bias)$/.exec(key);
     if (lm) {
+      if (!shapes.linears.has(lm[1])) {
+        fail(dir, "tensors", `the file has '${fullKey}', but this ${model.config.architecture} has no module '${lm[1]}' (the adapter was made for another model)`);
+      }
       if (!targetSet.has(lm[1])) fail(dir, "target_modules", `the file has '${fullKey}' but ${JSON.stringify(tm)} does not target '${lm[1]}'`);
       if (lm[2] === "lora_B.bias" && !config.loraBias) fail(dir, "lora_bias", `the file has '${fullKey}' but lora_bias is not true`);
       loraTensors.set(key, t);

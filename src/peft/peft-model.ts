@@ -199,14 +199,20 @@ export class PeftModel<M extends BaseModel = BaseModel> {
       if (head && !sd.has("lm_head.weight") && head !== this.model.params.get("model.decoder.embed_tokens.weight")) sd.set("lm_head.weight", head);
       return sd;
     };
-    const inPlace = this.definition.name === "full" || this.definition.name === "bitfit";
-    if (inPlace) return fn(stateDict());
-    if (!this.instance.merge || !this.instance.unmerge) {
+    if (this.inPlace()) return fn(stateDict());
+    this.checkMergeable();
+    this.instance.merge!();
+    try { return fn(stateDict()); } finally { this.instance.unmerge!(); }
+  }
+
+  /** Throws unless withMerged can fold this method into the base weights (adapter and prefix add modules instead). */
+  checkMergeable(): void {
+    if (!this.inPlace() && (!this.instance.merge || !this.instance.unmerge)) {
       throw new Error(`${this.definition.name} adds modules rather than a weight delta, so it cannot be merged into the base weights`);
     }
-    this.instance.merge();
-    try { return fn(stateDict()); } finally { this.instance.unmerge(); }
   }
+
+  private inPlace(): boolean { return this.definition.name === "full" || this.definition.name === "bitfit"; }
 
   remove(): void {
     this.instance.remove();

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { noGrad, tensor } from "../src/engine/index.js";
@@ -261,4 +261,19 @@ test("merge of a method that adds modules (prefix) is refused before any folder 
   oneCleanLine(r.stderr);
   assert.match(r.stderr, /prefix adds modules rather than a weight delta, so it cannot be merged/);
   assert.ok(!existsSync(join(work, "new-parent")), "not even the parent folder");
+});
+
+test("info: checkpointDtype is what the weights are stored in, with a note where config.json's torch_dtype says otherwise", () => {
+  const dir = join(work, "bf16-no-torch-dtype");
+  assert.equal(run("convert", "--model", opt, "--out", dir, "--dtype", "bf16").status, 0);
+  const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  delete cfg.torch_dtype;
+  writeFileSync(join(dir, "config.json"), JSON.stringify(cfg));
+  const r = run("info", "--model", dir, "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).checkpointDtype, "bfloat16");
+  assert.match(r.stderr, /note: the weights are stored in bfloat16; config\.json's torch_dtype says float32 \(its default: the field is absent\)/);
+  const plain = run("info", "--model", opt, "--json");
+  assert.equal(JSON.parse(plain.stdout).checkpointDtype, "float32");
+  assert.equal(plain.stderr, "");
 });

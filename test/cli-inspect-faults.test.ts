@@ -125,6 +125,11 @@ test("a flag that takes one value given twice is a usage error; repeatable flags
   assert.equal(JSON.parse(json.stdout).trainable, 2 * 2 * 8 * (64 + 64), "LoRA r=8 on q,v of 2 layers of width 64");
   const stops = run("generate", "--model", opt, "--tokenizer", tokenizer, "--prompt", "a", "--stop", "x", "--stop", "y", "--max-new-tokens", "2");
   assert.equal(stops.status, 0, stops.stderr);
+  // a value starting with "-": the error says how to give it
+  const dash = run("generate", "--model", opt, "--tokenizer", tokenizer, "--prompt", "-h");
+  assert.equal(dash.status, 2);
+  assert.match(dash.stderr, /Option '--prompt' argument is ambiguous\. To specify an option argument starting with a dash use '--prompt=-XYZ'/);
+  assert.equal(run("generate", "--model", opt, "--tokenizer", tokenizer, "--prompt=-h", "--max-new-tokens", "1").status, 0);
   // an empty --stop (an unset shell variable) would match everywhere: refused, not ignored
   const empty = run("generate", "--model", opt, "--tokenizer", tokenizer, "--prompt", "a", "--stop", "");
   assert.equal(empty.status, 2);
@@ -276,4 +281,23 @@ test("info: checkpointDtype is what the weights are stored in, with a note where
   const plain = run("info", "--model", opt, "--json");
   assert.equal(JSON.parse(plain.stdout).checkpointDtype, "float32");
   assert.equal(plain.stderr, "");
+});
+
+test("a target pattern that is no regular expression is an error naming the flag or the adapter folder, not a SyntaxError", () => {
+  const r = run("count", "--model", opt, "--method", "lora", "--target-modules", "re:(q");
+  assert.equal(r.status, 2);
+  oneCleanLine(r.stderr);
+  assert.match(r.stderr, /--target-modules pattern 're:\(q' is not a valid regular expression \(.*Unterminated group\)/);
+  const model = loadCausalLM(opt);
+  const peft = PeftModel.create(model, "lora", { r: 4 });
+  const dir = join(work, "peft-bad-regex");
+  peft.save(dir, { format: "peft" });
+  peft.remove();
+  model.dispose();
+  const cfgFile = join(dir, "adapter_config.json");
+  writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, "utf8")), target_modules: "q_proj(" }));
+  const m = run("merge", "--model", opt, "--adapter", dir, "--out", join(work, "never-regex"));
+  assert.equal(m.status, 1);
+  oneCleanLine(m.stderr);
+  assert.ok(m.stderr.includes(`${dir}: pattern "q_proj(" is not a valid regular expression`), m.stderr);
 });

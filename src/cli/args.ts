@@ -179,7 +179,10 @@ export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]):
   try {
     raw = parseArgs({ args: joinNegativeValues(c, argv), options, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.split("\n")[0]} (randmask ${c.name} --help lists the flags)`);
+    // node's last line says how to give a value starting with "-" (--prompt=-h); its first says what is wrong
+    const lines = (e as Error).message.split("\n");
+    const how = /ambiguous/.test(lines[0]) ? ` ${lines[lines.length - 1]}` : "";
+    throw new UsageError(`${lines[0]}${how} (randmask ${c.name} --help lists the flags)`);
   }
   const out: Record<string, unknown> = {};
   for (const [name, d] of Object.entries(c.flags)) {

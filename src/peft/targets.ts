@@ -24,7 +24,7 @@ export function matchTargets(method: string, patterns: string[], moduleNames: It
   const names = [...moduleNames];
   const matched = new Set<string>();
   for (const p of patterns) {
-    const re = p.startsWith("re:") ? new RegExp(p.slice(3)) : null;
+    const re = p.startsWith("re:") ? regExp(method, `targetModules pattern '${p}'`, p.slice(3)) : null;
     const hits = names.filter((n) => (re ? re.test(n) : n === p || n.endsWith(`.${p}`)));
     if (hits.length === 0) {
       throw new PeftConfigError(method, `targetModules pattern '${p}' matches no linear module (modules look like ${names[0] ?? "?"})`);
@@ -34,9 +34,16 @@ export function matchTargets(method: string, patterns: string[], moduleNames: It
   return names.filter((n) => matched.has(n));
 }
 
+/** `source` compiled; a pattern that is no regular expression is a PeftConfigError naming `what`, not a SyntaxError. */
+function regExp(method: string, what: string, source: string): RegExp {
+  try { return new RegExp(source); } catch (e) {
+    throw new PeftConfigError(method, `${what} is not a valid regular expression (${(e as Error).message.replace(/^Invalid regular expression: /, "")})`);
+  }
+}
+
 /** A Python regular expression (as PEFT configs hold them) compiled for JavaScript, anchored at both ends. */
 function fullMatch(pattern: string): RegExp {
-  return new RegExp(`^(?:${pattern})$`);
+  return regExp("lora", `pattern ${JSON.stringify(pattern)}`, `^(?:${pattern})$`);
 }
 
 /**
@@ -45,7 +52,7 @@ function fullMatch(pattern: string): RegExp {
  * the module name at a dot boundary, as `re.match(rf"(.*\.)?({key})$", name)`.
  */
 export function patternKey(keys: string[], moduleName: string): string | undefined {
-  return keys.find((k) => new RegExp(`^(?:.*\\.)?(?:${k})$`).test(moduleName));
+  return keys.find((k) => regExp("lora", `rank_pattern / alpha_pattern key ${JSON.stringify(k)}`, `^(?:.*\\.)?(?:${k})$`).test(moduleName));
 }
 
 export interface PeftTargetSpec {

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { noGrad, tensor } from "../src/engine/index.js";
@@ -162,12 +162,20 @@ test("logits: a row longer than the model's positions is a usage error; left pad
   assert.equal(JSON.parse(padded.stdout).logits[0].length, 129);
 });
 
-test("--out: empty text, or a place no folder can be made, is one clear error and nothing is left", () => {
+test("--out: empty text, or a place no folder can be made, is one clear error and nothing is left; a link to an empty folder is kept", () => {
   for (const cmd of [["convert", "--model", opt], ["merge", "--model", opt, "--adapter", adapters.lora]]) {
     const r = run(...cmd, "--out", "");
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--out "": expected a folder path/);
   }
+  // a link to an empty folder stays a link; the model lands in its target
+  const target = join(work, "link-target");
+  mkdirSync(target);
+  symlinkSync(target, join(work, "out-link"));
+  const linked = run("convert", "--model", opt, "--out", join(work, "out-link"));
+  assert.equal(linked.status, 0, linked.stderr);
+  assert.ok(lstatSync(join(work, "out-link")).isSymbolicLink());
+  assert.ok(existsSync(join(target, "model.safetensors")));
   if (process.platform !== "linux") return;
   // Node's recursive mkdir never returns here (ENOENT under an existing folder)
   const r = spawnSync(process.execPath, [cli, "convert", "--model", opt, "--out", "/proc/randmask-test/x"], { encoding: "utf8", env, timeout: 60_000 });

@@ -1,6 +1,6 @@
 // Writing files so that nothing the user had is lost half-way: write to a
 // temp name in the same folder, then rename over the target.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsReason } from "./fs-reason.js";
 
@@ -30,11 +30,12 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 
 /**
  * Writes a whole folder or nothing: `write(tmp)` fills a temp folder beside `dir` (made with the folders above it),
- * which is then renamed onto `dir` (an existing `dir` must be empty). Temp folders for `dir` left by an interrupted
+ * which is then renamed onto `dir` (an existing `dir` must be empty; a link to one stays a link, to the new folder). Temp folders for `dir` left by an interrupted
  * earlier run (Ctrl-C ends a synchronous write where it stands) are removed first. A file-system failure is one
  * Error naming `dir` and the reason in words; the temp folder is removed on any failure.
  */
-export function writeFolderAtomically(dir: string, write: (tmp: string) => void): void {
+export function writeFolderAtomically(out: string, write: (tmp: string) => void): void {
+  const dir = existsSync(out) ? realpathSync(out) : out;
   removeStaleTemps(dir);
   const tmp = tempPathFor(dir);
   try {
@@ -43,7 +44,7 @@ export function writeFolderAtomically(dir: string, write: (tmp: string) => void)
   } catch (e) {
     // mkdir's ENOENT under an existing folder: a file system that takes no new folders (/proc)
     const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "the file system there takes no new folders" : fsReason(e);
-    throw new Error(`cannot create ${dir}: ${why}; nothing was written`);
+    throw new Error(`cannot create ${out}: ${why}; nothing was written`);
   }
   try {
     write(tmp);
@@ -51,7 +52,7 @@ export function writeFolderAtomically(dir: string, write: (tmp: string) => void)
     renameSync(tmp, dir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    if ((e as NodeJS.ErrnoException).code) throw new Error(`cannot write ${dir}: ${fsReason(e)}; nothing was written there`);
+    if ((e as NodeJS.ErrnoException).code) throw new Error(`cannot write ${out}: ${fsReason(e)}; nothing was written there`);
     throw e;
   }
 }

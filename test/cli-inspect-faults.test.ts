@@ -309,3 +309,12 @@ test("a target pattern that is no regular expression is an error naming the flag
   oneCleanLine(m.stderr);
   assert.ok(m.stderr.includes(`${dir}: pattern "q_proj(" is not a valid regular expression`), m.stderr);
 });
+
+test("a file that is not safetensors where one is expected (a JSON file as --head) is named as not safetensors", () => {
+  const pixels = join(work, "pixels.json");
+  writeFileSync(pixels, JSON.stringify([Array.from({ length: 3 }, () => Array.from({ length: 32 }, () => Array(32).fill(0)))]));
+  const r = run("logits", "--model", join(sharedDir, "fixtures", "vit-tiny"), "--pixel-values", pixels, "--head", join(opt, "config.json"));
+  assert.equal(r.status, 1);
+  oneCleanLine(r.stderr);
+  assert.match(r.stderr, /config\.json: not a safetensors file: its first 8 bytes give a header length of \d+ bytes/);
+});

@@ -58,7 +58,9 @@ export function readHeader(file: string): SafetensorsHeader {
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    if (headerLen > MAX_HEADER_BYTES) {
+      throw new SafetensorsError(file, `not a safetensors file: its first 8 bytes give a header length of ${headerLen} bytes (the limit is ${MAX_HEADER_BYTES})`);
+    }
     if (8 + headerLen > size) throw new SafetensorsError(file, `header length ${headerLen} runs past the end of the file (${size} bytes)`);
     const headerBuf = Buffer.alloc(headerLen);
     readSync(fd, headerBuf, 0, headerLen, 8);

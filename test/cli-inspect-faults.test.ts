@@ -318,3 +318,23 @@ test("a file that is not safetensors where one is expected (a JSON file as --hea
   oneCleanLine(r.stderr);
   assert.match(r.stderr, /config\.json: not a safetensors file: its first 8 bytes give a header length of \d+ bytes/);
 });
+
+test("generate: an empty prompt with a tokenizer that adds no BOS starts from config.json's BOS (as transformers does), or is refused", () => {
+  const dir = join(work, "llama-no-bos");
+  cpSync(join(sharedDir, "fixtures", "llama-tiny"), dir, { recursive: true });
+  cpSync(join(tokenizer, "tokenizer.json"), join(dir, "tokenizer.json"));
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ add_bos_token: false }));
+  const gen = (...args: string[]) => run("generate", "--prompt", "", "--max-new-tokens", "4", "--json", ...args);
+  const noBos = gen("--model", dir);
+  assert.equal(noBos.status, 0, noBos.stderr);
+  const withBos = gen("--model", join(sharedDir, "fixtures", "llama-tiny"), "--tokenizer", tokenizer);
+  assert.equal(withBos.status, 0, withBos.stderr);
+  assert.equal(JSON.parse(noBos.stdout).prompt_tokens, 1);
+  assert.deepEqual(JSON.parse(noBos.stdout).tokens, JSON.parse(withBos.stdout).tokens, "the same start: <s>");
+  const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, bos_token_id: null }));
+  const none = gen("--model", dir);
+  assert.equal(none.status, 1);
+  oneCleanLine(none.stderr);
+  assert.match(none.stderr, /prompt 0 is empty and adds no token \(the tokenizer adds no BOS, config\.json has no bos_token_id\): give a non-empty prompt/);
+});

@@ -6,10 +6,12 @@ import { dirname, resolve } from "node:path";
 export interface OutputFolderFault {
   /** "file": the path, or the nearest existing path above it, is a file or a broken link; "not-empty": it is a folder holding files. */
   kind: "file" | "not-empty";
-  /** "is a file", "<path above> is a file", "is a broken symbolic link (to T)" or "exists and is not empty". */
-  text: string;
   /** The file in the way, or the folder that is not empty. */
   path: string;
+  /** What is wrong with `path`: "is a file", "is a broken symbolic link (to T)" or "exists and is not empty". */
+  what: string;
+  /** The same said of the folder asked about: `what`, or "<path> <what>" when `path` lies above it. */
+  text: string;
 }
 
 /**
@@ -18,17 +20,17 @@ export interface OutputFolderFault {
  */
 export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): OutputFolderFault | null {
   const full = resolve(dir);
+  const fault = (kind: OutputFolderFault["kind"], path: string, what: string): OutputFolderFault =>
+    ({ kind, path, what, text: path === full ? what : `${path} ${what}` });
   for (let p = full; ; p = dirname(p)) {
     if (!existsSync(p)) {
       // existsSync follows links: a link whose target is gone would pass here and fail at mkdir.
-      if (isLink(p)) {
-        return { kind: "file", text: `${p === full ? "is" : `${p} is`} a broken symbolic link (to ${readlinkSync(p)})`, path: p };
-      }
+      if (isLink(p)) return fault("file", p, `is a broken symbolic link (to ${readlinkSync(p)})`);
       if (p === dirname(p)) return null;
       continue;
     }
-    if (!statSync(p).isDirectory()) return { kind: "file", text: p === full ? "is a file" : `${p} is a file`, path: p };
-    if (o.empty && p === full && readdirSync(p).length > 0) return { kind: "not-empty", text: "exists and is not empty", path: p };
+    if (!statSync(p).isDirectory()) return fault("file", p, "is a file");
+    if (o.empty && p === full && readdirSync(p).length > 0) return fault("not-empty", p, "exists and is not empty");
     return null;
   }
 }

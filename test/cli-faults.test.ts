@@ -256,7 +256,14 @@ test("a vision folder where a language model is needed, and the other modality's
   assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model/);
   r = run("logits", "--model", model, "--input-ids", "[[1,2]]", "--pixel-values", join(work, "pv.json"));
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model/);
+  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model \(give --input-ids\)/);
+  // the other modality's flag alone: named as such, not as a missing flag of this one
+  r = run("logits", "--model", vit, "--input-ids", "[[1,2]]");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model \(give --pixel-values\)\n$/);
+  r = run("logits", "--model", model, "--pixel-values", join(work, "pv.json"));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model \(give --input-ids\)\n$/);
 });
 
 test("every output folder flag that names a file, or a path under one, is one usage error naming the flag (exit 2), before anything is written", () => {

@@ -77,7 +77,7 @@ function checkRunFolders(db: string, outDir: string | undefined): void {
   if (outDir === undefined) dirs.push([runsFolder(db, outDir), "the run folders, --out-dir's default"]);
   for (const [dir, what] of dirs) {
     const fault = outputFolderFault(dir);
-    if (fault) throw new UsageError(`--db ${db}: ${fault.path} ${fault.what}, expected a folder (for ${what})`);
+    if (fault) throw new UsageError(`--db ${db}: ${fault.path} ${fault.what}, expected a folder${fault.kind === "not-writable" ? " it may write" : ""} (for ${what})`);
   }
   if (outDir !== undefined) checkOutputFolder("out-dir", outDir, "the run folders");
 }

@@ -1,14 +1,18 @@
 // Whether a path can become a command's output folder, checked before anything is read or
 // written, so a bad --out is one clear error instead of a raw ENOTDIR / EEXIST half-way.
-import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 export interface OutputFolderFault {
-  /** "file": the path, or the nearest existing path above it, is a file or a broken link; "not-empty": it is a folder holding files. */
-  kind: "file" | "not-empty";
-  /** The file in the way, or the folder that is not empty. */
+  /**
+   * "file": the path, or the nearest existing path above it, is a file or a broken link; "not-empty": it is a
+   * folder holding files; "not-writable": this user may not create files in it (or in the folder above it that
+   * would hold it).
+   */
+  kind: "file" | "not-empty" | "not-writable";
+  /** The file in the way, the folder that is not empty, or the folder this user cannot write. */
   path: string;
-  /** What is wrong with `path`: "is a file", "is a broken symbolic link (to T)" or "exists and is not empty". */
+  /** What is wrong with `path`: "is a file", "is a broken symbolic link (to T)", "exists and is not empty" or "is not writable by this user". */
   what: string;
   /** The same said of the folder asked about: `what`, or "<path> <what>" when `path` lies above it. */
   text: string;
@@ -16,7 +20,8 @@ export interface OutputFolderFault {
 
 /**
  * Why `dir` cannot be written as an output folder, or null when it can (absent, or a folder; with
- * `empty`, an empty one). Reads the file system only.
+ * `empty`, an empty one; and the folder to create it in, or it itself, writable by this user). Reads the
+ * file system only.
  */
 export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): OutputFolderFault | null {
   const full = resolve(dir);
@@ -31,7 +36,17 @@ export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): Out
     }
     if (!statSync(p).isDirectory()) return fault("file", p, "is a file");
     if (o.empty && p === full && readdirSync(p).length > 0) return fault("not-empty", p, "exists and is not empty");
-    return null;
+    // files are made in `dir`, and `dir` (with the folders between) in `p`: both need write and search permission
+    return isWritable(p) ? null : fault("not-writable", p, "is not writable by this user");
+  }
+}
+
+function isWritable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -61,7 +61,7 @@ export const DATA_FLAGS = {
   "eval-batch": { type: "integer", default: 32, check: positiveInt, expected: "a positive integer", description: "sequences per evaluation forward pass" },
 } as const satisfies Record<string, FlagDef>;
 
-export function sampleSizes(v: FlagValues<typeof DATA_FLAGS>): SampleSizes {
+export function sampleSizes(v: Pick<FlagValues<typeof DATA_FLAGS>, "train-size" | "dev-size" | "test-size">): SampleSizes {
   return { train: v["train-size"] ?? DEFAULT_SIZES.train, dev: v["dev-size"] ?? DEFAULT_SIZES.dev, test: v["test-size"] ?? DEFAULT_SIZES.test };
 }
 
@@ -80,7 +80,7 @@ export function checkOutputFolder(flag: string, dir: string, holds: string, o: {
   if (dir.trim() === "") throw new UsageError(`--${flag} ${JSON.stringify(dir)}: expected a folder path (for ${holds})`);
   const fault = outputFolderFault(dir, o);
   if (fault?.kind === "file") throw new UsageError(`--${flag} ${dir}: ${fault.text}, expected a folder (for ${holds})`);
-  if (fault?.kind === "not-writable") throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (for ${holds})`);
+  if (fault?.kind === "not-writable") throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (expected a folder it may write, for ${holds})`);
   if (fault) throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (expected an absent or empty folder for ${holds})`);
 }
 

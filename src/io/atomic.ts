@@ -29,10 +29,11 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 /**
- * Writes a whole folder or nothing: `write(tmp)` fills a temp folder beside `dir` (made with the folders above it),
- * which is then renamed onto `dir` (an existing `dir` must be empty; a link to one stays a link, to the new folder). Temp folders for `dir` left by an interrupted
- * earlier run (Ctrl-C ends a synchronous write where it stands) are removed first. A file-system failure is one
- * Error naming `dir` and the reason in words; the temp folder is removed on any failure.
+ * Writes a whole folder or nothing: `write(tmp)` fills a temp folder beside `out` (made with the folders above it),
+ * which is then renamed onto `out` (an existing `out` must be empty; a link to one stays a link, to the new folder).
+ * Temp folders for `out` left by an interrupted earlier run (Ctrl-C ends a synchronous write where it stands) are
+ * removed first. A file-system failure is one Error naming `out` and the reason in words; the temp folder is
+ * removed on any failure.
  */
 export function writeFolderAtomically(out: string, write: (tmp: string) => void): void {
   const dir = existsSync(out) ? realpathSync(out) : out;

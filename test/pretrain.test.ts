@@ -31,9 +31,10 @@ function fixture(): { dir: string; config: string; txt: string; jsonl: string } 
   return { dir, config, txt, jsonl };
 }
 
-const common = (f: ReturnType<typeof fixture>) => ["--config", f.config, "--tokenizer", tokDir, "--data", `${f.txt},${f.jsonl}:2`,
+/** The flags of a small run; `over` replaces some of their values (a flag may be given once). */
+const common = (f: ReturnType<typeof fixture>, over: Record<string, string> = {}) => ["--config", f.config, "--tokenizer", tokDir, "--data", `${f.txt},${f.jsonl}:2`,
   "--block-size", "32", "--batch-size", "4", "--grad-accum", "2", "--lr", "3e-3", "--warmup-steps", "2", "--max-steps", "8",
-  "--eval-every", "3", "--holdout-tokens", "64", "--dtype", "fp32", "--seed", "5", "--quiet"];
+  "--eval-every", "3", "--holdout-tokens", "64", "--dtype", "fp32", "--seed", "5", "--quiet"].map((x, i, all) => over[all[i - 1]] ?? x);
 const log = (out: string) => readFileSync(join(out, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
 
 test("a run stopped and resumed follows the uninterrupted one bitwise (fp32, dropout on)", () => {
@@ -62,29 +63,29 @@ test("bad input: one clear error each, nothing written or overwritten", () => {
   const f = fixture();
   const empty = join(f.dir, "empty.txt");
   writeFileSync(empty, "");
-  let r = run([...common(f), "--data", empty, "--out", join(f.dir, "o1")]);
+  let r = run([...common(f, { "--data": empty }), "--out", join(f.dir, "o1")]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /empty\.txt: empty corpus file/);
   assert.equal(existsSync(join(f.dir, "o1")), false);
   const binary = join(f.dir, "bin.txt");
   writeFileSync(binary, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 13, 1, 2, 3]));
-  r = run([...common(f), "--data", binary, "--out", join(f.dir, "o2")]);
+  r = run([...common(f, { "--data": binary }), "--out", join(f.dir, "o2")]);
   assert.match(r.stderr, /bin\.txt: binary file/);
-  r = run([...common(f), "--block-size", "65", "--out", join(f.dir, "o3")]);
+  r = run([...common(f, { "--block-size": "65" }), "--out", join(f.dir, "o3")]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--block-size 65 exceeds the model's max_position_embeddings 64/);
   // a finished run, then misuse of it
   const a = join(f.dir, "a");
-  assert.equal(run([...common(f), "--max-steps", "2", "--out", a]).status, 0);
+  assert.equal(run([...common(f, { "--max-steps": "2" }), "--out", a]).status, 0);
   const before = readFileSync(join(a, "checkpoint", "state.json"));
   const other = join(f.dir, "other.json");
   writeFileSync(other, readFileSync(f.config, "utf8").replace('"hidden_size":16', '"hidden_size":32').replace('"word_embed_proj_dim":16', '"word_embed_proj_dim":32'));
-  r = run([...common(f), "--config", other, "--init-from", a, "--out", join(f.dir, "o4")]);
+  r = run([...common(f, { "--config": other }), "--init-from", a, "--out", join(f.dir, "o4")]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /contradicts the checkpoint in --init-from .*hidden_size 32 vs 16/);
   // continuing from a checkpoint folder: its config and tokenizer by default
   const cont = join(f.dir, "cont");
-  r = run([...common(f).filter((x, i, all) => x !== "--config" && all[i - 1] !== "--config" && x !== "--tokenizer" && all[i - 1] !== "--tokenizer"), "--init-from", a, "--max-steps", "1", "--out", cont]);
+  r = run([...common(f, { "--max-steps": "1" }).filter((x, i, all) => x !== "--config" && all[i - 1] !== "--config" && x !== "--tokenizer" && all[i - 1] !== "--tokenizer"), "--init-from", a, "--out", cont]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(log(cont).filter((e) => e.type === "train").length, 1);
   r = run(["--resume", a, "--lr", "1e-2", "--max-steps", "2"]);

@@ -1,7 +1,7 @@
 // `randmask pretrain`: exact resume, the token cache, packing and bad input.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,7 +43,7 @@ test("a run stopped and resumed follows the uninterrupted one bitwise (fp32, dro
   assert.equal(r1.status, 0, r1.stderr);
   const b = join(f.dir, "b");
   const r2 = run([...common(f), "--out", b], { RANDMASK_STOP_AFTER_STEP: "3" });
-  assert.equal(r2.status, 0, r2.stderr);
+  assert.equal(r2.status, 130, r2.stderr); // stopped early, as by a signal: not 0, so a script does not use the model as finished
   assert.equal(JSON.parse(readFileSync(join(b, "checkpoint", "state.json"), "utf8")).step, 3);
   const r3 = run(["--resume", b, "--quiet"]);
   assert.equal(r3.status, 0, r3.stderr);
@@ -97,6 +97,55 @@ test("bad input: one clear error each, nothing written or overwritten", () => {
   r = run([...common(f), "--out", f.dir]);
   assert.match(r.stderr, /is not empty/);
   assert.deepEqual(readFileSync(join(a, "checkpoint", "state.json")), before);
+});
+
+test("a stopped run exits 128 + the signal; a finished run resumed is left untouched; --resume checks --out, --cache-dir, --tokenizer", async () => {
+  const f = fixture();
+  // a real SIGTERM mid-run: checkpoint written, exit 143 (it exited 0 before, and a script went on to use the half-trained model)
+  const b = join(f.dir, "b");
+  const child = spawn(process.execPath, [cli, "pretrain", ...common(f).filter((x) => x !== "--quiet"), "--max-steps", "100000", "--out", b],
+    { env: { ...process.env, RANDMASK_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  let sent = false;
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    if (!sent && /pretrain \d+\/100000/.test(stderr)) sent = child.kill("SIGTERM");
+  });
+  const code = await new Promise<number | null>((done) => child.once("close", (c: number | null) => done(c)));
+  assert.equal(code, 143, stderr);
+  assert.match(stderr, /stopped \(SIGTERM\) at step \d+; checkpoint written, resume with --resume/);
+  // a finished run: resuming it again changes nothing (it evaluated and checkpointed again before: a second final eval in log.jsonl)
+  const a = join(f.dir, "a");
+  assert.equal(run([...common(f), "--max-steps", "2", "--out", a]).status, 0);
+  const files = ["log.jsonl", "model.safetensors", join("checkpoint", "state.json"), join("checkpoint", "optimizer.safetensors")];
+  const before = files.map((x) => readFileSync(join(a, x)));
+  let r = run(["--resume", a]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /the run is complete \(step 2 of 2\); nothing to do/);
+  files.forEach((x, i) => assert.deepEqual(readFileSync(join(a, x)), before[i], x));
+  // flags a resumed run would ignore are checked against the run
+  r = run(["--resume", a, "--out", join(f.dir, "elsewhere")]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--out .*elsewhere: a resumed run continues in its own folder \(--resume .*\); drop --out/);
+  assert.ok(!existsSync(join(f.dir, "elsewhere")));
+  r = run(["--resume", a, "--cache-dir", join(f.dir, "other-cache")]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /differs in --cache-dir/);
+  r = run(["--resume", a, "--tokenizer", join(sharedDir, "fixtures", "llama-tokenizer-tiny")]);
+  assert.match(r.stderr, /differs in --tokenizer/);
+  assert.equal(run(["--resume", a, "--tokenizer", tokDir, "--out", a, "--quiet"]).status, 0);
+  // --data's format and --block-size are usage errors (exit 2) before anything is read
+  for (const [args, re] of [
+    [["--data", `${f.txt}:0`], /--data .*a\.txt:0: the weight after ':' must be a positive number/],
+    [["--data", f.dir], /--data .*: expected a \.txt or \.jsonl file/],
+    [["--block-size", "1"], /--block-size "1": expected an integer ≥ 2/],
+  ] as [string[], RegExp][]) {
+    const o = join(f.dir, "o");
+    r = run([...common(f).filter((x, i, all) => x !== args[0] && all[i - 1] !== args[0]), ...args, "--out", o]);
+    assert.equal(r.status, 2, args.join(" "));
+    assert.match(r.stderr, re);
+    assert.ok(!existsSync(o));
+  }
 });
 
 test("the token cache is re-used when unchanged and rebuilt when the text changes; documents end with EOS", () => {

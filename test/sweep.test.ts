@@ -71,6 +71,13 @@ test("a bad sweep file is one error naming the file and the key", () => {
   bad({ tasks: ["nope"] }, /tasks: unknown task 'nope'/);
   bad({ models: ["missing"] }, /models: .*missing has no config\.json/);
   bad({ train: { batchSize: 0 } }, /train\.batchSize: expected a positive integer/);
+  // what finetune refuses as flags, refused here too (every run failed, or diverged at once, before)
+  bad({ train: { batchSize: 8, gradAccum: 3 } }, /train\.batchSize: 8 must be a multiple of gradAccum 3/);
+  bad({ methods: [{ method: "lora", train: { gradAccum: 3 } }] }, /methods\[0\]\.train\.batchSize: 8 must be a multiple of gradAccum 3/);
+  bad({ train: { warmupRatio: 1 } }, /train\.warmupRatio: expected a number in \[0, 1\)/);
+  bad({ train: { divergenceFactor: 0.5 } }, /train\.divergenceFactor: expected 0 \(off\) or a number > 1/);
+  bad({ methods: [{ method: "prefix", options: { numVirtualTokens: 100 } }] }, /methods\[0\]: prefix: numVirtualTokens 100 leaves too few of the model's 64 positions/);
+  bad({ methods: [{ method: "lora", options: { targetModules: "re:((" } }] }, /methods\[0\]: lora: targetModules pattern 're:\(\(' is not a valid regular expression/);
   bad({ device: "gpu" }, /device "gpu": expected cpu, cuda or cuda:N/);
   if (!buildInfo().cudaAvailable) bad({ device: "cuda" }, /device cuda: CUDA is not available/);
   writeFileSync(join(work, "broken.yaml"), "models: [model\n");
@@ -164,6 +171,28 @@ test("kill -9 during a run: the restarted sweep redoes that run only, every run 
     assert.equal(JSON.parse(readFileSync(join(r.run_dir!, "metrics.json"), "utf8")).dev_per_epoch.length, 6);
   }
   assert.match(spawnSync(process.execPath, [cli, "sweep", "status", "--db", db], { encoding: "utf8" }).stdout, /3 runs: 0 pending, 0 running, 3 completed/);
+});
+
+test("Ctrl-C: the sweep stops with exit 130 (not 0, which let `sweep run && report` go on), its run in flight pending; the same command finishes it", async () => {
+  const file = sweepFile("sigint", { lrs: [1e-2, 1e-3], epochs: [6], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] });
+  const db = join(work, "sigint.sqlite");
+  const first = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db, "--workers", "1"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  first.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
+  let running: RunRow | undefined;
+  for (let i = 0; i < 600 && !running; i++) {
+    await sleep(100);
+    if (existsSync(db)) running = rowsOf(db).find((r) => r.status === "running" && r.child_pid !== null);
+  }
+  assert.ok(running, "the sweep never started a run");
+  first.kill("SIGINT");
+  const code = await new Promise<number | null>((done) => first.once("close", (c: number | null) => done(c)));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /stopped \(SIGINT\); run the same command again to continue\n$/);
+  assert.equal(rowsOf(db).find((r) => r.id === running!.id)!.status, "pending", "the run in flight is handed back");
+  const again = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db, "--workers", "1"], { env, encoding: "utf8" });
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(rowsOf(db).map((r) => r.status), ["completed", "completed"]);
 });
 
 test("two sweep processes on one database share the work without a duplicate; a crashing run is failed and the sweep goes on", async () => {

@@ -78,7 +78,8 @@ export function loadHfPeft(model: CausalLM, dir: string, raw: Record<string, unk
     if (typeof tm === "string" && raw[field] != null) fail(dir, field, "cannot be used when target_modules is a string (a regular expression)");
   }
   const shapes = shapesOf(model.config);
-  const targets = peftTargets("lora", {
+  // the folder is named in peftTargets' errors too (a pattern that matches nothing, or is not a valid regular expression)
+  const targets = peftTargets(`lora: ${dir}`, {
     target_modules: tm, layers_to_transform: raw.layers_to_transform as number | number[] | null,
     layers_pattern: raw.layers_pattern as string | string[] | null, exclude_modules: raw.exclude_modules as string | string[] | null,
     modules_to_save: modulesToSave,

@@ -274,6 +274,11 @@ function trainOf(o: Record<string, unknown>, at: string, fail: Fail, image: bool
     } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0) fail(`${at}.${k}: expected a non-negative number`);
     out[k] = v;
   }
+  // what finetune refuses as flags (--batch-size / --grad-accum, --warmup-ratio, --divergence-factor) would fail or mislead every run
+  if ((out.batchSize as number) % (out.gradAccum as number) !== 0) fail(`${at}.batchSize: ${out.batchSize} must be a multiple of gradAccum ${out.gradAccum}`);
+  if (typeof out.warmupRatio === "number" && out.warmupRatio >= 1) fail(`${at}.warmupRatio: expected a number in [0, 1)`);
+  const factor = out.divergenceFactor;
+  if (typeof factor === "number" && factor !== 0 && factor <= 1) fail(`${at}.divergenceFactor: expected 0 (off) or a number > 1`);
   // warm-up and validation interval scale with the steps as in finetune unless given
   if (image) for (const [k, v] of Object.entries(imageStepDefaults(out.steps as number))) if (o[k] === undefined) out[k] = v;
   if (image && (out.warmupSteps as number) >= (out.steps as number)) fail(`${at}.warmupSteps: ${out.warmupSteps} must be fewer than steps ${out.steps}`);

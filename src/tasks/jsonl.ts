@@ -35,6 +35,7 @@ function kindOf(examples: Example[], file: string): TaskKind {
 /** The generic task; its kind is read from the rows. */
 export function jsonlTask(dataDir: string): TaskDefinition {
   const train = readJsonl(join(dataDir, "train.jsonl"), row);
+  if (train.length === 0) throw new DataError(join(dataDir, "train.jsonl"), "holds no examples (expected one JSON object per line)");
   const kind = kindOf(train, join(dataDir, "train.jsonl"));
   return {
     name: "jsonl", kind, objective: kind === "classification" ? "options" : "lm", userSplits: true,

@@ -264,9 +264,10 @@ export class Pretrainer {
 
   /**
    * Trains to maxSteps: evaluation every evalEvery steps (and at the end), a checkpoint
-   * every checkpointMinutes, on SIGINT/SIGTERM, and at the end. Returns "completed" or "interrupted".
+   * every checkpointMinutes, on SIGINT/SIGTERM, and at the end. Returns "completed", or what stopped it
+   * (the signal's name, or "stopAfterStep").
    */
-  async train(h: PretrainHooks): Promise<"completed" | "interrupted"> {
+  async train(h: PretrainHooks): Promise<string> {
     const c = this.run.train;
     let stop: string | null = null;
     const onSignal = (sig: string) => { stop = sig; };
@@ -302,7 +303,7 @@ export class Pretrainer {
       this.state.wallSeconds = wallBefore + (Date.now() - start) / 1000;
       await this.checkpointAndPlot();
       if (stop) h.log(`stopped (${stop}) at step ${this.state.step}; checkpoint written, resume with --resume ${this.out}`);
-      return stop ? "interrupted" : "completed";
+      return stop ?? "completed";
     } finally {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);

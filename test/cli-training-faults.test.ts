@@ -5,8 +5,8 @@
 // (or a PEFT adapter's) is named; a run whose last step leaves weights that
 // overflow is diverged, not "completed" with prediction -1, and eval refuses such
 // scores; progress counts the examples trained; data files with a byte-order mark
-// read as without it; an empty train.jsonl or a folder where a data file belongs is
-// named.
+// read as without it; an empty train.jsonl, a folder where a data file belongs, or
+// a row of the other kind is named.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -144,4 +144,9 @@ test("data files: a byte-order mark and CRLF line ends read as plain LF files; a
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^randmask finetune: .*folder-train\/train\.jsonl: is a folder, expected a data file\n$/);
   assert.ok(!existsSync(join(work, "empty-out")) && !existsSync(join(work, "folder-out")));
+  // a generation row among classification rows is named by its line
+  const mixed = join(work, "mixed");
+  mkdirSync(mixed);
+  writeFileSync(join(mixed, "train.jsonl"), rows.split("\n").slice(0, 2).join("\n") + '\n{"prompt": "x", "answers": ["y"]}\n');
+  assert.throws(() => getTask("jsonl", mixed), /mixed\/train\.jsonl:3: a generation row, but the file's first row \(.*train\.jsonl:1\) is classification/);
 });

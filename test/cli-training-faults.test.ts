@@ -6,11 +6,12 @@
 // overflow is diverged, not "completed" with prediction -1, and eval refuses such
 // scores; progress counts the examples trained; data files with a byte-order mark
 // read as without it; an empty train.jsonl, a folder where a data file belongs, or
-// a row of the other kind is named.
+// a row of the other kind is named; a run stopped by Ctrl-C is named as unfinished
+// when its --out is given again.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
@@ -149,4 +150,24 @@ test("data files: a byte-order mark and CRLF line ends read as plain LF files; a
   mkdirSync(mixed);
   writeFileSync(join(mixed, "train.jsonl"), rows.split("\n").slice(0, 2).join("\n") + '\n{"prompt": "x", "answers": ["y"]}\n');
   assert.throws(() => getTask("jsonl", mixed), /mixed\/train\.jsonl:3: a generation row, but the file's first row \(.*train\.jsonl:1\) is classification/);
+});
+
+test("Ctrl-C mid-run: exit 130, only train.log left; the same command again names the unfinished run instead of 'not empty'", async () => {
+  const out = join(work, "stopped");
+  const args = ["finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--train-size", "390", "--dev-size", "4", "--test-size", "4",
+    "--epochs", "5", "--batch-size", "2", "--method", "bitfit", "--out", out];
+  const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, RANDMASK_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  let sent = false;
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    if (!sent && /train \d+\/1950 examples/.test(stderr)) sent = child.kill("SIGINT");
+  });
+  const signal = await new Promise<string | null>((done) => child.once("close", (_c: number | null, sig: string | null) => done(sig)));
+  assert.equal(signal, "SIGINT", stderr);
+  assert.deepEqual(readdirSync(out), ["train.log"]);
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, RANDMASK_THREADS: "1" } });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--out .*stopped: holds an unfinished run \(train\.log without metrics\.json: stopped, or still running\); finetune does not resume/);
+  assert.deepEqual(readdirSync(out), ["train.log"]);
 });

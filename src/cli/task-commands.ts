@@ -76,6 +76,11 @@ export const finetuneCommand = defineCommand({
   example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    // a run stopped by a signal (Ctrl-C) leaves its train.log and nothing else: fine-tuning does not resume
+    if (existsSync(join(v.out, "train.log")) && !existsSync(join(v.out, "metrics.json"))) {
+      throw new UsageError(`--out ${v.out}: holds an unfinished run (train.log without metrics.json: stopped, or still running); ` +
+        "finetune does not resume: remove that folder to run again, or give another --out");
+    }
     checkOutputFolder("out", v.out, "the run's adapter, metrics and logs", { empty: true });
     checkModality(v.task, v.model);
     const image = isImageTask(v.task);

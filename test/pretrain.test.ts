@@ -139,6 +139,7 @@ test("a stopped run exits 128 + the signal; a finished run resumed is left untou
     [["--data", `${f.txt}:0`], /--data .*a\.txt:0: the weight after ':' must be a positive number/],
     [["--data", f.dir], /--data .*: expected a \.txt or \.jsonl file/],
     [["--block-size", "1"], /--block-size "1": expected an integer ≥ 2/],
+    [["--config", join(f.dir, "missing.json")], /--config .*missing\.json: no such file/],
   ] as [string[], RegExp][]) {
     const o = join(f.dir, "o");
     r = run([...common(f).filter((x, i, all) => x !== args[0] && all[i - 1] !== args[0]), ...args, "--out", o]);
@@ -146,6 +147,16 @@ test("a stopped run exits 128 + the signal; a finished run resumed is left untou
     assert.match(r.stderr, re);
     assert.ok(!existsSync(o));
   }
+});
+
+test("a run that diverges before its first checkpoint says so (it claimed 'the last checkpoint is kept'), in train.log too", () => {
+  const f = fixture();
+  const out = join(f.dir, "nan");
+  const r = run([...common(f).filter((x, i, all) => x !== "--lr" && all[i - 1] !== "--lr"), "--lr", "1e12", "--out", out]);
+  assert.equal(r.status, 1);
+  const said = /step \d+: loss is NaN; stopping \(diverged: a lower --lr may help\); no checkpoint was written yet \(the first comes after --checkpoint-minutes\): remove .*nan to start again/;
+  assert.match(r.stderr, said);
+  assert.match(readFileSync(join(out, "train.log"), "utf8"), said);
 });
 
 test("the token cache is re-used when unchanged and rebuilt when the text changes; documents end with EOS", () => {

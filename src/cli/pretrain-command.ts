@@ -64,7 +64,10 @@ function modelConfig(flags: Values): { cfg: OPTConfig; init: string | null; conf
   const init = flags["init-from"] !== undefined ? resolve(flags["init-from"]) : null;
   const initCfg = init ? readConfig(join(init, "config.json")) : null;
   let cfg: OPTConfig | null = null;
-  if (flags.config !== undefined) cfg = readConfig(flags.config);
+  if (flags.config !== undefined) {
+    if (!existsSync(flags.config)) throw new UsageError(`--config ${flags.config}: no such file`);
+    cfg = readConfig(flags.config);
+  }
   if (flags.preset !== undefined) {
     const preset = presetConfig(flags.preset);
     if (preset.modelType !== "opt") throw new UsageError(`--preset ${flags.preset}: pretrain builds OPT models (opt-125m, …); this preset is a ${preset.architecture}`);

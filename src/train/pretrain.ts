@@ -8,7 +8,7 @@
 // only; biases, layer norms and the (tied) embeddings are not decayed, as in
 // Hugging Face's run_clm (biases, norms) and Megatron/OPT practice for embeddings.
 // LR: linear warm-up from 0, then cosine decay to minLr at the last step.
-import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync, copyFileSync } from "node:fs";
+import { existsSync, linkSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { AdamW, type AdamWParamState, clipGradNorm, getRngState, keep, noGrad, setRngState, settle, tensor, tidy, type DType, type Tensor } from "../engine/index.js";
 import { toHfConfig } from "../models/config.js";
@@ -288,7 +288,7 @@ export class Pretrainer {
       while (this.state.step < c.maxSteps) {
         const { loss, gradNorm, lr } = this.step();
         this.state.log.push({ type: "train", step: this.state.step, tokens: this.state.tokensSeen, loss, lr, grad_norm: gradNorm });
-        if (!Number.isFinite(loss)) throw new Error(`step ${this.state.step}: loss is ${loss}; stopping (the last checkpoint is kept)`);
+        if (!Number.isFinite(loss)) throw this.diverged(loss);
         const secs = (Date.now() - start) / 1000;
         const tps = ((this.state.step - first) * c.batchSize * c.blockSize) / Math.max(secs, 1e-9);
         progress.update(this.state.step - first, `loss ${loss.toFixed(3)} lr ${lr.toExponential(2)} ${Math.round(tps)} tok/s`);
@@ -308,6 +308,17 @@ export class Pretrainer {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
     }
+  }
+
+  /** The error a NaN/Inf loss ends the run with, also in train.log: what it leaves behind (a checkpoint, or none yet). */
+  private diverged(loss: number): Error {
+    const state = join(this.out, CHECKPOINT_DIR, "state.json");
+    const kept = existsSync(state)
+      ? `the last checkpoint (step ${(JSON.parse(readFileSync(state, "utf8")) as TrainState).step}) is kept`
+      : `no checkpoint was written yet (the first comes after --checkpoint-minutes): remove ${this.out} to start again`;
+    const line = `step ${this.state.step}: loss is ${loss}; stopping (diverged: a lower --lr may help); ${kept}`;
+    appendLog(this.out, line);
+    return new Error(line);
   }
 
   dispose(): void { this.model.dispose(); }

@@ -7,7 +7,8 @@
 // scores; progress counts the examples trained; data files with a byte-order mark
 // read as without it; an empty train.jsonl, a folder where a data file belongs, or
 // a row of the other kind is named; a run stopped by Ctrl-C is named as unfinished
-// when its --out is given again.
+// when its --out is given again; empty output paths and impossible --predictions
+// files are usage errors before any work.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -170,4 +171,23 @@ test("Ctrl-C mid-run: exit 130, only train.log left; the same command again name
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--out .*stopped: holds an unfinished run \(train\.log without metrics\.json: stopped, or still running\); finetune does not resume/);
   assert.deepEqual(readdirSync(out), ["train.log"]);
+});
+
+test("an empty output path, or a predictions file under a file or ending in '/', is a usage error before any work", () => {
+  let r = finetune(data, "", "--method", "bitfit");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^randmask finetune: --out "": expected a folder path \(for the run's adapter, metrics and logs\)\n$/); // it said "exists and is not empty" (the working folder)
+  r = run("theory", "--out", "");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--out "": expected a folder path/);
+  const under = join(data, "train.jsonl", "p.jsonl");
+  for (const [file, re] of [["", /--predictions "": expected a file name/], [`${join(work, "preds")}/`, /--predictions ".*preds\/": expected a file name/],
+    [under, /--predictions .*train\.jsonl\/p\.jsonl: .*train\.jsonl is a file, not a folder/]] as [string, RegExp][]) {
+    // these failed only when writing, after the whole evaluation (a raw ENOENT / ENOTDIR)
+    r = run("eval", "--model", model, "--task", "jsonl", "--data-dir", data, "--test-size", "4", "--predictions", file);
+    assert.equal(r.status, 2, file);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /eval jsonl\/test/, "nothing evaluated first");
+  }
+  assert.ok(!existsSync(join(work, "preds")));
 });

@@ -76,6 +76,8 @@ export function imageSizes(v: FlagValues<typeof DATA_FLAGS>): ImageSizes {
  * folder must hold nothing. `holds` says what goes there. Throws UsageError (exit 2) naming the flag.
  */
 export function checkOutputFolder(flag: string, dir: string, holds: string, o: { empty?: boolean } = {}): void {
+  // "" would resolve to the working folder (and be reported as not empty)
+  if (dir.trim() === "") throw new UsageError(`--${flag} ${JSON.stringify(dir)}: expected a folder path (for ${holds})`);
   const fault = outputFolderFault(dir, o);
   if (fault?.kind === "file") throw new UsageError(`--${flag} ${dir}: ${fault.text}, expected a folder (for ${holds})`);
   if (fault) throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (expected an absent or empty folder for ${holds})`);

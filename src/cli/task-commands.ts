@@ -156,8 +156,11 @@ const PREDICTIONS_FLAG = {
 
 /** Checks an output file path before anything is read: its folder exists and the path is not a folder. */
 export function checkOutputFile(flag: string, file: string): void {
+  // each of these would fail only when the file is written, after the whole evaluation
+  if (file.trim() === "" || /[/\\]$/.test(file)) throw new UsageError(`--${flag} ${JSON.stringify(file)}: expected a file name`);
   const dir = dirname(resolve(file));
   if (!existsSync(dir)) throw new UsageError(`--${flag} ${file}: folder ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--${flag} ${file}: ${dir} is a file, not a folder`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--${flag} ${file}: is a folder, expected a file name`);
 }
 

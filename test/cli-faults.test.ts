@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -256,7 +256,14 @@ test("a vision folder where a language model is needed, and the other modality's
   assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model/);
   r = run("logits", "--model", model, "--input-ids", "[[1,2]]", "--pixel-values", join(work, "pv.json"));
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model/);
+  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model \(give --input-ids\)/);
+  // the other modality's flag alone: named as such, not as a missing flag of this one
+  r = run("logits", "--model", vit, "--input-ids", "[[1,2]]");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model \(give --pixel-values\)\n$/);
+  r = run("logits", "--model", model, "--pixel-values", join(work, "pv.json"));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--pixel-values is for vision models; .* is a language model \(give --input-ids\)\n$/);
 });
 
 test("every output folder flag that names a file, or a path under one, is one usage error naming the flag (exit 2), before anything is written", () => {
@@ -302,6 +309,42 @@ test("every output folder flag that names a file, or a path under one, is one us
     assert.equal(r.stderr, `randmask ${name}: --${flag} ${busy}: exists and is not empty; nothing was written (expected an absent or empty folder for ${holds})\n`);
   }
   assert.deepEqual(readdirSync(busy), ["mine.txt"]);
+});
+
+// Permission checks need a user they apply to: as root, the commands run as nobody (uid 65534), which must be
+// able to read this checkout; as anyone else, as themselves.
+const asRoot = process.getuid?.() === 0;
+const unprivileged = asRoot ? { uid: 65534, gid: 65534 } : {};
+const noUnprivileged = asRoot && spawnSync(process.execPath, [cli, "--version"], unprivileged).status !== 0 &&
+  "running as root, and user nobody cannot read this checkout";
+
+test("an output folder, or the folder to make it in, that this user may not write: one usage error naming the flag, before anything is written", { skip: noUnprivileged }, () => {
+  const top = join(work, "perm");
+  const locked = join(top, "locked");
+  mkdirSync(locked, { recursive: true });
+  writeFileSync(join(top, "t.txt"), "some text\n");
+  for (const d of [work, data, model]) chmodSync(d, 0o755); // readable by nobody
+  chmodSync(top, 0o777); // writable by nobody too: `locked` alone refuses writes
+  chmodSync(locked, 0o555);
+  const runAs = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, RANDMASK_THREADS: "1" }, ...unprivileged });
+  const cases: [string, string, string, string[], string][] = [
+    ["finetune", "out", join(locked, "run"), ["finetune", "--model", model, "--task", "jsonl", "--data-dir", data, "--method", "bitfit"], "the run's adapter, metrics and logs"],
+    ["convert", "out", join(locked, "a", "b"), ["convert", "--model", model], "the converted model"],
+    ["pretrain", "cache-dir", join(locked, "cache"), ["pretrain", "--preset", "opt-125m", "--data", join(top, "t.txt"), "--max-steps", "1", "--out", join(top, "p")], "the tokenised files"],
+    ["report", "out", locked, ["report", "--db", join(top, "none.sqlite")], "report.md, results.csv and the figures"],
+  ];
+  for (const [name, flag, out, args, holds] of cases) {
+    const r = runAs(...args, `--${flag}`, out);
+    assert.equal(r.status, 2, `${name} --${flag} ${out}: ${r.stderr}`);
+    assert.equal(r.stderr, `randmask ${name}: --${flag} ${out}: ${out === locked ? "" : `${locked} `}is not writable by this user; nothing was written ` +
+      `(expected a folder it may write, for ${holds})\n`);
+  }
+  const db = join(locked, "results.sqlite");
+  const r = runAs("sweep", "collect", "--queue", "redis://127.0.0.1:1/0", "--db", db);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `randmask sweep collect: --db ${db}: ${locked} is not writable by this user, expected a folder it may write (for the database)\n`);
+  assert.deepEqual(readdirSync(locked), []);
+  assert.deepEqual(readdirSync(top).sort(), ["locked", "t.txt"], "nothing written");
 });
 
 test("a --db that is someone else's SQLite file or a folder, and an --out that is a broken link: refused, nothing changed or left behind", () => {

@@ -24,7 +24,8 @@ test("demo --quick: table on stdout, metrics.json, adapters and plots; test scor
   assert.ok(Date.now() - started < 60_000, "the quick demo should take well under a minute");
   const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as DemoRecord;
   assert.deepEqual(m.methods.map((x) => x.method), ["random-mask", "lora", "full"]);
-  assert.deepEqual([m.protocol.train, m.protocol.dev, m.protocol.test, m.protocol.epochs], [48, 24, 24, 1]);
+  assert.deepEqual([m.protocol.train, m.protocol.dev, m.protocol.test, m.protocol.epochs, m.protocol.fallback_from_validation], [48, 24, 24, 1, false]);
+  assert.equal(m.deviations, "--quick: 48 train / 24 dev / 24 test examples and 1 epoch; numbers mean nothing");
   for (const acc of [m.zero_shot.dev_accuracy, m.zero_shot.test_accuracy]) assert.ok(acc >= 0 && acc <= 1);
   for (const x of m.methods) {
     assert.ok(x.chosen_lr !== null && x.grid.some((g) => g.lr === x.chosen_lr), `${x.method}: chosen LR from its grid`);
@@ -158,7 +159,10 @@ test("demo --quick on data smaller than it asks for: the footer and metrics.json
   const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")) as DemoRecord;
   const used = `${m.protocol.train} train / ${m.protocol.dev} dev / ${m.protocol.test} test examples`;
   assert.ok(m.protocol.train < 48 && m.protocol.dev < 24 && m.protocol.test < 24, JSON.stringify(m.protocol));
-  const footer = `--quick: ${used} (the data holds fewer than the 48 / 24 / 24 asked) and 1 epoch; numbers mean nothing`;
+  // 30 training sentences are under the 100 a train split needs: every split comes from the validation file, and the footer says so
+  assert.equal(m.protocol.fallback_from_validation, true);
+  const footer = "train, dev and test all drawn from the validation split (the train split is missing or under 100 examples); " +
+    `--quick: ${used} (the data holds fewer than the 48 / 24 / 24 asked) and 1 epoch; numbers mean nothing`;
   assert.equal(m.deviations, footer);
   assert.ok(r.stdout.includes(`\n${footer}.\n`), r.stdout);
   assert.doesNotMatch(r.stdout, /48 train/);

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parityTask, repoRoot, tinyTextModel } from "./helpers.js";
+import { lossDivergence } from "../src/train/divergence.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
@@ -45,7 +46,16 @@ test("full fine-tuning at LR 1e-1 is reported as diverged with exit code 0", () 
   const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));
   assert.equal(m.status, "diverged");
   assert.ok(m.diverged.step >= 1);
+  assert.match(m.diverged.reason, /^(loss is (NaN|Infinity)|loss exploded: \S+ > 5 × first step's \S+|gradient norm is \S+)$/);
   assert.equal(m.test, null, "no test number from diverged weights");
+});
+
+test("a loss ends a run as diverged when not finite, or above --divergence-factor × the first step's (0: never)", () => {
+  assert.equal(lossDivergence(NaN, 1, 10), "loss is NaN");
+  assert.equal(lossDivergence(-Infinity, 1, 0), "loss is -Infinity");
+  assert.equal(lossDivergence(10.5, 1.04, 10), "loss exploded: 10.50 > 10 × first step's 1.040");
+  assert.equal(lossDivergence(10.4, 1.04, 10), null, "at the bound: not above it");
+  assert.equal(lossDivergence(1e30, 1, 0), null);
 });
 
 test("generation tasks train with the LM loss and report F1/EM", () => {

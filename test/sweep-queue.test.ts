@@ -134,7 +134,7 @@ test("--queue faults on every queue command: one prefix, a bad %-escape or port 
 test("a well-formed queue address where nothing answers exits 1 from every queue command, after its few tries, naming --queue", async () => {
   const port = await freePort(); // nothing listens there
   const url = `redis://:${PASSWORD}@127.0.0.1:${port}/0`;
-  const db = join(work, "unreachable.sqlite"), dbWait = join(work, "unreachable-wait.sqlite");
+  const db = join(work, "unreachable.sqlite"), dbWait = join(work, "unreached-db", "sub", "unreachable-wait.sqlite");
   const runs = [["sweep", "submit", sweepPath], ["sweep", "collect", "--db", db], ["sweep", "collect", "--wait", "--db", dbWait],
     ["worker", "--artifacts", join(work, "unreached-artifacts", "a")]].map((args) => {
     const p = start([...args, "--queue", url]);
@@ -146,6 +146,7 @@ test("a well-formed queue address where nothing answers exits 1 from every queue
     assert.ok(!out.includes(PASSWORD));
   }
   for (const f of [db, dbWait]) assert.ok(!existsSync(f), `collect left an empty ${f} behind`);
+  assert.ok(!existsSync(join(work, "unreached-db")), "collect left the folders it made for --db behind");
   assert.ok(!existsSync(join(work, "unreached-artifacts")), "the worker left its --artifacts folder behind");
 });
 
@@ -401,7 +402,7 @@ test("a run whose id is all digits is queued (BullMQ refuses integer job ids); C
     const second = start(args);
     procs.push(second.p);
     await until("the run is stored", () => new RegExp(`^stored ${id} completed`, "m").test(second.out()), 90);
-    const db = join(work, "art.sqlite");
+    const db = join(work, "collected", "art.sqlite"); // a folder collect makes
     const c = spawnSync(process.execPath, [cli, "sweep", "collect", "--queue", url, "--db", db], { encoding: "utf8", env });
     assert.equal(c.status, 0, c.stderr);
     const [row] = rowsOf(db);

@@ -134,10 +134,10 @@ test("image runs: evalEvery and warmupSteps default as finetune's (a quarter and
   assert.equal(image({ steps: 40, evalEvery: 7 }).evalEvery, 7);
 });
 
-test("kill -9 during a run: the restarted sweep redoes that run only, every run ends exactly once", async () => {
+test("kill -9 during a run: the restarted sweep redoes that run only, every run ends exactly once; --db's missing folders are made", async () => {
   // 6 epochs: a run lasts seconds even on an idle machine, so the kill lands mid-run
   const file = sweepFile("kill", { lrs: [1e-2, 3e-3, 1e-3], epochs: [6], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] });
-  const db = join(work, "kill.sqlite");
+  const db = join(work, "new-folder", "sub", "kill.sqlite");
   const first = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, stdio: "ignore" });
   // wait until the first run is done and the second one's child is training
   let victim: RunRow | undefined;

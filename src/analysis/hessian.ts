@@ -137,9 +137,7 @@ export function hessianNorm(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
   if (examples.length === 0) throw new Error("hessian: no training examples");
   if (!(Number.isSafeInteger(o.examples) && o.examples > 0)) throw new RangeError("hessian: examples must be a positive integer");
   if (!(Number.isSafeInteger(o.batchSize) && o.batchSize > 0)) throw new RangeError("hessian: batchSize must be a positive integer");
-  const rng = new Xoshiro128(o.seed, "hessian:examples");
-  const order = examples.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) { const j = rng.below(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+  const order = new Xoshiro128(o.seed, "hessian:examples").shuffle(examples.map((_, i) => i));
   const chosen = order.slice(0, Math.min(o.examples, examples.length)).map((i) => examples[i]);
   const model = peft.model;
   const prepared = prepare(tok, task.kind, task.objective, chosen, maxLength(model));

@@ -27,12 +27,13 @@ export const logitsCommand = defineCommand({
   run(v) {
     useDevice(v.device);
     if (isVisionModelDir(v.model)) {
-      if (v["pixel-values"] === undefined) throw new UsageError("--pixel-values FILE.json is required for a vision model");
+      // the other kind's flags first: they say what was meant
       for (const f of ["input-ids", "attention-mask"] as const) if (v[f] !== undefined) throw new UsageError(`--${f} is for language models; ${v.model} is a vision model (give --pixel-values)`);
+      if (v["pixel-values"] === undefined) throw new UsageError("--pixel-values FILE.json is required for a vision model");
       return visionLogits(v.model, v["pixel-values"], dtypeOf(v.dtype), v.head);
     }
+    for (const f of ["pixel-values", "head"] as const) if (v[f] !== undefined) throw new UsageError(`--${f} is for vision models; ${v.model} is a language model (give --input-ids)`);
     if (v["input-ids"] === undefined) throw new UsageError("--input-ids is required for a language model");
-    for (const f of ["pixel-values", "head"] as const) if (v[f] !== undefined) throw new UsageError(`--${f} is for vision models; ${v.model} is a language model`);
     const ids = jsonValue("input-ids", v["input-ids"], isIntMatrix, "a rectangular JSON array of token-id rows, e.g. [[2,100,200]]")!;
     const mask = jsonValue("attention-mask", v["attention-mask"], isIntMatrix, "a JSON array of 0/1 rows shaped like --input-ids");
     if (mask && (mask.length !== ids.length || mask[0].length !== ids[0].length || !mask.flat().every((x) => x === 0 || x === 1))) {

@@ -80,6 +80,7 @@ export function checkOutputFolder(flag: string, dir: string, holds: string, o: {
   if (dir.trim() === "") throw new UsageError(`--${flag} ${JSON.stringify(dir)}: expected a folder path (for ${holds})`);
   const fault = outputFolderFault(dir, o);
   if (fault?.kind === "file") throw new UsageError(`--${flag} ${dir}: ${fault.text}, expected a folder (for ${holds})`);
+  if (fault?.kind === "not-writable") throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (expected a folder it may write, for ${holds})`);
   if (fault) throw new UsageError(`--${flag} ${dir}: ${fault.text}; nothing was written (expected an absent or empty folder for ${holds})`);
 }
 

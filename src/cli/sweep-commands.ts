@@ -1,5 +1,5 @@
 // `randmask sweep run|status|results` and `randmask report`.
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, rmdirSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { ResultsDb, STATUSES } from "../sweep/db.js";
@@ -77,7 +77,7 @@ function checkRunFolders(db: string, outDir: string | undefined): void {
   if (outDir === undefined) dirs.push([runsFolder(db, outDir), "the run folders, --out-dir's default"]);
   for (const [dir, what] of dirs) {
     const fault = outputFolderFault(dir);
-    if (fault) throw new UsageError(`--db ${db}: ${fault.text.startsWith("is ") ? `${dir} ${fault.text}` : fault.text}, expected a folder (for ${what})`);
+    if (fault) throw new UsageError(`--db ${db}: ${fault.path} ${fault.what}, expected a folder${fault.kind === "not-writable" ? " it may write" : ""} (for ${what})`);
   }
   if (outDir !== undefined) checkOutputFolder("out-dir", outDir, "the run folders");
 }
@@ -109,6 +109,7 @@ function loadChecked(file: string): Sweep {
 async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<number> {
   const sweep = loadChecked(file); // validates everything before the database is touched
   const outDir = runsFolder(dbPath, outDirFlag);
+  mkdirSync(dirname(resolve(dbPath)), { recursive: true });
   const db = ResultsDb.open(dbPath, { create: true }); // first: a database it refuses leaves no run folder behind
   mkdirSync(outDir, { recursive: true });
   try {
@@ -137,6 +138,7 @@ async function sweepCollect(address: ReturnType<typeof queueAddress>, dbPath: st
   const { collectResults } = await import("../sweep/queue/collect.js");
   const outDir = runsFolder(dbPath, outDirFlag);
   const created = !existsSync(dbPath);
+  const madeFolder = mkdirSync(dirname(resolve(dbPath)), { recursive: true }); // the first folder made, if any
   const db = ResultsDb.open(dbPath, { create: true });
   let collected = false;
   try {
@@ -149,7 +151,18 @@ async function sweepCollect(address: ReturnType<typeof queueAddress>, dbPath: st
   } finally {
     db.close();
     // A queue never reached leaves no empty database behind (one the user had is kept as it was).
-    if (created && !collected) for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
+    if (created && !collected) {
+      for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
+      if (madeFolder) removeEmptyFolders(dirname(resolve(dbPath)), madeFolder);
+    }
+  }
+}
+
+/** Removes `dir` and the folders above it up to `top`, while they are empty (rmdir refuses a folder holding anything). */
+function removeEmptyFolders(dir: string, top: string): void {
+  for (let d = dir; ; d = dirname(d)) {
+    try { rmdirSync(d); } catch { return; }
+    if (d === top) return;
   }
 }
 

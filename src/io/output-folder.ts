@@ -1,35 +1,52 @@
 // Whether a path can become a command's output folder, checked before anything is read or
 // written, so a bad --out is one clear error instead of a raw ENOTDIR / EEXIST half-way.
-import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 export interface OutputFolderFault {
-  /** "file": the path, or the nearest existing path above it, is a file or a broken link; "not-empty": it is a folder holding files. */
-  kind: "file" | "not-empty";
-  /** "is a file", "<path above> is a file", "is a broken symbolic link (to T)" or "exists and is not empty". */
-  text: string;
-  /** The file in the way, or the folder that is not empty. */
+  /**
+   * "file": the path, or the nearest existing path above it, is a file or a broken link; "not-empty": it is a
+   * folder holding files; "not-writable": this user may not create files in it (or in the folder above it that
+   * would hold it).
+   */
+  kind: "file" | "not-empty" | "not-writable";
+  /** The file in the way, the folder that is not empty, or the folder this user cannot write. */
   path: string;
+  /** What is wrong with `path`: "is a file", "is a broken symbolic link (to T)", "exists and is not empty" or "is not writable by this user". */
+  what: string;
+  /** The same said of the folder asked about: `what`, or "<path> <what>" when `path` lies above it. */
+  text: string;
 }
 
 /**
  * Why `dir` cannot be written as an output folder, or null when it can (absent, or a folder; with
- * `empty`, an empty one). Reads the file system only.
+ * `empty`, an empty one; and the folder to create it in, or it itself, writable by this user). Reads the
+ * file system only.
  */
 export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): OutputFolderFault | null {
   const full = resolve(dir);
+  const fault = (kind: OutputFolderFault["kind"], path: string, what: string): OutputFolderFault =>
+    ({ kind, path, what, text: path === full ? what : `${path} ${what}` });
   for (let p = full; ; p = dirname(p)) {
     if (!existsSync(p)) {
       // existsSync follows links: a link whose target is gone would pass here and fail at mkdir.
-      if (isLink(p)) {
-        return { kind: "file", text: `${p === full ? "is" : `${p} is`} a broken symbolic link (to ${readlinkSync(p)})`, path: p };
-      }
+      if (isLink(p)) return fault("file", p, `is a broken symbolic link (to ${readlinkSync(p)})`);
       if (p === dirname(p)) return null;
       continue;
     }
-    if (!statSync(p).isDirectory()) return { kind: "file", text: p === full ? "is a file" : `${p} is a file`, path: p };
-    if (o.empty && p === full && readdirSync(p).length > 0) return { kind: "not-empty", text: "exists and is not empty", path: p };
-    return null;
+    if (!statSync(p).isDirectory()) return fault("file", p, "is a file");
+    if (o.empty && p === full && readdirSync(p).length > 0) return fault("not-empty", p, "exists and is not empty");
+    // files are made in `dir`, and `dir` (with the folders between) in `p`: both need write and search permission
+    return isWritable(p) ? null : fault("not-writable", p, "is not writable by this user");
+  }
+}
+
+function isWritable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -68,6 +68,15 @@ export class Xoshiro128 {
     }
   }
 
+  /** Shuffles `a` in place and returns it: Fisher–Yates from the last element down, swapping a[i] with a[below(i + 1)]. */
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.below(i + 1);
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  }
+
   /** Uniform float in [0, 1) with 32 bits (for init, not for masks). */
   nextFloat(): number {
     return this.nextU32() / 0x100000000;

@@ -25,13 +25,7 @@ export interface SampledData {
 
 /** A copy of `items` in a seeded Fisher–Yates order (randmask's own generator, stream `stream`). */
 export function shuffled<T>(items: T[], seed: number, stream: string): T[] {
-  const a = items.slice();
-  const rng = new Xoshiro128(seed, stream);
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = rng.below(i + 1);
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
+  return new Xoshiro128(seed, stream).shuffle(items.slice());
 }
 
 /**

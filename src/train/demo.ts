@@ -13,7 +13,7 @@ import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getTask } from "../tasks/registry.js";
-import { loadTaskData, type SampleSizes } from "../tasks/sampling.js";
+import { TINY_TRAIN, loadTaskData, type SampleSizes } from "../tasks/sampling.js";
 import type { Example } from "../tasks/types.js";
 import { evaluate, headline, type Metrics } from "../eval/evaluate.js";
 import { PACKAGE_ROOT, RANDMASK_VERSION } from "../version.js";
@@ -127,7 +127,8 @@ export interface DemoRecord {
   out: string;
   data_dir: string;
   task: "sst2";
-  protocol: { train: number; dev: number; test: number; seed: number; epochs: number; batch_size: number; template: string; lr_selection: string };
+  /** fallback_from_validation: train, dev and test were all drawn from the validation split (the train split is missing or tiny). */
+  protocol: { train: number; dev: number; test: number; fallback_from_validation: boolean; seed: number; epochs: number; batch_size: number; template: string; lr_selection: string };
   deviations: string;
   zero_shot: { dev_accuracy: number; test_accuracy: number; time_s: number };
   methods: MethodResult[];
@@ -300,9 +301,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoRecord> {
   const cpu = process.cpuUsage(cpuStart);
   const record: DemoRecord = {
     model: modelDir, random_weights: o.randomWeights === true, out, data_dir: resolve(o.dataDir), task: "sst2",
-    protocol: { ...sampled.sizes, seed: plan.seed, epochs: plan.epochs, batch_size: plan.batchSize, template: "<sentence> It was {terrible|great} (MeZO)",
+    protocol: { ...sampled.sizes, fallback_from_validation: sampled.fallback, seed: plan.seed, epochs: plan.epochs, batch_size: plan.batchSize, template: "<sentence> It was {terrible|great} (MeZO)",
       lr_selection: "best dev accuracy over the grid (ties: first LR); test is evaluated only for the chosen run" },
-    deviations: plan.deviations(sampled.sizes),
+    deviations: `${sampled.fallback ? `train, dev and test all drawn from the validation split (the train split is missing or under ${TINY_TRAIN} examples); ` : ""}` +
+      plan.deviations(sampled.sizes),
     zero_shot: zeroShot, methods, table: "",
     wall_time_s: (Date.now() - started) / 1000, cpu_time_s: (cpu.user + cpu.system) / 1e6,
     machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, threads: getNumThreads(), load_average_start: loadStart, load_average_end: loadavg() },

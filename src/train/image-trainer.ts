@@ -5,7 +5,7 @@
 // 128 by default, split into micro-batches by gradient accumulation),
 // validation accuracy at intervals keeping the best weights, and divergence
 // ending the run cleanly (as the text loop, src/train/trainer.ts).
-import { AdamW, clipGradNorm, crossEntropy, keep, manualSeed, noGrad, settle, tensor, tidy, type Tensor } from "../engine/index.js";
+import { AdamW, clipGradNorm, crossEntropy, manualSeed, settle, tensor, tidy, type Tensor } from "../engine/index.js";
 import type { ImageExample } from "../data/vision/index.js";
 import type { VisionModel } from "../models/vision/common.js";
 import type { LinearHead } from "../models/vision/head.js";
@@ -17,6 +17,8 @@ import { Xoshiro128 } from "../peft/rng.js";
 import { predictImages, type ImageMetrics } from "../eval/image-eval.js";
 import { lrAt, type ScheduleName } from "./schedule.js";
 import { Progress } from "./progress.js";
+import { BestWeights, snapshot } from "./snapshots.js";
+import { lossDivergence } from "./divergence.js";
 import type { Distance } from "./trainer.js";
 
 export interface ImageTrainOptions {
@@ -89,9 +91,9 @@ export async function trainImages(peft: PeftModel<VisionModel>, head: LinearHead
   const opt = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
   const micro = o.batchSize / o.gradAccum;
   const result: ImageTrainResult = { status: "completed", losses: [], evals: [], bestStep: null, bestVal: null, steps: 0, distance: { trainable: 0, weight: null } };
-  const initial = params.map((t) => keep(noGrad(() => t.detach().clone())));
+  const initial = snapshot(params);
   const distance = (): Distance => ({ trainable: changeNorm(params, initial), weight: peft.instance.weightDeltaNorm?.(initial.slice(0, params.length - extraParams.length)) ?? null });
-  let best: Tensor[] | null = null;
+  const best = new BestWeights();
   manualSeed(o.seed);
   const progress = new Progress("train", o.steps, "steps", process.stderr, o.quiet);
 
@@ -103,9 +105,7 @@ export async function trainImages(peft: PeftModel<VisionModel>, head: LinearHead
     while (out.length < o.batchSize) {
       if (order.length === 0) {
         pass++;
-        const rng = new Xoshiro128(o.seed, `image-order:${pass}`);
-        order = data.train.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) { const j = rng.below(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+        order = new Xoshiro128(o.seed, `image-order:${pass}`).shuffle(data.train.map((_, i) => i));
       }
       out.push(data.train[order.pop()!]);
     }
@@ -130,13 +130,8 @@ export async function trainImages(peft: PeftModel<VisionModel>, head: LinearHead
         }
         return sum;
       });
-      if (!Number.isFinite(loss)) { result.status = "diverged"; result.diverged = { step, reason: `loss is ${loss}` }; break; }
-      const first = result.losses[0]?.loss ?? loss;
-      if (o.divergenceFactor > 0 && loss > o.divergenceFactor * first) {
-        result.status = "diverged";
-        result.diverged = { step, reason: `loss exploded: ${loss.toPrecision(4)} > ${o.divergenceFactor} × first step's ${first.toPrecision(4)}` };
-        break;
-      }
+      const lossFault = lossDivergence(loss, result.losses[0]?.loss ?? loss, o.divergenceFactor);
+      if (lossFault) { result.status = "diverged"; result.diverged = { step, reason: lossFault }; break; }
       const gradNorm = clipGradNorm(params, o.maxGradNorm);
       if (!Number.isFinite(gradNorm)) { result.status = "diverged"; result.diverged = { step, reason: `gradient norm is ${gradNorm}` }; break; }
       opt.lr = lrAt(o.schedule, o.lr, step - 1, o.steps, o.warmupSteps);
@@ -155,8 +150,7 @@ export async function trainImages(peft: PeftModel<VisionModel>, head: LinearHead
         result.evals.push(record);
         o.log(`step ${step}: train loss ${record.trainLoss.toFixed(4)}, val accuracy ${val.accuracy.toFixed(4)} (${val.n}), distance from init ${JSON.stringify(record.distance)}`);
         if (result.bestVal === null || val.accuracy > result.bestVal.accuracy) {
-          best?.forEach((t) => t.dispose());
-          best = params.map((t) => keep(noGrad(() => t.detach().clone())));
+          best.save(params);
           result.bestVal = val;
           result.bestStep = step;
         }
@@ -167,10 +161,7 @@ export async function trainImages(peft: PeftModel<VisionModel>, head: LinearHead
   } finally {
     opt.zeroGrad();
     model.training = false;
-    if (best) {
-      noGrad(() => params.forEach((t, i) => t.copy_(best![i])));
-      best.forEach((t) => t.dispose());
-    }
+    best.restore(params);
     result.distance = distance();
     initial.forEach((t) => t.dispose());
   }

@@ -52,9 +52,9 @@ export class PackedCorpus {
       const whole = Math.floor(s.weight);
       for (let c = 0; c < whole; c++) for (let b = 0; b < n; b++) refs.push({ source: i, offset: b * this.blockSize });
       const extra = Math.round((s.weight - whole) * n);
-      if (extra > 0) for (const b of shuffle(Array.from({ length: n }, (_, k) => k), rng).slice(0, extra)) refs.push({ source: i, offset: b * this.blockSize });
+      if (extra > 0) for (const b of rng.shuffle(Array.from({ length: n }, (_, k) => k)).slice(0, extra)) refs.push({ source: i, offset: b * this.blockSize });
     });
-    return shuffle(refs, rng);
+    return rng.shuffle(refs);
   }
 
   /** Held-out blocks of every source, in order. */
@@ -73,13 +73,4 @@ export class PackedCorpus {
     });
     return out;
   }
-}
-
-/** Fisher–Yates in place with our generator. */
-function shuffle<T>(a: T[], rng: Xoshiro128): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = rng.below(i + 1);
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
 }

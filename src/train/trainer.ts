@@ -3,7 +3,7 @@
 // and divergence ending the run cleanly: a NaN/Inf loss or gradient (or dev scores), or a
 // loss that explodes past divergenceFactor × the first step's loss (in fp32 a
 // run at a far too large LR rarely reaches NaN; it blows up, then collapses).
-import { AdamW, clipGradNorm, manualSeed, noGrad, keep, settle, tidy, type Tensor } from "../engine/index.js";
+import { AdamW, clipGradNorm, manualSeed, settle, tidy } from "../engine/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { PeftModel } from "../peft/peft-model.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
@@ -13,6 +13,8 @@ import { Xoshiro128 } from "../peft/rng.js";
 import { batchLoss, prepare } from "./objectives.js";
 import { lrAt, type ScheduleName } from "./schedule.js";
 import { Progress } from "./progress.js";
+import { BestWeights, snapshot } from "./snapshots.js";
+import { lossDivergence } from "./divergence.js";
 import { changeNorm } from "../peft/delta-norm.js";
 
 export interface TrainOptions {
@@ -80,8 +82,8 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
   const micro = o.batchSize / o.gradAccum;
   const result: TrainResult = { status: "completed", losses: [], epochs: [], bestEpoch: null, bestDev: null, steps: 0,
     distance: { trainable: 0, weight: null } };
-  let best: Tensor[] | null = null;
-  const initial = params.map((p) => keep(noGrad(() => p.detach().clone())));
+  const best = new BestWeights();
+  const initial = snapshot(params);
   const distance = (): Distance => ({ trainable: changeNorm(params, initial), weight: peft.instance.weightDeltaNorm?.(initial) ?? null });
   manualSeed(o.seed);
   // examples actually trained on: a last batch may be short, and a batch larger than the sample holds all of it
@@ -91,9 +93,7 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
     let step = 0;
     for (let epoch = 1; epoch <= o.epochs && result.status === "completed"; epoch++) {
       model.training = true;
-      const rng = new Xoshiro128(o.seed, `order:${epoch}`);
-      const order = prepared.map((_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) { const j = rng.below(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+      const order = new Xoshiro128(o.seed, `order:${epoch}`).shuffle(prepared.map((_, i) => i));
       let epochLoss = 0;
       for (let s = 0; s < perEpoch; s++) {
         const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
@@ -110,13 +110,8 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
           return sum;
         });
         step++;
-        if (!Number.isFinite(loss)) { result.status = "diverged"; result.diverged = { step, epoch, reason: `loss is ${loss}` }; break; }
-        const first = result.losses[0]?.loss ?? loss;
-        if (o.divergenceFactor > 0 && loss > o.divergenceFactor * first) {
-          result.status = "diverged";
-          result.diverged = { step, epoch, reason: `loss exploded: ${loss.toPrecision(4)} > ${o.divergenceFactor} × first step's ${first.toPrecision(4)}` };
-          break;
-        }
+        const lossFault = lossDivergence(loss, result.losses[0]?.loss ?? loss, o.divergenceFactor);
+        if (lossFault) { result.status = "diverged"; result.diverged = { step, epoch, reason: lossFault }; break; }
         const gradNorm = clipGradNorm(params, o.maxGradNorm);
         if (!Number.isFinite(gradNorm)) { result.status = "diverged"; result.diverged = { step, epoch, reason: `gradient norm is ${gradNorm}` }; break; }
         opt.lr = lrAt(o.schedule, o.lr, step - 1, total, warmup);
@@ -144,8 +139,7 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
       result.epochs.push(record);
       o.log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}, dev ${JSON.stringify(dev)}, distance from init ${JSON.stringify(record.distance)}`);
       if (result.bestDev === null || headline(dev) > headline(result.bestDev)) {
-        best?.forEach((t) => t.dispose());
-        best = params.map((p) => keep(noGrad(() => p.detach().clone())));
+        best.save(params);
         result.bestDev = dev;
         result.bestEpoch = epoch;
       }
@@ -155,10 +149,7 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
   } finally {
     opt.zeroGrad();
     model.training = false;
-    if (best) {
-      noGrad(() => params.forEach((p, i) => p.copy_(best![i])));
-      best.forEach((t) => t.dispose());
-    }
+    best.restore(params);
     result.distance = distance();
     initial.forEach((t) => t.dispose());
   }

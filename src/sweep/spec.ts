@@ -2,7 +2,7 @@
 // learning rate × seed × epochs) as one JSON or YAML file, expanded into fully
 // resolved run configurations, each identified by a hash of its configuration.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { checkDevice, type DType } from "../engine/index.js";
@@ -83,7 +83,8 @@ export function runId(config: RunConfig): string {
  */
 export function loadSweep(file: string): Sweep {
   if (!existsSync(file)) throw new SweepFileError(file, "not found");
-  const text = readFileSync(file, "utf8");
+  if (!statSync(file).isFile()) throw new SweepFileError(file, "is a folder, expected a sweep file (JSON or YAML)");
+  const text = readFileSync(file, "utf8").replace(/^\uFEFF/, ""); // the byte-order mark Windows editors write
   let raw: unknown;
   try {
     raw = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);

@@ -214,4 +214,11 @@ test("randmask hessian CLI: at initialisation and for a saved adapter, JSON out;
   assert.match(extra.stderr, /method flags \(--density\) apply to a fresh method/);
   const badTol = spawnSync(process.execPath, [cli, ...common, "--method", "lora", "--tol", "0"], { encoding: "utf8" });
   assert.match(badTol.stderr, /--tol "0": expected a positive number/);
+  // its --help offers text tasks only and no --eval-batch (nothing is evaluated): both are usage errors, not a late exit 1 or a no-op
+  const image = spawnSync(process.execPath, [cli, "hessian", "--model", modelDir, "--task", "cifar10", "--data-dir", data, "--method", "lora"], { encoding: "utf8" });
+  assert.equal(image.status, 2);
+  assert.match(image.stderr, /--task "cifar10": expected one of sst2, .*jsonl$/m);
+  const evalBatch = spawnSync(process.execPath, [cli, ...common, "--method", "lora", "--eval-batch", "4"], { encoding: "utf8" });
+  assert.equal(evalBatch.status, 2);
+  assert.match(evalBatch.stderr, /Unknown option '--eval-batch'/);
 });

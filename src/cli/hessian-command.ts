@@ -4,12 +4,15 @@ import { loadCausalLM, readModelConfig } from "../models/registry.js";
 import { shapesOf } from "../peft/shapes.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { PeftModel } from "../peft/peft-model.js";
-import { getTask } from "../tasks/registry.js";
+import { TASK_NAMES, getTask } from "../tasks/registry.js";
 import { loadTaskData } from "../tasks/sampling.js";
 import { hessianNorm } from "../analysis/hessian.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
 import { DATA_FLAGS, checkLanguageModel, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
+
+// Text tasks only (the Hessian is of the language-model loss), and no --eval-batch: nothing here is evaluated.
+const { "eval-batch": _evalBatch, ...TEXT_DATA_FLAGS } = DATA_FLAGS;
 
 export const hessianCommand = defineCommand({
   name: "hessian",
@@ -17,7 +20,11 @@ export const hessianCommand = defineCommand({
     "for a method at initialisation (--method) or a trained adapter (--adapter), on the task's training sample.",
   usage: "randmask hessian --model DIR --task T --data-dir DIR (--method M [method flags] | --adapter DIR) [flags]",
   flags: {
-    ...DATA_FLAGS,
+    ...TEXT_DATA_FLAGS,
+    task: { ...DATA_FLAGS.task, choices: TASK_NAMES, description: "text task (jsonl: your own train/validation/test.jsonl)" },
+    "train-size": { ...DATA_FLAGS["train-size"], defaultText: "1000" },
+    "dev-size": { ...DATA_FLAGS["dev-size"], defaultText: "500" },
+    "test-size": { ...DATA_FLAGS["test-size"], defaultText: "1000" },
     ...METHOD_FLAGS,
     method: { ...METHOD_FLAGS.method, required: false, description: "PEFT method, at initialisation (or --adapter)" },
     seed: { ...METHOD_FLAGS.seed, description: "seed of the data sample, the examples drawn and (unless --mask-seed) the mask" },

@@ -61,7 +61,7 @@ export const DATA_FLAGS = {
   "eval-batch": { type: "integer", default: 32, check: positiveInt, expected: "a positive integer", description: "sequences per evaluation forward pass" },
 } as const satisfies Record<string, FlagDef>;
 
-export function sampleSizes(v: FlagValues<typeof DATA_FLAGS>): SampleSizes {
+export function sampleSizes(v: Pick<FlagValues<typeof DATA_FLAGS>, "train-size" | "dev-size" | "test-size">): SampleSizes {
   return { train: v["train-size"] ?? DEFAULT_SIZES.train, dev: v["dev-size"] ?? DEFAULT_SIZES.dev, test: v["test-size"] ?? DEFAULT_SIZES.test };
 }
 

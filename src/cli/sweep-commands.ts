@@ -184,8 +184,8 @@ export const reportCommand = defineCommand({
   flags: {
     db: { type: "string", required: true, arg: "FILE", description: "SQLite results database of `sweep run`" },
     out: { type: "string", required: true, arg: "DIR", description: "folder for report.md, results.csv and the figures" },
-    "small-lr": { type: "number", check: (x) => x > 0, expected: "a positive number", defaultText: "the smallest LR in the database",
-      description: "learning rate of Figure 4b (accuracy against epochs)" },
+    "small-lr": { type: "number", check: (x) => x > 0, expected: "a positive number", defaultText: "the smallest Random Masking LR in the database",
+      description: "Figure 4b (Random Masking's dev metric against epochs) shows the LRs up to this" },
   },
   example: "report --db results.sqlite --out report/",
   async run(v) {

@@ -171,7 +171,7 @@ export const evalCommand = defineCommand({
     ...DATA_FLAGS,
     adapter: { type: "dir", description: "adapter folder to apply (finetune's --out/adapter)" },
     split: { type: "string", choices: ["test", "dev", "train"], default: "test", group: "data flags", description: "which sampled split to evaluate" },
-    head: { type: "string", arg: "FILE|probe", description: "image tasks: the fixed head (finetune's --out/head.safetensors when it fitted a probe; default: the checkpoint's classifier)" },
+    head: { type: "string", arg: "FILE.safetensors", description: "image tasks: the fixed head (finetune's --out/head.safetensors when it fitted a probe; default: the checkpoint's classifier)" },
     predictions: PREDICTIONS_FLAG,
   },
   example: "eval --model ~/opt-125m --adapter runs/sst2-rm/adapter --task sst2 --data-dir ~/data/nlp --predictions sst2-test.jsonl",

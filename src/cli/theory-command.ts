@@ -21,7 +21,7 @@ function numbers(name: string, list: string[] | undefined, dflt: number[], check
 export const theoryCommand = defineCommand({
   name: "theory",
   summary: "Check Section 5's linear-regression predictions numerically (eigenvalue ratios, gradient-descent curves, norms) " +
-    "and print a Markdown report; --out also writes theory.json, theory.md and plots (SVG).",
+    "and print a Markdown report; --out also writes theory.json, theory.md and plots (SVG and PNG).",
   flags: {
     n: { type: "integer", default: D.n, check: positiveInt, expected: "a positive integer", description: "training examples" },
     d: { type: "integer", default: D.d, check: positiveInt, expected: "a positive integer", description: "parameters (d ≫ n)" },
@@ -35,7 +35,7 @@ export const theoryCommand = defineCommand({
     signal: { type: "number", default: D.signal, check: (v) => v >= 0, expected: "a number ≥ 0", description: "norm of the true parameter" },
     bisections: { type: "integer", default: D.edgeBisections, check: nonNegInt, expected: "a non-negative integer", description: "bisection steps locating the stability edge" },
     "curve-factors": { type: "list", arg: "F,F,...", defaultText: D.curveFactors.join(","), description: "learning rates of the plotted curves, as multiples of the edge" },
-    out: { type: "string", arg: "DIR", description: "also write theory.json, theory.md and SVG plots here (absent or empty)" },
+    out: { type: "string", arg: "DIR", description: "also write theory.json, theory.md and the plots (SVG, PNG) here (absent or empty)" },
     json: { type: "boolean", description: "print the results as one JSON line" },
     quiet: { type: "boolean", description: "no progress lines on stderr" },
   },

@@ -8,7 +8,8 @@
 // read as without it; an empty train.jsonl, a folder where a data file belongs, or
 // a row of the other kind is named; a run stopped by Ctrl-C is named as unfinished
 // when its --out is given again; empty output paths and impossible --predictions
-// files are usage errors before any work.
+// files are usage errors before any work; a model folder without config.json is
+// named as such.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -190,4 +191,22 @@ test("an empty output path, or a predictions file under a file or ending in '/',
     assert.doesNotMatch(r.stderr, /eval jsonl\/test/, "nothing evaluated first");
   }
   assert.ok(!existsSync(join(work, "preds")));
+});
+
+test("a model folder without config.json is named as such by finetune, eval, hessian and pretrain --init-from", () => {
+  // it said "no tokenizer found" (finetune, eval) or "config.json: cannot read: ENOENT" (hessian, pretrain)
+  const notModel = join(work, "not-a-model");
+  mkdirSync(notModel);
+  const re = /^randmask \w+: --(model|init-from) .*not-a-model: no config\.json \(expected a Hugging Face model folder/;
+  for (const args of [
+    ["finetune", "--model", notModel, "--task", "jsonl", "--data-dir", data, "--method", "bitfit", "--out", join(work, "nm-out")],
+    ["eval", "--model", notModel, "--task", "jsonl", "--data-dir", data],
+    ["hessian", "--model", notModel, "--task", "jsonl", "--data-dir", data, "--method", "bitfit"],
+    ["pretrain", "--init-from", notModel, "--data", join(data, "train.jsonl"), "--max-steps", "1", "--out", join(work, "nm-out")],
+  ]) {
+    const r = run(...args);
+    assert.equal(r.status, 1, args[0]);
+    assert.match(r.stderr, re, args[0]);
+  }
+  assert.ok(!existsSync(join(work, "nm-out")));
 });

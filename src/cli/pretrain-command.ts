@@ -11,7 +11,7 @@ import { PackedCorpus } from "../train/packing.js";
 import { CHECKPOINT_DIR, Pretrainer, RUN_FILE, appendLog, asMasters, type PretrainConfig, type RunRecord, type TrainState } from "../train/pretrain.js";
 import { parseSources, readTokens, tokenizeSource, tokenizerHash, type SourceSpec, type TokenFile } from "../train/token-cache.js";
 import { UsageError, defineCommand, nonNegInt, positiveInt, signalExitCode, type FlagDef, type FlagValues } from "./args.js";
-import { DTYPE_FLAG, checkOutputFolder, dtypeOf } from "./shared-flags.js";
+import { DTYPE_FLAG, checkModelFolder, checkOutputFolder, dtypeOf } from "./shared-flags.js";
 
 const training = "training flags";
 const nonNeg = (v: number) => v >= 0;
@@ -61,6 +61,7 @@ function modelConfig(flags: Values): { cfg: OPTConfig; init: string | null; conf
   const given = (["config", "preset", "init-from"] as const).filter((k) => flags[k] !== undefined);
   if (given.length === 0) throw new UsageError("one of --config FILE, --preset NAME or --init-from DIR is required");
   if (flags.config !== undefined && flags.preset !== undefined) throw new UsageError("--config and --preset exclude each other");
+  if (flags["init-from"] !== undefined) checkModelFolder("init-from", flags["init-from"]);
   const init = flags["init-from"] !== undefined ? resolve(flags["init-from"]) : null;
   const initCfg = init ? readConfig(join(init, "config.json")) : null;
   let cfg: OPTConfig | null = null;

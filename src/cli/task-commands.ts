@@ -13,7 +13,7 @@ import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
 import { METHOD_FLAGS, methodOptions, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, VISION_USE, checkOutputFolder, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
+import { DATA_FLAGS, VISION_USE, checkModelFolder, checkOutputFolder, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
 import { isImageTask } from "../tasks/image-tasks.js";
 import { isVisionModelDir, modelTypeOf } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
@@ -23,6 +23,7 @@ import { evalImages } from "./image-eval-command.js";
 
 /** An image task needs a vision model and a text task a language model: one error naming both flags otherwise. */
 export function checkModality(task: string, model: string): void {
+  checkModelFolder("model", model);
   const image = isImageTask(task);
   if (image !== isVisionModelDir(model)) {
     throw new UsageError(image ? `--task ${task} is an image task, but --model ${model} is not a vision model (vit, clip_vision_model, clip)`

@@ -251,6 +251,7 @@ test("a vision folder where a language model is needed, and the other modality's
   const hessian = run("hessian", "--model", vit, "--method", "random-mask", "--trainable-ratio", "1e-2", "--task", "jsonl", "--data-dir", data);
   assert.equal(hessian.status, 2);
   assert.match(hessian.stderr, /--model .*vit-tiny: model_type "vit" \(config\.json\) is a vision model; this command needs a language model \(opt, /);
+  writeFileSync(join(work, "pv.json"), "[]"); // --pixel-values must name a file; the flags' modality is checked next
   let r = run("logits", "--model", vit, "--pixel-values", join(work, "pv.json"), "--input-ids", "[[1,2]]");
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model/);

@@ -78,7 +78,7 @@ test("an invalid regular expression in --target-modules, or in a PEFT adapter's 
   writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, "utf8")), target_modules: "((q_proj" }));
   r = run("eval", "--model", model, "--adapter", join(peft, "adapter"), "--task", "jsonl", "--data-dir", data, "--test-size", "4");
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /^randmask eval: lora: .*peft-lora\/adapter: target_modules "\(\(q_proj" is not a valid regular expression/);
+  assert.match(r.stderr, /^randmask eval: lora: .*peft-lora\/adapter: pattern "\(\(q_proj" is not a valid regular expression/);
 });
 
 test("weights that overflow at an epoch's last step: the run is diverged (no adapter), and eval refuses non-finite scores", () => {

@@ -115,7 +115,7 @@ test("randmask generate: flag faults are usage errors before the model is read",
   const cases: [string[], RegExp][] = [
     [["--model", join(work, "nope"), "--prompt", "x"], /--model \S*nope: folder does not exist/],
     [["--model", dir], /give --prompt STR or --file FILE/],
-    [["--model", dir, "--prompt", "x", "--file", "y.txt"], /give --prompt STR or --file FILE/],
+    [["--model", dir, "--prompt", "x", "--file", join(dir, "config.json")], /give --prompt STR or --file FILE/], // --file must exist: checked first
     [["--model", dir, "--prompt", "x", "--top-k", "5"], /--top-k\/--top-p apply to sampling only/],
     [["--model", dir, "--prompt", "x", "--top-p", "1.5", "--temperature", "1"], /--top-p "1.5": expected in \(0, 1\]/],
     [["--model", dir, "--file", join(work, "missing.txt")], /--file \S*missing.txt: file does not exist/],

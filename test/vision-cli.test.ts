@@ -83,9 +83,13 @@ test("bad pixel files give one clear error naming the file", () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /small\.json: shape \[1,3,8,8\], but the model takes \[batch, 3, 32, 32\]/);
   r = run("logits", "--model", dir, "--pixel-values", join(tmp, "absent.json"));
-  assert.match(r.stderr, /absent\.json: cannot read as JSON/);
-  r = run("logits", "--model", dir, "--input-ids", "[[1,2]]");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--pixel-values .*absent\.json: file does not exist/);
+  r = run("logits", "--model", dir);
   assert.match(r.stderr, /--pixel-values FILE\.json is required for a vision model/);
+  // the other modality's flag is named first (main's order since the logits flags fix)
+  r = run("logits", "--model", dir, "--input-ids", "[[1,2]]");
+  assert.match(r.stderr, /--input-ids is for language models; .*vit-tiny is a vision model \(give --pixel-values\)/);
 });
 
 test("a vision checkpoint given to a text command's --model is named as a vision model (its model_type), not as lacking a tokenizer", () => {

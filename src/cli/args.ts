@@ -17,9 +17,9 @@ export class UsageError extends Error {
 export interface FlagDef {
   /**
    * string; boolean (a switch); number / integer (checked by `check`); list
-   * (comma-separated); dir (a folder that must exist).
+   * (comma-separated); dir (a folder that must exist); file (a file that must exist).
    */
-  type: "string" | "boolean" | "number" | "integer" | "list" | "dir";
+  type: "string" | "boolean" | "number" | "integer" | "list" | "dir" | "file";
   description: string;
   default?: string | number | boolean;
   /** How the default reads in --help when it is not a plain value (e.g. "--seed"). */
@@ -91,7 +91,7 @@ function placeholder(d: FlagDef): string {
   if (d.arg) return d.arg;
   if (d.choices && d.choices.join("|").length <= 24) return d.choices.join("|");
   if (d.choices) return "NAME";
-  return d.type === "dir" ? "DIR" : d.type === "integer" ? "N" : d.type === "number" ? "X" : d.type === "list" ? "A,B" : "STR";
+  return d.type === "dir" ? "DIR" : d.type === "file" ? "FILE" : d.type === "integer" ? "N" : d.type === "number" ? "X" : d.type === "list" ? "A,B" : "STR";
 }
 
 /** Description, the choices when the placeholder does not show them, and the default. */
@@ -173,15 +173,22 @@ function joinNegativeValues(c: CommandDef, argv: string[]): string[] {
   return out;
 }
 
-/** Parses and checks argv (flags only) against the command's flags; every fault is a UsageError naming the flag. */
+/**
+ * Parses and checks argv (flags only) against the command's flags; every fault is a UsageError naming the flag,
+ * including a flag that takes one value given twice (which value was meant is not ours to guess).
+ */
 export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]): FlagValues<F> {
+  // every value flag is collected as a list, so a repeated one can be refused
   const options = Object.fromEntries(Object.entries(c.flags).map(([n, d]) =>
-    [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const, multiple: d.multiple ?? false }]));
+    [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const, multiple: d.type !== "boolean" }]));
   let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     raw = parseArgs({ args: joinNegativeValues(c, argv), options, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.split("\n")[0]} (randmask ${c.name} --help lists the flags)`);
+    // node's last line says how to give a value starting with "-" (--prompt=-h); its first says what is wrong
+    const lines = (e as Error).message.split("\n");
+    const how = /ambiguous/.test(lines[0]) ? ` ${lines[lines.length - 1]}` : "";
+    throw new UsageError(`${lines[0]}${how} (randmask ${c.name} --help lists the flags)`);
   }
   const out: Record<string, unknown> = {};
   for (const [name, d] of Object.entries(c.flags)) {
@@ -191,7 +198,11 @@ export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]):
       out[name] = d.type === "boolean" ? false : d.multiple ? [] : d.default;
       continue;
     }
-    out[name] = d.multiple ? (v as string[]).map((s) => checkValue(name, d, s)) : checkValue(name, d, v as string | boolean);
+    if (d.multiple) { out[name] = (v as string[]).map((s) => checkValue(name, d, s)); continue; }
+    if (Array.isArray(v) && v.length > 1) {
+      throw new UsageError(`--${name} given ${v.length} times (${v.map((x) => JSON.stringify(x)).join(", ")}); it takes one value`);
+    }
+    out[name] = checkValue(name, d, Array.isArray(v) ? v[0] : v);
   }
   return out as FlagValues<F>;
 }
@@ -204,7 +215,8 @@ function checkValue(name: string, d: FlagDef, v: string | boolean): unknown {
   switch (d.type) {
     case "number":
     case "integer": {
-      const n = Number(v);
+      // decimal only: Number() would also take 0x10, 0b11 and 0o7
+      const n = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(v) ? Number(v) : NaN;
       const ok = Number.isFinite(n) && (d.type === "number" || Number.isSafeInteger(n)) && (d.check?.(n) ?? true);
       if (!ok) throw bad(d.expected ?? (d.type === "integer" ? "an integer" : "a number"));
       return n;
@@ -214,6 +226,10 @@ function checkValue(name: string, d: FlagDef, v: string | boolean): unknown {
     case "dir":
       if (!existsSync(v)) throw new UsageError(`--${name} ${v}: folder does not exist`);
       if (!statSync(v).isDirectory()) throw new UsageError(`--${name} ${v}: is a file, expected a folder`);
+      return v;
+    case "file":
+      if (!existsSync(v)) throw new UsageError(`--${name} ${v}: file does not exist`);
+      if (statSync(v).isDirectory()) throw new UsageError(`--${name} ${v}: is a folder, expected a file`);
       return v;
     default:
       return v;

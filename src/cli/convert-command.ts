@@ -3,10 +3,10 @@
 // checkpoint level (tensors as stored, config.json, tokenizer files), so it
 // converts every model family alike. The output appears whole or not at all:
 // it is written into a temp folder beside --out and renamed into place.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type DType, DTYPE_BYTES, type Tensor, noGrad } from "../engine/index.js";
-import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
+import { writeFolderAtomically, writeJsonAtomic } from "../io/atomic.js";
 import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
 import { saveFile, saveSharded } from "../io/safetensors.js";
 import { UsageError, defineCommand } from "./args.js";
@@ -62,24 +62,18 @@ function convert(modelDir: string, out: string, dtype: DType | undefined, maxSha
   // the whole input is read and validated before anything is written
   const tensors = loadCheckpoint(modelDir);
   const owned = new Set(tensors.values());
-  const tmp = tempPathFor(out);
   try {
     if (dtype) castFloating(tensors, dtype, owned);
     const total = [...tensors.values()].reduce((n, t) => n + t.numel * DTYPE_BYTES[t.dtype], 0);
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    if (total <= maxShardBytes) saveFile(join(tmp, "model.safetensors"), tensors, { format: "pt" });
-    else saveSharded(tmp, tensors, maxShardBytes, { format: "pt" });
-    writeJsonAtomic(join(tmp, "config.json"), dtype ? { ...config, torch_dtype: dtype } : config);
-    for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
-    if (existsSync(out)) rmSync(out, { recursive: true });
-    renameSync(tmp, out);
+    writeFolderAtomically(out, (tmp) => {
+      if (total <= maxShardBytes) saveFile(join(tmp, "model.safetensors"), tensors, { format: "pt" });
+      else saveSharded(tmp, tensors, maxShardBytes, { format: "pt" });
+      writeJsonAtomic(join(tmp, "config.json"), dtype ? { ...config, torch_dtype: dtype } : config);
+      for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
+    });
     const files = readdirSync(out).filter((f) => f.endsWith(".safetensors")).length;
     process.stdout.write(`converted ${tensors.size} tensors (${format}) to ${out}: ${files} safetensors file(s), ` +
       `${(total / 2 ** 20).toFixed(1)} MiB${dtype ? `, ${dtype}` : ""}\n`);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
   } finally {
     for (const t of owned) t.dispose();
   }

@@ -1,6 +1,7 @@
 // `randmask generate`: text from a model (and adapter), greedy or sampled.
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { extname } from "node:path";
+import { readTextFile } from "../io/text-file.js";
 import { loadCausalLM } from "../models/registry.js";
 import { generate, positionsText, type Generation } from "../models/text-generation.js";
 import { tokenPositions } from "../models/causal-lm.js";
@@ -17,7 +18,7 @@ export function readPrompts(file: string): string[] {
   if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`--file ${file}: file does not exist`);
   const ext = extname(file).toLowerCase();
   if (ext !== ".txt" && ext !== ".jsonl") throw new UsageError(`--file ${file}: expected a .txt (one prompt per line) or .jsonl ({"prompt": …} per line) file`);
-  const lines = readFileSync(file, "utf8").split("\n").map((l) => l.replace(/\r$/, ""));
+  const lines = readTextFile(file).split("\n").map((l) => l.replace(/\r$/, ""));
   const prompts: string[] = [];
   lines.forEach((line, i) => {
     if (line.trim() === "") return;
@@ -50,7 +51,7 @@ export const generateCommand = defineCommand({
     dtype: DTYPE_FLAG,
     device: DEVICE_FLAG,
     prompt: { type: "string", description: "one prompt" },
-    file: { type: "string", arg: "FILE", description: "prompts: .txt (one per line) or .jsonl ({\"prompt\": …} per line)" },
+    file: { type: "file", description: "prompts: .txt (one per line) or .jsonl ({\"prompt\": …} per line)" },
     "max-new-tokens": { type: "integer", default: 50, check: positiveInt, expected: "a positive integer", description: "tokens generated at most per prompt" },
     stop: { type: "string", multiple: true, description: "end a prompt's text where this string appears (\\n understood)" },
     "batch-size": { type: "integer", default: 8, check: positiveInt, expected: "a positive integer", description: "prompts decoded together (left-padded)" },
@@ -66,6 +67,7 @@ export const generateCommand = defineCommand({
     if (v.temperature === 0 && (v["top-k"] !== 0 || v["top-p"] !== 1)) {
       throw new UsageError("--top-k/--top-p apply to sampling only: give --temperature > 0 (0 decodes greedily)");
     }
+    if (v.stop.includes("")) throw new UsageError("--stop \"\": expected a non-empty string (an empty one would match everywhere)");
     checkLanguageModel("model", v.model);
     useDevice(v.device);
     const prompts = v.prompt !== undefined ? [v.prompt] : readPrompts(v.file!);

@@ -1,5 +1,8 @@
 // `randmask logits` and `randmask info`: run and describe a Hugging Face model folder (any supported family).
-import { tensor, tidy, noGrad } from "../engine/index.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type DType, tensor, tidy, noGrad } from "../engine/index.js";
+import { checkpointTensors } from "../io/checkpoint.js";
 import { loadCausalLM } from "../models/registry.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
@@ -18,8 +21,8 @@ export const logitsCommand = defineCommand({
     model: MODEL_FLAG,
     "input-ids": { type: "string", arg: "JSON", description: "language models: rectangular JSON array of token-id rows, e.g. [[2,100,200]]" },
     "attention-mask": { type: "string", arg: "JSON", defaultText: "all ones", description: "0/1 rows shaped like --input-ids (0: padding)" },
-    "pixel-values": { type: "string", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
-    head: { type: "string", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
+    "pixel-values": { type: "file", arg: "FILE.json", description: "vision models: JSON array [batch, 3, H, W] of normalised pixels" },
+    head: { type: "file", arg: "FILE.safetensors", description: "vision models: a fixed linear head applied to the features" },
     dtype: DTYPE_FLAG,
     device: DEVICE_FLAG,
   },
@@ -43,6 +46,12 @@ export const logitsCommand = defineCommand({
     try {
       const vocab = model.config.vocabSize;
       if (ids.flat().some((t) => t < 0 || t >= vocab)) throw new UsageError(`--input-ids: token ids must lie in [0, ${vocab})`);
+      // positions count a row's attended tokens (padding takes none); learned position tables end at the limit
+      const max = model.config.maxPositionEmbeddings;
+      const longest = Math.max(...(mask ?? ids).map((r) => (mask ? r.filter((x) => x === 1).length : r.length)));
+      if (longest > max) {
+        throw new UsageError(`--input-ids: a row of ${longest} tokens, but the model has ${max} positions (max_position_embeddings in config.json)`);
+      }
       const logits = noGrad(() => tidy(() => {
         const shape = [ids.length, ids[0].length];
         const out = model.forward(tensor(ids.flat(), shape, "int64"), { attentionMask: mask ? tensor(mask.flat(), shape, "int64") : undefined });
@@ -54,6 +63,22 @@ export const logitsCommand = defineCommand({
     }
   },
 });
+
+/**
+ * The floating-point dtype holding most of a folder's stored values, from the weight files' headers (no tensor data
+ * read): what the checkpoint is, whatever config.json's torch_dtype says (often absent or stale). Null without floats.
+ */
+function storedDtype(dir: string): DType | null {
+  const elements = new Map<DType, number>();
+  for (const t of checkpointTensors(dir)) {
+    if (FLOATING.includes(t.dtype)) elements.set(t.dtype, (elements.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
+  }
+  return [...elements].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+}
+
+const FLOATING: DType[] = ["float32", "float16", "bfloat16", "float64"];
+
+const readConfigJson = (dir: string) => JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
 
 export const infoCommand = defineCommand({
   name: "info",
@@ -70,9 +95,13 @@ export const infoCommand = defineCommand({
       modelType: c.modelType, layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads,
       kvHeads: c.numKeyValueHeads, headDim: c.headDim, vocab: c.vocabSize, maxPositions: c.maxPositionEmbeddings,
       tiedHead: c.tieWordEmbeddings, ...model.family.describe(c),
-      parameters: params, checkpointDtype: c.torchDtype, loadedDtype: model.dtype,
+      parameters: params, checkpointDtype: storedDtype(v.model) ?? c.torchDtype, loadedDtype: model.dtype,
       memoryBytes: params * DTYPE_BYTES[model.dtype],
     };
+    if (info.checkpointDtype !== c.torchDtype) {
+      process.stderr.write(`randmask info: note: the weights are stored in ${info.checkpointDtype}; config.json's torch_dtype says ${c.torchDtype}` +
+        `${["torch_dtype", "dtype"].some((k) => k in readConfigJson(v.model)) ? "" : " (its default: the field is absent)"}\n`);
+    }
     if (v.json) process.stdout.write(JSON.stringify(info) + "\n");
     else {
       for (const [k, x] of Object.entries(info)) {

@@ -1,8 +1,8 @@
 // `randmask count` (the paper's Params column for any method config) and
 // `randmask merge` (a standalone checkpoint with an adapter folded in).
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { tempPathFor, writeJsonAtomic } from "../io/atomic.js";
+import { writeFolderAtomically, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
 import { saveFile } from "../io/safetensors.js";
 import { checkpointTensors } from "../io/checkpoint.js";
@@ -69,10 +69,8 @@ function merge(modelDir: string, adapterDir: string, out: string, dtype: DType |
   const saveDtype = dtype ?? embed?.dtype ?? "float32";
   const model = loadCausalLM(modelDir, { dtype: loadDtype });
   const peft = PeftModel.load(model, adapterDir);
-  const tmp = tempPathFor(out);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
+  peft.checkMergeable(); // before any folder is made
+  writeFolderAtomically(out, (tmp) => {
     let untiedHead = false;
     peft.withMerged((stateDict) => {
       untiedHead = stateDict.has("lm_head.weight");
@@ -84,12 +82,7 @@ function merge(modelDir: string, adapterDir: string, out: string, dtype: DType |
     const hfConfig = toHfModelConfig(readModelConfig(join(modelDir, "config.json")));
     writeJsonAtomic(join(tmp, "config.json"), { ...hfConfig, ...(untiedHead ? { tie_word_embeddings: false } : {}), torch_dtype: saveDtype });
     for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
-    if (existsSync(out)) rmSync(out, { recursive: true });
-    renameSync(tmp, out);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
   process.stdout.write(`merged ${peft.definition.name} adapter into ${out}\n`);
   peft.remove();
   model.dispose();

@@ -1,7 +1,7 @@
 // `randmask tokenize`: the ids (with the special tokens tokenizer_config.json
 // adds), tokens and character offsets a model's tokenizer gives for a text —
 // the first thing to check when a template misbehaves.
-import { existsSync, readFileSync } from "node:fs";
+import { readTextFile } from "../io/text-file.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { UsageError, defineCommand } from "./args.js";
 import { checkLanguageModel } from "./shared-flags.js";
@@ -14,7 +14,7 @@ export const tokenizeCommand = defineCommand({
     model: { type: "dir", description: "Hugging Face model folder holding the tokenizer files" },
     tokenizer: { type: "dir", defaultText: "--model", description: "folder with the tokenizer files" },
     text: { type: "string", description: "the text to tokenise" },
-    file: { type: "string", arg: "F", description: "a file whose whole content is the text" },
+    file: { type: "file", arg: "F", description: "a file whose whole content is the text" },
     json: { type: "boolean", description: "one JSON line: ids, tokens, offsets, decoded" },
   },
   example: "tokenize --model ~/opt-125m --text 'It was great.'",
@@ -29,10 +29,7 @@ function tokenize(dir: string | undefined, textFlag: string | undefined, file: s
   if ((textFlag === undefined) === (file === undefined)) throw new UsageError("give exactly one of --text STR or --file F");
   let text: string;
   if (textFlag !== undefined) text = textFlag;
-  else {
-    if (!existsSync(file!)) throw new UsageError(`--file ${file}: no such file`);
-    text = readFileSync(file!, "utf8");
-  }
+  else text = readTextFile(file!);
   const tok = BpeTokenizer.fromDir(dir);
   const ids = tok.encode(text);
   const inner = tok.encodeWithOffsets(text);

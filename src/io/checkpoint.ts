@@ -30,6 +30,10 @@ export function checkpointFiles(dir: string): { format: CheckpointFormat; files:
         // shard names are file names in this folder, never paths elsewhere
         if (typeof s !== "string" || s === "" || basename(s) !== s || s === "..") throw new Err(indexFile, `weight_map names ${JSON.stringify(s)}, not a file in this folder`);
       }
+      const missing = (shards as string[]).filter((s) => !existsSync(join(dir, s)));
+      if (missing.length > 0) {
+        throw new Err(indexFile, `weight_map names ${missing.length} shard(s) missing from ${dir}: ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", …" : ""}`);
+      }
       return { format, files: (shards as string[]).map((f) => join(dir, f)) };
     }
     if (existsSync(join(dir, single))) return { format, files: [join(dir, single)] };

@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { replaceAtomically, writeJsonAtomic } from "./atomic.js";
+import { fsReason } from "./fs-reason.js";
 import { type DType, DTYPE_BYTES, Tensor, fromFile } from "../engine/index.js";
 import { native } from "../engine/native.js";
 
@@ -47,15 +48,19 @@ export function readHeader(file: string): SafetensorsHeader {
   }
   let fd: number;
   try { fd = openSync(file, "r"); } catch (e) {
-    throw new SafetensorsError(file, `cannot open: ${(e as Error).message}`);
+    throw new SafetensorsError(file, fsReason(e));
   }
   try {
-    const size = fstatSync(fd).size;
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new SafetensorsError(file, "is a folder, expected a safetensors file");
+    const size = stat.size;
     if (size < 8) throw new SafetensorsError(file, `truncated: ${size} bytes, a safetensors file has at least 8`);
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    if (headerLen > MAX_HEADER_BYTES) {
+      throw new SafetensorsError(file, `not a safetensors file: its first 8 bytes give a header length of ${headerLen} bytes (the limit is ${MAX_HEADER_BYTES})`);
+    }
     if (8 + headerLen > size) throw new SafetensorsError(file, `header length ${headerLen} runs past the end of the file (${size} bytes)`);
     const headerBuf = Buffer.alloc(headerLen);
     readSync(fd, headerBuf, 0, headerLen, 8);

@@ -12,6 +12,7 @@
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { type DType, DTYPE_BYTES, Tensor, fromFile, zeros } from "../engine/index.js";
 import { CheckpointError } from "./checkpoint-error.js";
+import { fsReason } from "./fs-reason.js";
 import { entryDataRange, readExact, readZipDirectory } from "./zip.js";
 import { NeedMoreBytes, PDict, PList, STORAGE_DTYPES, Global, StorageRef, TensorRef, type Value, describe, unpickle } from "./torch-pickle.js";
 
@@ -56,10 +57,12 @@ export interface TorchCheckpoint {
 export function readTorchCheckpoint(file: string): TorchCheckpoint {
   let fd: number;
   try { fd = openSync(file, "r"); } catch (e) {
-    throw new CheckpointError(file, `cannot open: ${(e as Error).message}`);
+    throw new CheckpointError(file, fsReason(e));
   }
   try {
-    const size = fstatSync(fd).size;
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new CheckpointError(file, "is a folder, expected a PyTorch checkpoint file");
+    const size = stat.size;
     if (size < 4) throw new CheckpointError(file, `truncated: ${size} bytes is no PyTorch checkpoint`);
     const isZip = readExact(fd, file, 4, 0).readUInt32LE(0) === 0x04034b50;
     return isZip ? readZipFormat(fd, file, size) : readLegacyFormat(fd, file, size);

@@ -52,7 +52,9 @@ export function positionsText(model: CausalLM): string {
 /**
  * Continues each prompt. Greedy decoding (temperature 0) equals
  * greedyGenerate on the same token ids; sampling follows ./sampling.ts.
- * Throws a RangeError naming the option for out-of-range options.
+ * A prompt that encodes to no tokens (empty, with a tokenizer that adds no BOS) starts from config.json's
+ * bos_token_id, as transformers' generate() does without inputs.
+ * Throws a RangeError naming the option for out-of-range options, or the prompt when it is empty and there is no BOS.
  */
 export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], opts: TextGenerationOptions = {}): Generation[] {
   const maxNew = opts.maxNewTokens ?? 50;
@@ -77,8 +79,15 @@ export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], 
   try {
     for (let start = 0; start < prompts.length; start += batchSize) {
       const texts = prompts.slice(start, start + batchSize);
-      const encoded = texts.map((t) => {
-        const ids = tok.encode(t);
+      const encoded = texts.map((t, b) => {
+        let ids = tok.encode(t);
+        if (ids.length === 0) {
+          // as transformers' generate() without inputs: start from config.json's BOS
+          if (model.config.bosTokenId === null) {
+            throw new RangeError(`prompt ${start + b} is empty and adds no token (the tokenizer adds no BOS, config.json has no bos_token_id): give a non-empty prompt`);
+          }
+          ids = [model.config.bosTokenId];
+        }
         checkTokenIds([ids], model.config.vocabSize);
         const room = maxLen - maxNew;
         return ids.length <= room ? { ids, truncated: 0 } : { ids: [ids[0], ...ids.slice(ids.length - room + 1)], truncated: ids.length - room };

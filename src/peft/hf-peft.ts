@@ -78,17 +78,23 @@ export function loadHfPeft(model: CausalLM, dir: string, raw: Record<string, unk
     if (typeof tm === "string" && raw[field] != null) fail(dir, field, "cannot be used when target_modules is a string (a regular expression)");
   }
   const shapes = shapesOf(model.config);
-  // the folder is named in peftTargets' errors too (a pattern that matches nothing, or is not a valid regular expression)
-  const targets = peftTargets(`lora: ${dir}`, {
+  // the config's faults (a pattern matching nothing, or no regular expression) name the adapter folder
+  const named = <T>(f: () => T): T => {
+    try { return f(); } catch (e) {
+      if (e instanceof PeftConfigError && !e.message.startsWith(`lora: ${dir}:`)) throw new PeftConfigError("lora", `${dir}: ${e.message.replace(/^lora: /, "")}`);
+      throw e;
+    }
+  };
+  const targets = named(() => peftTargets("lora", {
     target_modules: tm, layers_to_transform: raw.layers_to_transform as number | number[] | null,
     layers_pattern: raw.layers_pattern as string | string[] | null, exclude_modules: raw.exclude_modules as string | string[] | null,
     modules_to_save: modulesToSave,
-  }, [...shapes.linears.keys()], NON_LINEAR_TARGETS);
-  const config = lora.resolveConfig({
+  }, [...shapes.linears.keys()], NON_LINEAR_TARGETS));
+  const config = named(() => lora.resolveConfig({
     targetModules: targets, r: raw.r, alpha: raw.lora_alpha, dropout: raw.lora_dropout ?? 0,
     useRslora: raw.use_rslora ?? false, rankPattern: raw.rank_pattern ?? {}, alphaPattern: raw.alpha_pattern ?? {},
     loraBias: raw.lora_bias ?? false,
-  }, shapes); // the matched names, so a re-export names exactly these modules (layers_to_transform and exclude_modules included)
+  }, shapes)); // the matched names, so a re-export names exactly these modules (layers_to_transform and exclude_modules included)
 
   const loraTensors = new Map<string, Tensor>();
   const overrides = new Map<string, Tensor>();
@@ -100,6 +106,9 @@ export function loadHfPeft(model: CausalLM, dir: string, raw: Record<string, unk
     const key = fullKey.slice(HF_PREFIX.length);
     const lm = /^(.*)\.(lora_A\.weight|lora_B\.weight|lora_B\.bias)$/.exec(key);
     if (lm) {
+      if (!shapes.linears.has(lm[1])) {
+        fail(dir, "tensors", `the file has '${fullKey}', but this ${model.config.architecture} has no module '${lm[1]}' (the adapter was made for another model)`);
+      }
       if (!targetSet.has(lm[1])) fail(dir, "target_modules", `the file has '${fullKey}' but ${JSON.stringify(tm)} does not target '${lm[1]}'`);
       if (lm[2] === "lora_B.bias" && !config.loraBias) fail(dir, "lora_bias", `the file has '${fullKey}' but lora_bias is not true`);
       loraTensors.set(key, t);

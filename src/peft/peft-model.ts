@@ -10,7 +10,7 @@ import { type BaseModel, isVisionModel } from "./base-model.js";
 import { loadFile, saveFile } from "../io/safetensors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "./method.js";
-import { getMethod } from "./registry.js";
+import { METHODS, getMethod } from "./registry.js";
 import { modelShapes } from "./shapes.js";
 import { SparseDeltaInstance } from "./sparse-delta.js";
 import { type HfPeftExtras, hfPeftConfig, hfPeftTensors, loadHfPeft } from "./hf-peft.js";
@@ -68,6 +68,27 @@ export function fingerprint(model: BaseModel, names: string[], values: "bfloat16
   return fp;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * The fields randmask's adapter_config.json must hold before anything is loaded: format, a known method,
+ * config, and the base fingerprint (shapes, numParameters, hash). Throws AdapterError naming the file and field.
+ */
+function checkRandmaskConfig(cfgFile: string, raw: Record<string, unknown>): void {
+  if (raw.format !== FORMAT) throw new AdapterError(cfgFile, `format ${JSON.stringify(raw.format)} is not '${FORMAT}' or a Hugging Face PEFT config`);
+  const names = METHODS.map((m) => m.name);
+  if (typeof raw.method !== "string" || !names.includes(raw.method)) {
+    throw new AdapterError(cfgFile, `method ${JSON.stringify(raw.method)}: expected one of ${names.join(", ")}`);
+  }
+  const base = raw.base_model;
+  const fault = !isObject(raw.config) ? "config: expected an object"
+    : !isObject(base) ? "base_model: expected an object"
+    : !isObject(base.shapes) || !Object.values(base.shapes).every((s) => Array.isArray(s) && s.every(Number.isSafeInteger)) ? "base_model.shapes: expected an object of shapes"
+    : !Number.isSafeInteger(base.numParameters) ? "base_model.numParameters: expected an integer"
+    : typeof base.hash !== "string" ? "base_model.hash: expected a string" : null;
+  if (fault) throw new AdapterError(cfgFile, `${fault} (the file is damaged, or not written by randmask)`);
+}
+
 export class PeftModel<M extends BaseModel = BaseModel> {
   private constructor(readonly model: M, readonly definition: MethodDefinition,
     readonly instance: PeftInstance, readonly base: BaseFingerprint, private readonly hfExtras: HfPeftExtras | null = null) {}
@@ -90,10 +111,11 @@ export class PeftModel<M extends BaseModel = BaseModel> {
     try { raw = JSON.parse(readFileSync(cfgFile, "utf8")); } catch (e) {
       throw new AdapterError(cfgFile, `not valid JSON (${(e as Error).message})`);
     }
+    if (!isObject(raw)) throw new AdapterError(cfgFile, "not a JSON object");
+    if (raw.peft_type === undefined) checkRandmaskConfig(cfgFile, raw);
     const tensors = loadFile(join(dir, ADAPTER_WEIGHTS));
     try {
       if (raw.peft_type !== undefined) return PeftModel.fromHfPeft(model, dir, raw, tensors);
-      if (raw.format !== FORMAT) throw new AdapterError(cfgFile, `format ${JSON.stringify(raw.format)} is not '${FORMAT}' or a Hugging Face PEFT config`);
       const def = getMethod(raw.method as string);
       const config = raw.config as MethodConfig;
       const expected = raw.base_model as BaseFingerprint;
@@ -110,7 +132,11 @@ export class PeftModel<M extends BaseModel = BaseModel> {
         throw new AdapterError(dir, "adapter was made for a different base model: the targeted base weights' hash differs " +
           `(${expected.hash.slice(0, 12)}… vs ${actual.hash.slice(0, 12)}…)`);
       }
-      const instance = def.load(model, config, tensors, (raw.meta ?? {}) as Record<string, unknown>);
+      let instance: PeftInstance;
+      try { instance = def.load(model, config, tensors, (raw.meta ?? {}) as Record<string, unknown>); } catch (e) {
+        // the base matched, so the method's config and the weights file disagree
+        throw new AdapterError(dir, `${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS} do not belong together: ${(e as Error).message}`);
+      }
       return new PeftModel(model, def, instance, expected);
     } finally {
       for (const t of tensors.values()) t.dispose();
@@ -173,14 +199,20 @@ export class PeftModel<M extends BaseModel = BaseModel> {
       if (head && !sd.has("lm_head.weight") && head !== this.model.params.get("model.decoder.embed_tokens.weight")) sd.set("lm_head.weight", head);
       return sd;
     };
-    const inPlace = this.definition.name === "full" || this.definition.name === "bitfit";
-    if (inPlace) return fn(stateDict());
-    if (!this.instance.merge || !this.instance.unmerge) {
+    if (this.inPlace()) return fn(stateDict());
+    this.checkMergeable();
+    this.instance.merge!();
+    try { return fn(stateDict()); } finally { this.instance.unmerge!(); }
+  }
+
+  /** Throws unless withMerged can fold this method into the base weights (adapter and prefix add modules instead). */
+  checkMergeable(): void {
+    if (!this.inPlace() && (!this.instance.merge || !this.instance.unmerge)) {
       throw new Error(`${this.definition.name} adds modules rather than a weight delta, so it cannot be merged into the base weights`);
     }
-    this.instance.merge();
-    try { return fn(stateDict()); } finally { this.instance.unmerge(); }
   }
+
+  private inPlace(): boolean { return this.definition.name === "full" || this.definition.name === "bitfit"; }
 
   remove(): void {
     this.instance.remove();

@@ -24,12 +24,7 @@ export function matchTargets(method: string, patterns: string[], moduleNames: It
   const names = [...moduleNames];
   const matched = new Set<string>();
   for (const p of patterns) {
-    let re: RegExp | null = null;
-    if (p.startsWith("re:")) {
-      try { re = new RegExp(p.slice(3)); } catch (e) {
-        throw new PeftConfigError(method, `targetModules pattern '${p}' is not a valid regular expression (${(e as Error).message})`);
-      }
-    }
+    const re = p.startsWith("re:") ? regExp(method, `targetModules pattern '${p}'`, p.slice(3)) : null;
     const hits = names.filter((n) => (re ? re.test(n) : n === p || n.endsWith(`.${p}`)));
     if (hits.length === 0) {
       throw new PeftConfigError(method, `targetModules pattern '${p}' matches no linear module (modules look like ${names[0] ?? "?"})`);
@@ -39,11 +34,16 @@ export function matchTargets(method: string, patterns: string[], moduleNames: It
   return names.filter((n) => matched.has(n));
 }
 
-/** A Python regular expression (as PEFT configs hold them) compiled for JavaScript, anchored at both ends; `field` names it in the error. */
-function fullMatch(method: string, field: string, pattern: string): RegExp {
-  try { return new RegExp(`^(?:${pattern})$`); } catch (e) {
-    throw new PeftConfigError(method, `${field} ${JSON.stringify(pattern)} is not a valid regular expression (${(e as Error).message})`);
+/** `source` compiled; a pattern that is no regular expression is a PeftConfigError naming `what`, not a SyntaxError. */
+function regExp(method: string, what: string, source: string): RegExp {
+  try { return new RegExp(source); } catch (e) {
+    throw new PeftConfigError(method, `${what} is not a valid regular expression (${(e as Error).message.replace(/^Invalid regular expression: /, "")})`);
   }
+}
+
+/** A Python regular expression (as PEFT configs hold them) compiled for JavaScript, anchored at both ends. */
+function fullMatch(pattern: string): RegExp {
+  return regExp("lora", `pattern ${JSON.stringify(pattern)}`, `^(?:${pattern})$`);
 }
 
 /**
@@ -52,7 +52,7 @@ function fullMatch(method: string, field: string, pattern: string): RegExp {
  * the module name at a dot boundary, as `re.match(rf"(.*\.)?({key})$", name)`.
  */
 export function patternKey(keys: string[], moduleName: string): string | undefined {
-  return keys.find((k) => new RegExp(`^(?:.*\\.)?(?:${k})$`).test(moduleName));
+  return keys.find((k) => regExp("lora", `rank_pattern / alpha_pattern key ${JSON.stringify(k)}`, `^(?:.*\\.)?(?:${k})$`).test(moduleName));
 }
 
 export interface PeftTargetSpec {
@@ -85,7 +85,7 @@ export function peftTargets(method: string, spec: PeftTargetSpec, linears: strin
   }
   const excluded = (name: string): boolean => {
     const ex = spec.exclude_modules;
-    if (ex && (typeof ex === "string" ? fullMatch(method, "exclude_modules", ex).test(name) : ex.some((e) => name === e || name.endsWith(`.${e}`)))) return true;
+    if (ex && (typeof ex === "string" ? fullMatch(ex).test(name) : ex.some((e) => name === e || name.endsWith(`.${e}`)))) return true;
     return (spec.modules_to_save ?? []).some((m) => new RegExp(`^(?:.*\\.)?${m}(?:$|\\..*)`).test(name));
   };
   const layerIndexes = spec.layers_to_transform;
@@ -98,7 +98,7 @@ export function peftTargets(method: string, spec: PeftTargetSpec, linears: strin
   };
   const matches = (name: string): boolean => {
     if (excluded(name)) return false;
-    if (typeof targets === "string") return fullMatch(method, "target_modules", targets).test(name);
+    if (typeof targets === "string") return fullMatch(targets).test(name);
     if (targets.includes(name)) return true;
     if (!targets.some((t) => name.endsWith(`.${t}`))) return false;
     if (!useLayers) return true;

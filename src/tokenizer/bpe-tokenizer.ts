@@ -13,6 +13,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { fsReason } from "../io/fs-reason.js";
 
 export interface TokenOffsets { ids: number[]; offsets: [number, number][] }
 
@@ -20,8 +21,15 @@ const SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<|endoftext|>"];
 
 type Json = Record<string, unknown>;
 
+function readText(file: string): string {
+  try { return readFileSync(file, "utf8"); } catch (e) {
+    throw new Error(`${file}: cannot read tokenizer file (${fsReason(e)})`);
+  }
+}
+
 function readJson(file: string): Json {
-  try { return JSON.parse(readFileSync(file, "utf8")); } catch (e) {
+  const text = readText(file);
+  try { return JSON.parse(text); } catch (e) {
     throw new Error(`${file}: cannot read tokenizer file (${(e as Error).message})`);
   }
 }
@@ -44,7 +52,7 @@ function byteLevelBpeJson(vocab: Record<string, number>, merges: string[]): Json
 }
 
 function readMerges(file: string): string[] {
-  return readFileSync(file, "utf8").split("\n").filter((l) => l && !l.startsWith("#version"));
+  return readText(file).split("\n").filter((l) => l && !l.startsWith("#version"));
 }
 
 /** A tokenizer_config.json token field: a string or {"content": …}. */
@@ -125,7 +133,12 @@ export class BpeTokenizer {
     const tj = join(dir, "tokenizer.json");
     const tc = join(dir, "tokenizer_config.json");
     const config = existsSync(tc) ? readJson(tc) : {};
-    if (existsSync(tj)) return new BpeTokenizer(readJson(tj), config, null);
+    if (existsSync(tj)) {
+      const json = readJson(tj);
+      try { return new BpeTokenizer(json, config, null); } catch (e) {
+        throw new Error(`${tj}: not a tokenizer randmask reads (${(e as Error).message})`);
+      }
+    }
     const vocabFile = join(dir, "vocab.json");
     const mergesFile = join(dir, "merges.txt");
     if (!existsSync(vocabFile) || !existsSync(mergesFile)) {
@@ -154,7 +167,7 @@ export class BpeTokenizer {
 
   /**
    * Ids (no special tokens added) with each token's [start, end) span in the
-   * text (UTF-16 units). Each token's byte length comes from its own bytes
+   * text (UTF-16 units; a character split over tokens belongs to the first). Each token's byte length comes from its own bytes
    * (byte-level: one byte per symbol; byte fallback `<0xNN>`: one byte; "▁": a
    * space), so a token that is part of a multi-byte character is not mis-sized.
    */
@@ -164,7 +177,12 @@ export class BpeTokenizer {
     const lengths = (enc.tokens as string[]).map((t) => this.tokenByteLength(t));
     // a SentencePiece-style tokenizer prepends "▁" that is not in the text
     let skip = Math.max(0, lengths.reduce((a: number, b: number) => a + b, 0) - utf8.length);
-    const charAt = (b: number) => utf8.subarray(0, Math.min(b, utf8.length)).toString("utf8").length;
+    // a boundary inside a character moves to its end, so a span never splits a character (nor a UTF-16 surrogate pair)
+    const charAt = (b: number) => {
+      let end = Math.min(b, utf8.length);
+      while (end < utf8.length && (utf8[end] & 0xc0) === 0x80) end++;
+      return utf8.subarray(0, end).toString("utf8").length;
+    };
     const offsets: [number, number][] = [];
     let byte = 0;
     for (const len of lengths) {

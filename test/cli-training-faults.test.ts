@@ -26,9 +26,10 @@ const work = mkdtempSync(join(tmpdir(), "randmask-train-faults-"));
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, RANDMASK_THREADS: "1" } });
 const model = tinyTextModel(join(work, "model")); // 64 positions
 const data = parityTask(join(work, "data"));
-const sizes = ["--train-size", "8", "--dev-size", "4", "--test-size", "4", "--epochs", "1"];
+const sizes = ["--train-size", "8", "--dev-size", "4", "--test-size", "4"];
+/** One epoch unless `extra` says otherwise (a flag may be given once). */
 const finetune = (dataDir: string, out: string, ...extra: string[]) =>
-  run("finetune", "--model", model, "--task", "jsonl", "--data-dir", dataDir, ...sizes, "--out", out, ...extra);
+  run("finetune", "--model", model, "--task", "jsonl", "--data-dir", dataDir, ...sizes, ...(extra.includes("--epochs") ? [] : ["--epochs", "1"]), "--out", out, ...extra);
 
 /** A generation task (rows with "answers"): evaluation generates up to 50 tokens after each prompt. */
 function answersTask(dir: string): string {

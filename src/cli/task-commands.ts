@@ -23,7 +23,6 @@ import { evalImages } from "./image-eval-command.js";
 
 /** An image task needs a vision model and a text task a language model: one error naming both flags otherwise. */
 export function checkModality(task: string, model: string): void {
-  checkModelFolder("model", model);
   const image = isImageTask(task);
   if (image !== isVisionModelDir(model)) {
     throw new UsageError(image ? `--task ${task} is an image task, but --model ${model} is not a vision model (vit, clip_vision_model, clip)`
@@ -125,6 +124,7 @@ export const finetuneCommand = defineCommand({
         { totalSteps: `the ${perEpoch * epochs} steps of --epochs ${epochs} (${perEpoch} per epoch: --train-size ${sampleSizes(v).train} / --batch-size ${batchSize})` });
     }
     useDevice(v.device);
+    checkModelFolder("model", v.model);
     const record = await finetune({
       modelDir: v.model,
       tokenizerDir: v.tokenizer,
@@ -180,6 +180,7 @@ export const evalCommand = defineCommand({
     if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
     checkModality(v.task, v.model);
     useDevice(v.device);
+    checkModelFolder("model", v.model);
     if (isImageTask(v.task)) return evalImages(v);
     if (v.head !== undefined) throw new UsageError("--head applies to image tasks only");
     const task = getTask(v.task, v["data-dir"]);

@@ -2,12 +2,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tensor, tidy, noGrad } from "../src/engine/index.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
 import { PeftModel } from "../src/peft/peft-model.js";
+import { SIDE_FILES } from "../src/io/side-files.js";
 import { repoRoot, sharedDir } from "./helpers.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -51,3 +52,27 @@ for (const method of ["random-mask", "lora"]) {
     merged.dispose(); peft.remove(); model.dispose();
   }));
 }
+
+test("merge and convert carry every side file (SentencePiece, generation, preprocessor), byte for byte, writable even from a read-only source", () => {
+  const work = mkdtempSync(join(tmpdir(), "randmask-side-"));
+  const src = join(work, "model");
+  mkdirSync(src);
+  for (const f of ["config.json", "model.safetensors"]) copyFileSync(join(fixture, f), join(src, f));
+  const side: Record<string, Buffer> = {};
+  for (const f of SIDE_FILES) side[f] = Buffer.from(`${f} of the source model \u00e9\n`);
+  for (const [f, bytes] of Object.entries(side)) writeFileSync(join(src, f), bytes);
+  for (const f of readdirSync(src)) chmodSync(join(src, f), 0o444);
+  const model = OPTForCausalLM.load(src);
+  const peft = PeftModel.create(model, "random-mask", { trainableRatio: 0.02, seed: 1 });
+  peft.save(join(work, "adapter"));
+  peft.remove(); model.dispose();
+  for (const [name, args] of [["merge", ["--adapter", join(work, "adapter")]], ["convert", []]] as const) {
+    const out = join(work, name);
+    const r = run(name, "--model", src, ...args, "--out", out);
+    assert.equal(r.status, 0, r.stderr);
+    for (const [f, bytes] of Object.entries(side)) {
+      assert.ok(readFileSync(join(out, f)).equals(bytes), `${name}: ${f}`);
+      assert.ok(statSync(join(out, f)).mode & 0o200, `${name}: ${f} is writable by its owner`);
+    }
+  }
+});

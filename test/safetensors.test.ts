@@ -10,6 +10,7 @@ import { loadCheckpoint } from "../src/io/checkpoint.js";
 import { readConfig } from "../src/models/config.js";
 import { readModelConfig } from "../src/models/registry.js";
 import { OPTForCausalLM } from "../src/models/opt.js";
+import { readVisionConfig } from "../src/models/vision/config.js";
 import { sharedDir } from "./helpers.js";
 
 const fixture = join(sharedDir, "fixtures", "opt-tiny-prenorm");
@@ -96,6 +97,22 @@ test("config errors name the file and what is supported", () => {
   assert.throws(() => readConfig(join(dir, "b.json")), /missing required field "hidden_size"/);
   writeFileSync(join(dir, "c.json"), JSON.stringify({ ...cfg, hidden_size: 63 }));
   assert.throws(() => readConfig(join(dir, "c.json")), /not divisible by num_attention_heads/);
+  // a size of 0 builds no model: refused in every family, naming the field
+  const families: [string, Record<string, unknown>][] = ["opt-tiny-prenorm", "gpt2-tiny", "llama-tiny", "vit-tiny", "clip-vision-tiny"]
+    .map((f) => [f, JSON.parse(readFileSync(join(sharedDir, "fixtures", f, "config.json"), "utf8"))]);
+  const sizeKeys = ["max_position_embeddings", "n_positions", "vocab_size", "num_hidden_layers", "n_layer", "ffn_dim", "intermediate_size", "n_inner",
+    "num_attention_heads", "n_head", "num_key_value_heads", "image_size", "patch_size"];
+  let checked = 0;
+  for (const [name, c] of families) {
+    for (const key of sizeKeys.filter((k) => k in c && c[k] !== null)) {
+      const file = join(dir, `${name}-${key}.json`);
+      writeFileSync(file, JSON.stringify({ ...c, [key]: 0 }));
+      const read = c.model_type === "vit" || String(c.model_type).startsWith("clip") ? () => readVisionConfig(file) : () => readModelConfig(file);
+      assert.throws(read, new RegExp(`${name}-${key}\\.json: "${key}" must be a positive integer, got 0`), `${name} ${key}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 15, `${checked} fields checked`);
 });
 
 test("a checkpoint that does not fit its config is refused with the tensor named", () => {

@@ -3,8 +3,9 @@
 // checkpoint level (tensors as stored, config.json, tokenizer files), so it
 // converts every model family alike. The output appears whole or not at all:
 // it is written into a temp folder beside --out and renamed into place.
-import { copyFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { copySideFiles } from "../io/side-files.js";
 import { type DType, DTYPE_BYTES, type Tensor, noGrad } from "../engine/index.js";
 import { writeFolderAtomically, writeJsonAtomic } from "../io/atomic.js";
 import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
@@ -19,9 +20,6 @@ import { loadVisionModel } from "../models/vision/index.js";
 const DTYPES: Record<string, DType> = { fp32: "float32", bf16: "bfloat16", fp16: "float16" };
 const FLOATING = new Set<DType>(["float32", "float64", "float16", "bfloat16"]);
 /** Files of a Hugging Face folder that travel with the weights. */
-const SIDE_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
-  "vocab.txt", "tokenizer.model", "spiece.model", "generation_config.json", "preprocessor_config.json"];
-
 /** "2GB" → 2e9 bytes, "500MiB" → 500·2²⁰, "1000" → 1000 (transformers' convert_file_size_to_int units). */
 export function parseShardSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?$/i.exec(text.trim());
@@ -69,7 +67,7 @@ function convert(modelDir: string, out: string, dtype: DType | undefined, maxSha
       if (total <= maxShardBytes) saveFile(join(tmp, "model.safetensors"), tensors, { format: "pt" });
       else saveSharded(tmp, tensors, maxShardBytes, { format: "pt" });
       writeJsonAtomic(join(tmp, "config.json"), dtype ? { ...config, torch_dtype: dtype } : config);
-      for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
+      copySideFiles(modelDir, tmp);
     });
     const files = readdirSync(out).filter((f) => f.endsWith(".safetensors")).length;
     process.stdout.write(`converted ${tensors.size} tensors (${format}) to ${out}: ${files} safetensors file(s), ` +

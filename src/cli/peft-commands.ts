@@ -1,7 +1,7 @@
 // `randmask count` (the paper's Params column for any method config) and
 // `randmask merge` (a standalone checkpoint with an adapter folded in).
-import { copyFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { copySideFiles } from "../io/side-files.js";
 import { writeFolderAtomically, writeJsonAtomic } from "../io/atomic.js";
 import { noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
 import { saveFile } from "../io/safetensors.js";
@@ -41,8 +41,6 @@ export const countCommand = defineCommand({
   },
 });
 
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json", "generation_config.json"];
-
 export const mergeCommand = defineCommand({
   name: "merge",
   summary: "Fold an adapter into the base weights and write a standalone Hugging Face folder (config, safetensors, tokenizer files) to a new --out.",
@@ -81,7 +79,7 @@ function merge(modelDir: string, adapterDir: string, out: string, dtype: DType |
     // an adapter that trained its own copy of a tied head (PEFT modules_to_save) unties it
     const hfConfig = toHfModelConfig(readModelConfig(join(modelDir, "config.json")));
     writeJsonAtomic(join(tmp, "config.json"), { ...hfConfig, ...(untiedHead ? { tie_word_embeddings: false } : {}), torch_dtype: saveDtype });
-    for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
+    copySideFiles(modelDir, tmp);
   });
   process.stdout.write(`merged ${peft.definition.name} adapter into ${out}\n`);
   peft.remove();

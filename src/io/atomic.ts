@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsReason } from "./fs-reason.js";
+import { alive } from "./process-alive.js";
 
 export function tempPathFor(file: string): string {
   return join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
@@ -77,8 +78,4 @@ function removeStaleTemps(dir: string): void {
     const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : NaN;
     if (Number.isSafeInteger(pid) && pid > 0 && !alive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
   }
-}
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
 }

@@ -33,7 +33,15 @@ export function configReader(raw: Record<string, unknown>, file: string) {
     return v as number;
   };
   return {
+    /** A non-negative integer (token ids). */
     int,
+    /** A positive integer: a size or count (hidden size, heads, layers, vocabulary, positions); 0 would build no model. */
+    size(key: string, dflt?: number): number {
+      const v = raw[key] ?? dflt;
+      if (v === undefined) throw new ConfigError(file, `missing required field "${key}" (a positive integer)`);
+      if (!Number.isInteger(v) || (v as number) <= 0) throw new ConfigError(file, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+      return v as number;
+    },
     /** An integer or null (absent → dflt); a list (several EOS ids) gives its first. */
     optInt(key: string, dflt: number | null): number | null {
       let v = key in raw ? raw[key] : dflt;

@@ -3,7 +3,7 @@
 // one error naming the file.
 import type { DType } from "../engine/index.js";
 import type { ModelConfig } from "./causal-lm.js";
-import { ConfigError, readConfigJson } from "./config-fields.js";
+import { ConfigError, configReader, readConfigJson } from "./config-fields.js";
 
 export { ConfigError } from "./config-fields.js";
 
@@ -30,64 +30,45 @@ export interface OPTConfig extends ModelConfig {
   torchDtype: DType;
 }
 
-const TORCH_DTYPES: Record<string, DType> = { float32: "float32", float16: "float16", bfloat16: "bfloat16", float64: "float64" };
-
 export function parseConfig(raw: Record<string, unknown>, file = "config.json"): OPTConfig {
   const type = raw.model_type;
   if (type !== "opt") {
     throw new ConfigError(file, `model_type ${JSON.stringify(type)} is not an OPT config (model_type "opt")`);
   }
-  const int = (key: string, dflt?: number): number => {
-    const v = raw[key] ?? dflt;
-    if (v === undefined) throw new ConfigError(file, `missing required field "${key}" (an integer)`);
-    if (!Number.isInteger(v) || (v as number) < 0) throw new ConfigError(file, `"${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
-  const num = (key: string, dflt: number): number => {
-    const v = raw[key] ?? dflt;
-    if (typeof v !== "number" || !(v >= 0 && v < 1)) throw new ConfigError(file, `"${key}" must be a probability in [0, 1), got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const bool = (key: string, dflt: boolean): boolean => {
-    const v = raw[key] ?? dflt;
-    if (typeof v !== "boolean") throw new ConfigError(file, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const hiddenSize = int("hidden_size");
-  const heads = int("num_attention_heads");
-  if (heads === 0 || hiddenSize % heads !== 0) {
+  const r = configReader(raw, file);
+  const hiddenSize = r.size("hidden_size");
+  const heads = r.size("num_attention_heads");
+  if (hiddenSize % heads !== 0) {
     throw new ConfigError(file, `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${heads}`);
   }
   const act = raw.activation_function ?? "relu";
   if (act !== "relu" && act !== "gelu" && act !== "gelu_new") {
     throw new ConfigError(file, `activation_function ${JSON.stringify(act)} is not supported (relu, gelu, gelu_new)`);
   }
-  const dt = raw.torch_dtype ?? "float32";
-  if (typeof dt !== "string" || !(dt in TORCH_DTYPES)) throw new ConfigError(file, `torch_dtype ${JSON.stringify(dt)} is not supported (float32, float16, bfloat16)`);
   return {
     modelType: "opt",
     architecture: "OPTForCausalLM",
     numKeyValueHeads: heads,
     headDim: hiddenSize / heads,
-    vocabSize: int("vocab_size"),
+    vocabSize: r.size("vocab_size"),
     hiddenSize,
-    numHiddenLayers: int("num_hidden_layers"),
-    ffnDim: int("ffn_dim"),
+    numHiddenLayers: r.size("num_hidden_layers"),
+    ffnDim: r.size("ffn_dim"),
     numAttentionHeads: heads,
-    maxPositionEmbeddings: int("max_position_embeddings"),
-    doLayerNormBefore: bool("do_layer_norm_before", true),
-    wordEmbedProjDim: int("word_embed_proj_dim", hiddenSize),
+    maxPositionEmbeddings: r.size("max_position_embeddings"),
+    doLayerNormBefore: r.bool("do_layer_norm_before", true),
+    wordEmbedProjDim: r.size("word_embed_proj_dim", hiddenSize),
     activationFunction: act,
-    enableBias: bool("enable_bias", true),
-    layerNormElementwiseAffine: bool("layer_norm_elementwise_affine", true),
-    removeFinalLayerNorm: bool("_remove_final_layer_norm", false),
-    dropout: num("dropout", 0.1),
-    attentionDropout: num("attention_dropout", 0),
-    tieWordEmbeddings: bool("tie_word_embeddings", true),
-    padTokenId: int("pad_token_id", 1),
-    bosTokenId: int("bos_token_id", 2),
-    eosTokenId: int("eos_token_id", 2),
-    torchDtype: TORCH_DTYPES[dt],
+    enableBias: r.bool("enable_bias", true),
+    layerNormElementwiseAffine: r.bool("layer_norm_elementwise_affine", true),
+    removeFinalLayerNorm: r.bool("_remove_final_layer_norm", false),
+    dropout: r.prob("dropout", 0.1),
+    attentionDropout: r.prob("attention_dropout", 0),
+    tieWordEmbeddings: r.bool("tie_word_embeddings", true),
+    padTokenId: r.int("pad_token_id", 1),
+    bosTokenId: r.int("bos_token_id", 2),
+    eosTokenId: r.int("eos_token_id", 2),
+    torchDtype: r.dtype(),
   };
 }
 

@@ -196,9 +196,9 @@ export function expectedShapes(config: ModelConfig): Map<string, number[]> {
 
 export function parseGpt2Config(raw: Record<string, unknown>, file = "config.json"): GPT2Config {
   const r = configReader(raw, file);
-  const d = r.int("n_embd");
-  const heads = r.int("n_head");
-  if (heads === 0 || d % heads !== 0) throw new ConfigError(file, `n_embd ${d} is not divisible by n_head ${heads}`);
+  const d = r.size("n_embd");
+  const heads = r.size("n_head");
+  if (d % heads !== 0) throw new ConfigError(file, `n_embd ${d} is not divisible by n_head ${heads}`);
   const act = raw.activation_function ?? "gelu_new";
   if (!["gelu_new", "gelu", "relu", "gelu_pytorch_tanh"].includes(act as string)) {
     throw new ConfigError(file, `activation_function ${JSON.stringify(act)} is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu)`);
@@ -206,14 +206,14 @@ export function parseGpt2Config(raw: Record<string, unknown>, file = "config.jso
   const eos = r.optInt("eos_token_id", 50256);
   return {
     modelType: "gpt2", architecture: "GPT2LMHeadModel",
-    vocabSize: r.int("vocab_size"), hiddenSize: d, numHiddenLayers: r.int("n_layer"),
+    vocabSize: r.size("vocab_size"), hiddenSize: d, numHiddenLayers: r.size("n_layer"),
     numAttentionHeads: heads, numKeyValueHeads: heads, headDim: d / heads,
-    maxPositionEmbeddings: r.int("n_positions"),
+    maxPositionEmbeddings: r.size("n_positions"),
     tieWordEmbeddings: r.bool("tie_word_embeddings", true),
     padTokenId: r.optInt("pad_token_id", null) ?? eos ?? 0,
     bosTokenId: r.optInt("bos_token_id", 50256), eosTokenId: eos,
     torchDtype: r.dtype(),
-    nInner: (raw.n_inner ?? null) === null ? 4 * d : r.int("n_inner"),
+    nInner: (raw.n_inner ?? null) === null ? 4 * d : r.size("n_inner"),
     activationFunction: act as GPT2Config["activationFunction"],
     layerNormEpsilon: r.positive("layer_norm_epsilon", 1e-5),
     embdPdrop: r.prob("embd_pdrop", 0.1), residPdrop: r.prob("resid_pdrop", 0.1), attnPdrop: r.prob("attn_pdrop", 0.1),

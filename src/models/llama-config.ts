@@ -29,29 +29,28 @@ const ROPE_TYPES = ["default", "linear", "dynamic", "llama3"];
 export function parseLlamaConfig(raw: Record<string, unknown>, file = "config.json"): LlamaConfig {
   const type = raw.model_type as LlamaModelType;
   const r = configReader(raw, file);
-  const hidden = r.int("hidden_size");
-  const heads = r.int("num_attention_heads");
-  if (heads === 0) throw new ConfigError(file, "num_attention_heads must be positive");
-  const kvHeads = r.int("num_key_value_heads", heads);
-  if (kvHeads === 0 || heads % kvHeads !== 0) throw new ConfigError(file, `num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
-  const headDim = (raw.head_dim ?? null) === null ? hidden / heads : r.int("head_dim");
+  const hidden = r.size("hidden_size");
+  const heads = r.size("num_attention_heads");
+  const kvHeads = r.size("num_key_value_heads", heads);
+  if (heads % kvHeads !== 0) throw new ConfigError(file, `num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  const headDim = (raw.head_dim ?? null) === null ? hidden / heads : r.size("head_dim");
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ConfigError(file, `head dimension ${headDim} must be an even integer (hidden_size / num_attention_heads, or head_dim)`);
   const act = raw.hidden_act ?? "silu";
   if (act !== "silu") throw new ConfigError(file, `hidden_act ${JSON.stringify(act)} is not supported (silu)`);
-  const maxPositions = r.int("max_position_embeddings", type === "mistral" ? 32768 : 2048);
+  const maxPositions = r.size("max_position_embeddings", type === "mistral" ? 32768 : 2048);
   const bias = r.bool("attention_bias", false);
   const sliding = slidingWindow(raw, type, file, r.optInt);
   const eos = r.optInt("eos_token_id", type === "qwen2" ? null : 2);
   return {
     modelType: type, architecture: ARCHITECTURES[type],
-    vocabSize: r.int("vocab_size"), hiddenSize: hidden, numHiddenLayers: r.int("num_hidden_layers"),
+    vocabSize: r.size("vocab_size"), hiddenSize: hidden, numHiddenLayers: r.size("num_hidden_layers"),
     numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim,
     maxPositionEmbeddings: maxPositions,
     tieWordEmbeddings: r.bool("tie_word_embeddings", false),
     padTokenId: r.optInt("pad_token_id", null) ?? eos ?? 0,
     bosTokenId: r.optInt("bos_token_id", type === "qwen2" ? null : 1), eosTokenId: eos,
     torchDtype: r.dtype(),
-    intermediateSize: r.int("intermediate_size"),
+    intermediateSize: r.size("intermediate_size"),
     rmsNormEps: r.positive("rms_norm_eps", 1e-6),
     rope: ropeConfig(raw, file, maxPositions),
     qkvBias: type === "qwen2" ? true : bias,

@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import { headline, type Metrics } from "../eval/evaluate.js";
 import type { RunRecord } from "../train/run.js";
 import { RANDMASK_VERSION } from "../version.js";
+import { alive } from "../io/process-alive.js";
 import type { RunConfig, Sweep } from "./spec.js";
 
 export type RunStatus = "pending" | "running" | "completed" | "diverged" | "failed";
@@ -70,10 +71,6 @@ export interface RunRow {
 
 const now = () => Date.now() / 1000;
 
-/** Whether a process on this host is alive (EPERM: alive, someone else's). */
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
-}
 
 /** Whether `ok()` holds now or within `ms` milliseconds (checked every 50 ms; a check that throws counts as not yet). */
 function eventually(ok: () => boolean, ms: number): boolean {

@@ -3,8 +3,9 @@
 // full fine-tuning; each method's LR is chosen on dev from a small grid, and
 // only the chosen run is scored on test. One table, one run folder.
 import { cpus, loadavg } from "node:os";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { copySideFiles } from "../io/side-files.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { getNumThreads, type DType } from "../engine/index.js";
 import { loadCausalLM, randomCausalLM, readModelConfig, toHfModelConfig } from "../models/registry.js";
@@ -326,9 +327,7 @@ function writeRandomWeightsCopy(dir: string, dest: string, seed: number): string
     saveFile(join(dest, "model.safetensors"), model.stateDict(), { format: "pt" });
   } finally { model.dispose(); }
   writeJsonAtomic(join(dest, "config.json"), { ...toHfModelConfig(config), torch_dtype: "float32" });
-  for (const f of readdirSync(dir)) {
-    if (/^(vocab\.json|merges\.txt|tokenizer(_config)?\.json|special_tokens_map\.json|tokenizer\.model)$/.test(f)) copyFileSync(join(dir, f), join(dest, f));
-  }
+  copySideFiles(dir, dest);
   return dest;
 }
 

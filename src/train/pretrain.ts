@@ -8,8 +8,9 @@
 // only; biases, layer norms and the (tied) embeddings are not decayed, as in
 // Hugging Face's run_clm (biases, norms) and Megatron/OPT practice for embeddings.
 // LR: linear warm-up from 0, then cosine decay to minLr at the last step.
-import { existsSync, linkSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync, copyFileSync } from "node:fs";
+import { existsSync, linkSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
+import { copySideFiles } from "../io/side-files.js";
 import { AdamW, type AdamWParamState, clipGradNorm, getRngState, keep, noGrad, setRngState, settle, tensor, tidy, type DType, type Tensor } from "../engine/index.js";
 import { toHfConfig } from "../models/config.js";
 import { causalLmLoss, tokenNll } from "../models/lm-loss.js";
@@ -78,8 +79,6 @@ export interface PretrainHooks {
 
 export const CHECKPOINT_DIR = "checkpoint";
 export const RUN_FILE = "pretrain-run.json";
-const TOKENIZER_FILES = ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
-
 /** lr at 0-based `step`: linear warm-up to `lr` over warmupSteps, then cosine to minLr at maxSteps. */
 export function pretrainLr(c: PretrainConfig, step: number): number {
   if (step < c.warmupSteps) return (c.lr * (step + 1)) / c.warmupSteps;
@@ -205,7 +204,7 @@ export class Pretrainer {
     this.state.torchRng = Buffer.from(getRngState()).toString("base64");
     writeFileSync(join(tmp, "config.json"), JSON.stringify({ ...toHfConfig(this.model.config), torch_dtype: "float32" }, null, 2) + "\n");
     saveFile(join(tmp, "model.safetensors"), this.model.stateDict(), { format: "pt" });
-    for (const f of TOKENIZER_FILES) if (existsSync(join(this.tokenizerDir, f))) copyFileSync(join(this.tokenizerDir, f), join(tmp, f));
+    copySideFiles(this.tokenizerDir, tmp);
     if (!existsSync(join(tmp, "tokenizer_config.json"))) {
       writeFileSync(join(tmp, "tokenizer_config.json"), JSON.stringify({ tokenizer_class: "GPT2Tokenizer", bos_token: "</s>", eos_token: "</s>", unk_token: "</s>", pad_token: "<pad>", add_bos_token: true, model_max_length: this.model.config.maxPositionEmbeddings }, null, 2) + "\n");
     }

@@ -5,6 +5,7 @@
 // is one error naming the file and the field.
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config.js";
+import { configReader } from "../config-fields.js";
 
 export type VisionActivation = "gelu" | "gelu_new" | "quick_gelu" | "relu";
 
@@ -50,16 +51,7 @@ export function isVisionModelType(type: unknown): boolean {
 }
 
 function reader(raw: Record<string, unknown>, file: string) {
-  const int = (key: string, dflt: number): number => {
-    const v = raw[key] ?? dflt;
-    if (!Number.isInteger(v) || (v as number) <= 0) throw new ConfigError(file, `"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
-  const prob = (key: string, dflt: number): number => {
-    const v = raw[key] ?? dflt;
-    if (typeof v !== "number" || !(v >= 0 && v < 1)) throw new ConfigError(file, `"${key}" must be a probability in [0, 1), got ${JSON.stringify(v)}`);
-    return v;
-  };
+  const { size, prob } = configReader(raw, file);
   const eps = (dflt: number): number => {
     const v = raw.layer_norm_eps ?? dflt;
     if (typeof v !== "number" || !(v > 0 && v < 1)) throw new ConfigError(file, `"layer_norm_eps" must be a small positive number, got ${JSON.stringify(v)}`);
@@ -74,18 +66,18 @@ function reader(raw: Record<string, unknown>, file: string) {
   };
   /** Hugging Face's class defaults fill absent fields (ViTConfig: patch 16; CLIPVisionConfig: patch 32). */
   const shared = (dfltAct: string, dfltEps: number, dfltPatch: number): VisionTransformerConfig => {
-    const hiddenSize = int("hidden_size", 768);
-    const heads = int("num_attention_heads", 12);
+    const hiddenSize = size("hidden_size", 768);
+    const heads = size("num_attention_heads", 12);
     if (hiddenSize % heads !== 0) throw new ConfigError(file, `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${heads}`);
-    const imageSize = int("image_size", 224);
-    const patchSize = int("patch_size", dfltPatch);
+    const imageSize = size("image_size", 224);
+    const patchSize = size("patch_size", dfltPatch);
     if (imageSize % patchSize !== 0) throw new ConfigError(file, `image_size ${imageSize} is not a multiple of patch_size ${patchSize}`);
     return {
-      hiddenSize, numHiddenLayers: int("num_hidden_layers", 12), numAttentionHeads: heads, intermediateSize: int("intermediate_size", 3072),
-      imageSize, patchSize, numChannels: int("num_channels", 3), hiddenAct: act("hidden_act", dfltAct), layerNormEps: eps(dfltEps),
+      hiddenSize, numHiddenLayers: size("num_hidden_layers", 12), numAttentionHeads: heads, intermediateSize: size("intermediate_size", 3072),
+      imageSize, patchSize, numChannels: size("num_channels", 3), hiddenAct: act("hidden_act", dfltAct), layerNormEps: eps(dfltEps),
     };
   };
-  return { int, prob, act, shared };
+  return { size, prob, act, shared };
 }
 
 /**
@@ -115,7 +107,7 @@ export function parseVisionConfig(raw: Record<string, unknown>, file = "config.j
       modelType: "vit", ...shared,
       qkvBias: raw.qkv_bias === undefined ? true : bool(raw, "qkv_bias", file),
       hiddenDropoutProb: r.prob("hidden_dropout_prob", 0), attentionProbsDropoutProb: r.prob("attention_probs_dropout_prob", 0),
-      poolerOutputSize: r.int("pooler_output_size", shared.hiddenSize),
+      poolerOutputSize: r.size("pooler_output_size", shared.hiddenSize),
       poolerAct: pooler === "tanh" ? "tanh" : r.act("pooler_act", "tanh"),
       id2label: labels,
     };
@@ -129,7 +121,7 @@ export function parseVisionConfig(raw: Record<string, unknown>, file = "config.j
     const r = reader(vision, type === "clip" ? `${file} (vision_config)` : file);
     return {
       modelType: "clip_vision_model", ...r.shared("quick_gelu", 1e-5, 32),
-      projectionDim: r.int("projection_dim", 512), attentionDropout: r.prob("attention_dropout", 0),
+      projectionDim: r.size("projection_dim", 512), attentionDropout: r.prob("attention_dropout", 0),
     };
   }
   throw new ConfigError(file, `model_type ${JSON.stringify(type)} is not a vision model (supported: ${VISION_MODEL_TYPES.join(", ")})`);

@@ -110,6 +110,11 @@ test("randmask theory CLI writes the table, JSON and three SVG plots, and refuse
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--p "0\.5,2": expected comma-separated densities in \(0, 1\]/);
   const few = spawnSync(process.execPath, [cli, "theory", "--n", "64", "--d", "100", "--p", "0.1"], { encoding: "utf8" });
-  assert.notEqual(few.status, 0);
-  assert.match(few.stderr, /fewer than n=64/);
+  // refused before any density is computed: a usage error naming --p (it used to fail after the denser ones, exit 1)
+  assert.equal(few.status, 2);
+  assert.match(few.stderr, /--p 0\.1: the mask keeps p·d = 10 of d=100 coordinates on average, fewer than n=64/);
+  const late = spawnSync(process.execPath, [cli, "theory", "--n", "8", "--d", "64", "--p", "1,0.1", "--steps", "5", "--draws", "2"], { encoding: "utf8" });
+  assert.equal(late.status, 2);
+  assert.match(late.stderr, /^randmask theory: --p 0\.1: /);
+  assert.doesNotMatch(late.stderr, /p=1:/); // nothing computed first
 });

@@ -1,7 +1,7 @@
 // `randmask pretrain`: exact resume, the token cache, packing and bad input.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,20 +31,24 @@ function fixture(): { dir: string; config: string; txt: string; jsonl: string } 
   return { dir, config, txt, jsonl };
 }
 
-/** The flags of a small run; `over` replaces some of their values (a flag may be given once). */
-const common = (f: ReturnType<typeof fixture>, over: Record<string, string> = {}) => ["--config", f.config, "--tokenizer", tokDir, "--data", `${f.txt},${f.jsonl}:2`,
+const common = (f: ReturnType<typeof fixture>) => ["--config", f.config, "--tokenizer", tokDir, "--data", `${f.txt},${f.jsonl}:2`,
   "--block-size", "32", "--batch-size", "4", "--grad-accum", "2", "--lr", "3e-3", "--warmup-steps", "2", "--max-steps", "8",
-  "--eval-every", "3", "--holdout-tokens", "64", "--dtype", "fp32", "--seed", "5", "--quiet"].map((x, i, all) => over[all[i - 1]] ?? x);
+  "--eval-every", "3", "--holdout-tokens", "64", "--dtype", "fp32", "--seed", "5", "--quiet"];
+/** `args` with each flag of `extra` (flag, value pairs) given there instead: a flag may be given once. */
+function withFlags(args: string[], ...extra: string[]): string[] {
+  const given = new Set(extra.filter((_, i) => i % 2 === 0));
+  return [...args.filter((x, i) => !given.has(x) && !given.has(args[i - 1])), ...extra];
+}
 const log = (out: string) => readFileSync(join(out, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
 
 test("a run stopped and resumed follows the uninterrupted one bitwise (fp32, dropout on)", () => {
   const f = fixture();
   const a = join(f.dir, "a");
-  const r1 = run([...common(f), "--out", a]);
+  const r1 = run(withFlags(common(f), "--out", a));
   assert.equal(r1.status, 0, r1.stderr);
   const b = join(f.dir, "b");
-  const r2 = run([...common(f), "--out", b], { RANDMASK_STOP_AFTER_STEP: "3" });
-  assert.equal(r2.status, 0, r2.stderr);
+  const r2 = run(withFlags(common(f), "--out", b), { RANDMASK_STOP_AFTER_STEP: "3" });
+  assert.equal(r2.status, 130, r2.stderr); // stopped early, as by a signal: not 0, so a script does not use the model as finished
   assert.equal(JSON.parse(readFileSync(join(b, "checkpoint", "state.json"), "utf8")).step, 3);
   const r3 = run(["--resume", b, "--quiet"]);
   assert.equal(r3.status, 0, r3.stderr);
@@ -63,29 +67,29 @@ test("bad input: one clear error each, nothing written or overwritten", () => {
   const f = fixture();
   const empty = join(f.dir, "empty.txt");
   writeFileSync(empty, "");
-  let r = run([...common(f, { "--data": empty }), "--out", join(f.dir, "o1")]);
+  let r = run(withFlags(common(f), "--data", empty, "--out", join(f.dir, "o1")));
   assert.equal(r.status, 1);
   assert.match(r.stderr, /empty\.txt: empty corpus file/);
   assert.equal(existsSync(join(f.dir, "o1")), false);
   const binary = join(f.dir, "bin.txt");
   writeFileSync(binary, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 13, 1, 2, 3]));
-  r = run([...common(f, { "--data": binary }), "--out", join(f.dir, "o2")]);
+  r = run(withFlags(common(f), "--data", binary, "--out", join(f.dir, "o2")));
   assert.match(r.stderr, /bin\.txt: binary file/);
-  r = run([...common(f, { "--block-size": "65" }), "--out", join(f.dir, "o3")]);
+  r = run(withFlags(common(f), "--block-size", "65", "--out", join(f.dir, "o3")));
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--block-size 65 exceeds the model's max_position_embeddings 64/);
   // a finished run, then misuse of it
   const a = join(f.dir, "a");
-  assert.equal(run([...common(f, { "--max-steps": "2" }), "--out", a]).status, 0);
+  assert.equal(run(withFlags(common(f), "--max-steps", "2", "--out", a)).status, 0);
   const before = readFileSync(join(a, "checkpoint", "state.json"));
   const other = join(f.dir, "other.json");
   writeFileSync(other, readFileSync(f.config, "utf8").replace('"hidden_size":16', '"hidden_size":32').replace('"word_embed_proj_dim":16', '"word_embed_proj_dim":32'));
-  r = run([...common(f, { "--config": other }), "--init-from", a, "--out", join(f.dir, "o4")]);
+  r = run(withFlags(common(f), "--config", other, "--init-from", a, "--out", join(f.dir, "o4")));
   assert.equal(r.status, 2);
   assert.match(r.stderr, /contradicts the checkpoint in --init-from .*hidden_size 32 vs 16/);
   // continuing from a checkpoint folder: its config and tokenizer by default
   const cont = join(f.dir, "cont");
-  r = run([...common(f, { "--max-steps": "1" }).filter((x, i, all) => x !== "--config" && all[i - 1] !== "--config" && x !== "--tokenizer" && all[i - 1] !== "--tokenizer"), "--init-from", a, "--out", cont]);
+  r = run([...withFlags(common(f), "--max-steps", "1").filter((x, i, all) => x !== "--config" && all[i - 1] !== "--config" && x !== "--tokenizer" && all[i - 1] !== "--tokenizer"), "--init-from", a, "--out", cont]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(log(cont).filter((e) => e.type === "train").length, 1);
   r = run(["--resume", a, "--lr", "1e-2", "--max-steps", "2"]);
@@ -93,11 +97,71 @@ test("bad input: one clear error each, nothing written or overwritten", () => {
   assert.match(r.stderr, /holds another run \(differs in --lr\)/);
   r = run(["--resume", a, "--data", f.txt]);
   assert.match(r.stderr, /differs in --data/);
-  r = run([...common(f), "--out", a]);
+  r = run(withFlags(common(f), "--out", a));
   assert.match(r.stderr, /holds a pretraining run already/);
-  r = run([...common(f), "--out", f.dir]);
+  r = run(withFlags(common(f), "--out", f.dir));
   assert.match(r.stderr, /is not empty/);
   assert.deepEqual(readFileSync(join(a, "checkpoint", "state.json")), before);
+});
+
+test("a stopped run exits 128 + the signal; a finished run resumed is left untouched; --resume checks --out, --cache-dir, --tokenizer", async () => {
+  const f = fixture();
+  // a real SIGTERM mid-run: checkpoint written, exit 143 (it exited 0 before, and a script went on to use the half-trained model)
+  const b = join(f.dir, "b");
+  const child = spawn(process.execPath, [cli, "pretrain", ...withFlags(common(f).filter((x) => x !== "--quiet"), "--max-steps", "100000", "--out", b)],
+    { env: { ...process.env, RANDMASK_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  let sent = false;
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    if (!sent && /pretrain \d+\/100000/.test(stderr)) sent = child.kill("SIGTERM");
+  });
+  const code = await new Promise<number | null>((done) => child.once("close", (c: number | null) => done(c)));
+  assert.equal(code, 143, stderr);
+  assert.match(stderr, /stopped \(SIGTERM\) at step \d+; checkpoint written, resume with --resume/);
+  // a finished run: resuming it again changes nothing (it evaluated and checkpointed again before: a second final eval in log.jsonl)
+  const a = join(f.dir, "a");
+  assert.equal(run(withFlags(common(f), "--max-steps", "2", "--out", a)).status, 0);
+  const files = ["log.jsonl", "model.safetensors", join("checkpoint", "state.json"), join("checkpoint", "optimizer.safetensors")];
+  const before = files.map((x) => readFileSync(join(a, x)));
+  let r = run(["--resume", a]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /the run is complete \(step 2 of 2\); nothing to do/);
+  files.forEach((x, i) => assert.deepEqual(readFileSync(join(a, x)), before[i], x));
+  // flags a resumed run would ignore are checked against the run
+  r = run(["--resume", a, "--out", join(f.dir, "elsewhere")]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--out .*elsewhere: a resumed run continues in its own folder \(--resume .*\); drop --out/);
+  assert.ok(!existsSync(join(f.dir, "elsewhere")));
+  r = run(["--resume", a, "--cache-dir", join(f.dir, "other-cache")]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /differs in --cache-dir/);
+  r = run(["--resume", a, "--tokenizer", join(sharedDir, "fixtures", "llama-tokenizer-tiny")]);
+  assert.match(r.stderr, /differs in --tokenizer/);
+  assert.equal(run(["--resume", a, "--tokenizer", tokDir, "--out", a, "--quiet"]).status, 0);
+  // --data's format and --block-size are usage errors (exit 2) before anything is read
+  for (const [args, re] of [
+    [["--data", `${f.txt}:0`], /--data .*a\.txt:0: the weight after ':' must be a positive number/],
+    [["--data", f.dir], /--data .*: expected a \.txt or \.jsonl file/],
+    [["--block-size", "1"], /--block-size "1": expected an integer ≥ 2/],
+    [["--config", join(f.dir, "missing.json")], /--config .*missing\.json: no such file/],
+  ] as [string[], RegExp][]) {
+    const o = join(f.dir, "o");
+    r = run(withFlags(common(f), ...args, "--out", o));
+    assert.equal(r.status, 2, args.join(" "));
+    assert.match(r.stderr, re);
+    assert.ok(!existsSync(o));
+  }
+});
+
+test("a run that diverges before its first checkpoint says so (it claimed 'the last checkpoint is kept'), in train.log too", () => {
+  const f = fixture();
+  const out = join(f.dir, "nan");
+  const r = run(withFlags(common(f), "--lr", "1e12", "--out", out));
+  assert.equal(r.status, 1);
+  const said = /step \d+: loss is NaN; stopping \(diverged: a lower --lr may help\); no checkpoint was written yet \(the first comes after --checkpoint-minutes\): remove .*nan to start again/;
+  assert.match(r.stderr, said);
+  assert.match(readFileSync(join(out, "train.log"), "utf8"), said);
 });
 
 test("the token cache is re-used when unchanged and rebuilt when the text changes; documents end with EOS", () => {

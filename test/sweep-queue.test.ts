@@ -27,11 +27,12 @@ const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
 const noRedis = hasRedis ? false : "redis-server is not installed (apt-get install redis-server; .ci/run installs it)";
 const PASSWORD = "s3cret-Pa55word";
 
-// 13 runs: 3 learning rates × 2 seeds × 2 trainable ratios, and one that fails (its batch size is no multiple of its grad-accum)
+// 13 runs: 3 learning rates × 2 seeds × 2 trainable ratios, and one that fails in its run (a prefix leaving 2 of the
+// 64 positions passes the sweep file's checks; the prompts do not fit)
 const sweepPath = join(work, "grid.json");
 writeFileSync(sweepPath, JSON.stringify({ name: "grid", models: ["model"], tasks: ["jsonl"], dataDir: "data", sizes: { train: 16, dev: 8, test: 8 },
   epochs: [3], train: { batchSize: 8 }, lrs: [1e-2, 3e-3, 1e-3], seeds: [0, 1], methods: [{ method: "random-mask", trainableRatios: [1e-3, 3e-4] },
-    { method: "full", lrs: [1e-4], seeds: [0], train: { batchSize: 6, gradAccum: 4 } }] }));
+    { method: "prefix", lrs: [1e-4], seeds: [0], options: { numVirtualTokens: 62 } }] }));
 
 const rowsOf = (db: string): RunRow[] => { const d = ResultsDb.open(db); try { return d.rows(); } finally { d.close(); } };
 
@@ -307,7 +308,7 @@ test("13 runs over 3 workers, one SIGKILLed mid-run and Redis killed and restart
     const loc = rowsOf(join(work, "local.sqlite"));
     assert.equal(dist.length, 13);
     assert.deepEqual(dist.map((r) => r.status), [...Array(12).fill("completed"), "failed"], dist.map((r) => `${r.status} ${r.error}`).join("\n"));
-    assert.match(dist[12].error!, /--batch-size 6 must be a multiple of --grad-accum 4/, "a failed run is a result, with its reason");
+    assert.match(dist[12].error!, /option " (no|yes)" is longer than the model's 2 positions/, "a failed run is a result, with its reason");
     assert.deepEqual(dist.map((r) => r.attempts).sort(), [...Array(12).fill(1), 2], "one run was started twice, the failed one once");
     const same = (r: RunRow) => {
       const { attempts, owner_host, owner_pid, child_pid, heartbeat_at, started_at, finished_at, wall_time_s, host, run_dir, adapter_dir, log_path, ...rest } = r;

@@ -71,12 +71,23 @@ test("a bad sweep file is one error naming the file and the key", () => {
   bad({ tasks: ["nope"] }, /tasks: unknown task 'nope'/);
   bad({ models: ["missing"] }, /models: .*missing has no config\.json/);
   bad({ train: { batchSize: 0 } }, /train\.batchSize: expected a positive integer/);
+  // what finetune refuses as flags, refused here too (every run failed, or diverged at once, before)
+  bad({ train: { batchSize: 8, gradAccum: 3 } }, /train\.batchSize: 8 must be a multiple of gradAccum 3/);
+  bad({ methods: [{ method: "lora", train: { gradAccum: 3 } }] }, /methods\[0\]\.train\.batchSize: 8 must be a multiple of gradAccum 3/);
+  bad({ train: { warmupRatio: 1 } }, /train\.warmupRatio: expected a number in \[0, 1\)/);
+  bad({ train: { divergenceFactor: 0.5 } }, /train\.divergenceFactor: expected 0 \(off\) or a number > 1/);
+  bad({ methods: [{ method: "prefix", options: { numVirtualTokens: 100 } }] }, /methods\[0\]: prefix: numVirtualTokens 100 leaves too few of the model's 64 positions/);
+  bad({ methods: [{ method: "lora", options: { targetModules: "re:((" } }] }, /methods\[0\]: lora: targetModules pattern 're:\(\(' is not a valid regular expression/);
   bad({ device: "gpu" }, /device "gpu": expected cpu, cuda or cuda:N/);
   if (!buildInfo().cudaAvailable) bad({ device: "cuda" }, /device cuda: CUDA is not available/);
   writeFileSync(join(work, "broken.yaml"), "models: [model\n");
   assert.throws(() => loadSweep(join(work, "broken.yaml")), /broken\.yaml: not valid YAML/);
   writeFileSync(join(work, "ok.yaml"), "models: [model]\ntasks: [jsonl]\ndataDir: data\nlrs: [1.0e-3]\nmethods:\n  - method: lora\n");
   assert.equal(loadSweep(join(work, "ok.yaml")).runs.length, 1);
+  // a byte-order mark (Windows editors) reads as without it ('not valid JSON' before); a folder is named
+  writeFileSync(join(work, "bom.json"), "\uFEFF" + JSON.stringify({ models: ["model"], tasks: ["jsonl"], dataDir: "data", lrs: [1e-3], methods: [{ method: "lora" }] }));
+  assert.equal(loadSweep(join(work, "bom.json")).runs.length, 1);
+  assert.throws(() => loadSweep(join(work, "data")), /data: is a folder, expected a sweep file \(JSON or YAML\)/);
 });
 
 test("a method option the entry's method does not read is refused at load (exit 2), naming the file, the method and the key", () => {
@@ -166,9 +177,33 @@ test("kill -9 during a run: the restarted sweep redoes that run only, every run 
   assert.match(spawnSync(process.execPath, [cli, "sweep", "status", "--db", db], { encoding: "utf8" }).stdout, /3 runs: 0 pending, 0 running, 3 completed/);
 });
 
+test("Ctrl-C: the sweep stops with exit 130 (not 0, which let `sweep run && report` go on), its run in flight pending; the same command finishes it", async () => {
+  const file = sweepFile("sigint", { lrs: [1e-2, 1e-3], epochs: [6], methods: [{ method: "random-mask", trainableRatios: [1e-3] }] });
+  const db = join(work, "sigint.sqlite");
+  const first = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db, "--workers", "1"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  first.stderr!.on("data", (d: Buffer) => { stderr += d.toString(); });
+  let running: RunRow | undefined;
+  for (let i = 0; i < 600 && !running; i++) {
+    await sleep(100);
+    // the database may exist before its tables do
+    try { running = rowsOf(db).find((r) => r.status === "running" && r.child_pid !== null); } catch { /* not yet */ }
+  }
+  assert.ok(running, "the sweep never started a run");
+  first.kill("SIGINT");
+  const code = await new Promise<number | null>((done) => first.once("close", (c: number | null) => done(c)));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /stopped \(SIGINT\); run the same command again to continue\n$/);
+  assert.equal(rowsOf(db).find((r) => r.id === running!.id)!.status, "pending", "the run in flight is handed back");
+  const again = spawnSync(process.execPath, [cli, "sweep", "run", file, "--db", db, "--workers", "1"], { env, encoding: "utf8" });
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(rowsOf(db).map((r) => r.status), ["completed", "completed"]);
+});
+
 test("two sweep processes on one database share the work without a duplicate; a crashing run is failed and the sweep goes on", async () => {
   const file = sweepFile("pair", { lrs: [1e-2, 1e-3], seeds: [0, 1], methods: [{ method: "random-mask", trainableRatios: [1e-3] },
-    { method: "full", lrs: [1e-4], seeds: [0], train: { batchSize: 6, gradAccum: 4 } }] });
+    // passes the sweep's checks (62 of the 64 positions may be virtual tokens), fails in its run: the prompts do not fit the 2 left
+    { method: "prefix", lrs: [1e-4], seeds: [0], options: { numVirtualTokens: 62 } }] });
   const db = join(work, "pair.sqlite");
   const start = () => new Promise<{ code: number | null; err: string }>((done) => {
     const p = spawn(process.execPath, [cli, "sweep", "run", file, "--db", db], { env, stdio: ["ignore", "ignore", "pipe"] });
@@ -185,7 +220,7 @@ test("two sweep processes on one database share the work without a duplicate; a 
   assert.equal(new Set(rows.map((r) => r.owner_pid)).size, 2, "both processes ran some");
   const failed = rows.filter((r) => r.status === "failed");
   assert.equal(failed.length, 1);
-  assert.match(failed[0].error!, /--batch-size 6 must be a multiple of --grad-accum 4/);
+  assert.match(failed[0].error!, /train\.jsonl:\d+: option " (no|yes)" is longer than the model's 2 positions/);
   for (const r of rows.filter((x) => x.status === "completed")) {
     assert.ok(r.distance_weight! > 0 && r.distance_trainable! > 0, "distance from init is recorded");
     assert.ok(Math.abs(r.distance_weight! - r.distance_trainable!) <= 1e-6 * r.distance_trainable!, "masking: ‖S‖ is the values' change");

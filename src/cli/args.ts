@@ -62,7 +62,8 @@ export interface CommandDef<F extends Flags = Flags> {
   usage?: string;
   /** Words before the flags (e.g. `sweep run FILE`), in order; optional ones last. */
   positionals?: readonly PositionalDef[];
-  run(values: FlagValues<F>, positionals: string[]): void | Promise<void>;
+  /** Returns the exit code when it is not 0 (an interrupted run: 128 + the signal's number, as shells report it). */
+  run(values: FlagValues<F>, positionals: string[]): void | number | Promise<void | number>;
 }
 
 export interface PositionalDef {
@@ -71,6 +72,11 @@ export interface PositionalDef {
   description: string;
   choices?: readonly string[];
   optional?: boolean;
+}
+
+/** The exit code of a run stopped by a signal (checkpoint written, resumable): 128 + its number, as a shell reports it. */
+export function signalExitCode(signal: string): number {
+  return signal === "SIGTERM" ? 143 : 130;
 }
 
 /** Types a command's values from its own flag definitions. */

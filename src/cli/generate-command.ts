@@ -3,7 +3,8 @@ import { existsSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { readTextFile } from "../io/text-file.js";
 import { loadCausalLM } from "../models/registry.js";
-import { generate, type Generation } from "../models/text-generation.js";
+import { generate, positionsText, type Generation } from "../models/text-generation.js";
+import { tokenPositions } from "../models/causal-lm.js";
 import { PeftModel } from "../peft/peft-model.js";
 import { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { Progress } from "../train/progress.js";
@@ -72,13 +73,11 @@ export const generateCommand = defineCommand({
     const prompts = v.prompt !== undefined ? [v.prompt] : readPrompts(v.file!);
     const tok = BpeTokenizer.fromDir(v.tokenizer ?? v.model);
     const model = loadCausalLM(v.model, { dtype: dtypeOf(v.dtype) });
-    const max = model.config.maxPositionEmbeddings;
-    if (v["max-new-tokens"] >= max) {
-      model.dispose();
-      throw new UsageError(`--max-new-tokens ${v["max-new-tokens"]}: the model has ${max} positions; at most ${max - 1}`);
-    }
     try {
       const peft = v.adapter ? PeftModel.load(model, v.adapter) : null;
+      // a prefix-tuning adapter's virtual tokens take positions too
+      const max = tokenPositions(model);
+      if (v["max-new-tokens"] >= max) throw new UsageError(`--max-new-tokens ${v["max-new-tokens"]}: ${positionsText(model)}; at most ${max - 1}`);
       // a terminal sees tokens as they come; pipes and files get whole records
       const stream = !v.json && Boolean(process.stdout.isTTY) && prompts.length === 1;
       const progress = prompts.length > 1 ? new Progress("generate", prompts.length, "prompts") : null;

@@ -9,7 +9,7 @@ import { loadTaskData } from "../tasks/sampling.js";
 import { hessianNorm } from "../analysis/hessian.js";
 import { UsageError, defineCommand, positiveInt } from "./args.js";
 import { METHOD_FLAGS, methodOptions, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, checkLanguageModel, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
+import { DATA_FLAGS, checkLanguageModel, checkModelFolder, dtypeOf, sampleSizes, useDevice } from "./shared-flags.js";
 
 // Text tasks only (the Hessian is of the language-model loss), and no --eval-batch: nothing here is evaluated.
 const { "eval-batch": _evalBatch, ...TEXT_DATA_FLAGS } = DATA_FLAGS;
@@ -41,6 +41,7 @@ export const hessianCommand = defineCommand({
     const modelDir = v.model;
     const dataDir = v["data-dir"];
     const adapter = v.adapter;
+    checkModelFolder("model", modelDir);
     checkLanguageModel("model", modelDir);
     if (!adapter && !v.method) throw new UsageError("give --method M (a fresh method at initialisation) or --adapter DIR (a trained one)");
     const seed = v.seed;

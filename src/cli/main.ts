@@ -52,8 +52,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { positionals, rest: flags } = splitPositionals(cmd, rest);
     if (cmd.positionals?.[0]?.choices) prefix += ` ${positionals[0]}`;
-    await cmd.run(parseCommand(cmd, flags), positionals);
-    return 0;
+    return (await cmd.run(parseCommand(cmd, flags), positionals)) ?? 0;
   } catch (e) {
     const err = e as Error;
     process.stderr.write(`${prefix}: ${err.message}\n`);

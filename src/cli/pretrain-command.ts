@@ -10,8 +10,8 @@ import { checkTokenIds, type VocabSources } from "../tokenizer/vocab-check.js";
 import { PackedCorpus } from "../train/packing.js";
 import { CHECKPOINT_DIR, Pretrainer, RUN_FILE, appendLog, asMasters, type PretrainConfig, type RunRecord, type TrainState } from "../train/pretrain.js";
 import { parseSources, readTokens, tokenizeSource, tokenizerHash, type SourceSpec, type TokenFile } from "../train/token-cache.js";
-import { UsageError, defineCommand, nonNegInt, positiveInt, type FlagDef, type FlagValues } from "./args.js";
-import { DTYPE_FLAG, checkOutputFolder, dtypeOf } from "./shared-flags.js";
+import { UsageError, defineCommand, nonNegInt, positiveInt, signalExitCode, type FlagDef, type FlagValues } from "./args.js";
+import { DTYPE_FLAG, checkModelFolder, checkOutputFolder, dtypeOf } from "./shared-flags.js";
 
 const training = "training flags";
 const nonNeg = (v: number) => v >= 0;
@@ -26,7 +26,7 @@ const PRETRAIN_FLAGS = {
   resume: { type: "dir", description: "continue the run in this folder exactly (other flags given must match it)" },
   "cache-dir": { type: "string", arg: "DIR", defaultText: "--out/token-cache", description: "where tokenised files are kept and re-used" },
   "holdout-tokens": { type: "integer", check: nonNegInt, expected: "a non-negative integer", defaultText: "65536", description: "tokens held out at the end of each file" },
-  "block-size": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "min(256, max positions)", group: training, description: "tokens per training sequence" },
+  "block-size": { type: "integer", check: (v) => Number.isSafeInteger(v) && v >= 2, expected: "an integer ≥ 2 (a block trains on each next token)", defaultText: "min(256, max positions)", group: training, description: "tokens per training sequence" },
   "batch-size": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "16", group: training, description: "sequences per optimizer step" },
   "grad-accum": { type: "integer", check: positiveInt, expected: "a positive integer", defaultText: "1", group: training, description: "micro-batches per step (divides --batch-size)" },
   lr: { type: "number", check: (v) => v > 0, expected: "a positive number", defaultText: "1e-3", group: training, description: "peak learning rate" },
@@ -61,10 +61,14 @@ function modelConfig(flags: Values): { cfg: OPTConfig; init: string | null; conf
   const given = (["config", "preset", "init-from"] as const).filter((k) => flags[k] !== undefined);
   if (given.length === 0) throw new UsageError("one of --config FILE, --preset NAME or --init-from DIR is required");
   if (flags.config !== undefined && flags.preset !== undefined) throw new UsageError("--config and --preset exclude each other");
+  if (flags["init-from"] !== undefined) checkModelFolder("init-from", flags["init-from"]);
   const init = flags["init-from"] !== undefined ? resolve(flags["init-from"]) : null;
   const initCfg = init ? readConfig(join(init, "config.json")) : null;
   let cfg: OPTConfig | null = null;
-  if (flags.config !== undefined) cfg = readConfig(flags.config);
+  if (flags.config !== undefined) {
+    if (!existsSync(flags.config)) throw new UsageError(`--config ${flags.config}: no such file`);
+    cfg = readConfig(flags.config);
+  }
   if (flags.preset !== undefined) {
     const preset = presetConfig(flags.preset);
     if (preset.modelType !== "opt") throw new UsageError(`--preset ${flags.preset}: pretrain builds OPT models (opt-125m, …); this preset is a ${preset.architecture}`);
@@ -105,6 +109,11 @@ function trainConfig(flags: Partial<Values>, cfg: OPTConfig): PretrainConfig {
   };
 }
 
+/** --data's files and weights; a malformed entry is a usage error (exit 2) naming it. */
+function sourcesOf(spec: string): SourceSpec[] {
+  try { return parseSources(spec); } catch (e) { throw new UsageError((e as Error).message); }
+}
+
 function tokenize(sources: SourceSpec[], tokDir: string, cacheDir: string, quiet: boolean): { files: TokenFile[]; tokHash: string } {
   const tokenizer = BpeTokenizer.fromDir(tokDir);
   const tokHash = tokenizerHash(tokDir);
@@ -130,6 +139,16 @@ function corpusOf(files: TokenFile[], sources: SourceSpec[], c: PretrainConfig, 
   return new PackedCorpus(docs, c.blockSize, holdout, c.seed);
 }
 
+/**
+ * Trains to the end or to a signal; the exit code: 0, or 128 + the signal's number for a run stopped
+ * early (checkpointed), so a script that goes on to use the model stops there instead.
+ */
+async function trainToEnd(trainer: Pretrainer, log: (line: string) => void, quiet: boolean): Promise<number> {
+  let stopped: string;
+  try { stopped = await trainer.train({ log, quiet, stopAfterStep }); } finally { trainer.dispose(); }
+  return stopped === "completed" ? 0 : signalExitCode(stopped);
+}
+
 export const pretrainCommand = defineCommand({
   name: "pretrain",
   summary: "Pretrain an OPT as a causal LM on text files, from random weights or a checkpoint; checkpoints atomically " +
@@ -141,7 +160,7 @@ export const pretrainCommand = defineCommand({
   run: pretrain,
 });
 
-async function pretrain(flags: Values): Promise<void> {
+async function pretrain(flags: Values): Promise<number> {
   const quiet = flags.quiet;
   const say = (out: string) => (line: string) => { appendLog(out, line); if (!quiet) process.stderr.write(line + "\n"); };
   if (flags.resume !== undefined) return resume(resolve(flags.resume), flags, quiet, say);
@@ -154,7 +173,7 @@ async function pretrain(flags: Values): Promise<void> {
   if (flags.data === undefined) throw new UsageError("--data FILE[:WEIGHT],... is required");
   const { cfg, init, configDir } = modelConfig(flags);
   const c = trainConfig(flags, cfg);
-  const sources = parseSources(flags.data);
+  const sources = sourcesOf(flags.data);
   for (const s of sources) if (!existsSync(s.path)) throw new UsageError(`--data ${s.path}: no such file`);
   const tokDir = resolve(flags.tokenizer ?? configDir ?? "");
   if (flags.tokenizer === undefined && (!configDir || !(existsSync(join(tokDir, "vocab.json")) || existsSync(join(tokDir, "tokenizer.json"))))) {
@@ -186,11 +205,11 @@ async function pretrain(flags: Values): Promise<void> {
   const trainer = new Pretrainer(out, model, corpus, run, tokDir, null);
   const log = say(out);
   log(`pretraining ${model.numParameters()} parameters, ${c.maxSteps} steps of ${c.batchSize}×${c.blockSize} tokens, ${corpus.trainBlockCounts().reduce((a, b) => a + b, 0)} train blocks, ${corpus.evalBlocks().length} held-out blocks`);
-  try { await trainer.train({ log, quiet, stopAfterStep }); } finally { trainer.dispose(); }
+  return trainToEnd(trainer, log, quiet);
 }
 
 /** Flags given with --resume must agree with the run's record; anything else is another run. */
-async function resume(out: string, flags: Values, quiet: boolean, say: (o: string) => (l: string) => void): Promise<void> {
+async function resume(out: string, flags: Values, quiet: boolean, say: (o: string) => (l: string) => void): Promise<number> {
   const ckpt = join(out, CHECKPOINT_DIR);
   const old = join(out, `.${CHECKPOINT_DIR}.old`);
   const dir = existsSync(join(ckpt, "state.json")) ? ckpt : existsSync(join(old, "state.json")) ? old : null;
@@ -215,11 +234,21 @@ async function resume(out: string, flags: Values, quiet: boolean, say: (o: strin
     }
   }
   if (flags.data !== undefined) {
-    const s = parseSources(flags.data);
+    const s = sourcesOf(flags.data);
     if (JSON.stringify(s.map((x) => [x.path, x.weight])) !== JSON.stringify(run.data.map((x) => [x.path, x.weight]))) differs.push("--data");
   }
   if (flags["holdout-tokens"] !== undefined && flags["holdout-tokens"] !== run.holdoutTokens) differs.push("--holdout-tokens");
+  // a resumed run writes into --resume's folder, with its own cache and tokenizer: another one given would be ignored
+  if (flags.out !== undefined && resolve(flags.out) !== out) throw new UsageError(`--out ${flags.out}: a resumed run continues in its own folder (--resume ${out}); drop --out`);
+  if (flags["cache-dir"] !== undefined && resolve(flags["cache-dir"]) !== resolve(run.cacheDir)) differs.push("--cache-dir");
+  if (flags.tokenizer !== undefined && tokenizerHash(resolve(flags.tokenizer)) !== run.tokenizer) differs.push("--tokenizer");
   if (differs.length) throw new UsageError(`--resume ${out}: that folder holds another run (differs in ${differs.join(", ")}); nothing was changed`);
+  const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as TrainState;
+  if (state.step >= run.train.maxSteps) {
+    // resuming a finished run again would evaluate and checkpoint it again (a second final eval in log.jsonl)
+    if (!quiet) process.stderr.write(`--resume ${out}: the run is complete (step ${state.step} of ${run.train.maxSteps}); nothing to do\n`);
+    return 0;
+  }
   const sources = run.data.map((d) => ({ path: d.path, weight: d.weight }));
   const { files, tokHash } = tokenize(sources, dir, run.cacheDir, quiet);
   if (tokHash !== run.tokenizer) throw new UsageError(`--resume ${out}: the tokenizer files differ from the run's`);
@@ -227,11 +256,10 @@ async function resume(out: string, flags: Values, quiet: boolean, say: (o: strin
     if (f.key !== run.data[i].key) throw new UsageError(`--resume ${out}: ${f.source} changed since the run started (its tokens differ); nothing was changed`);
   });
   const corpus = corpusOf(files, sources, run.train, run.holdoutTokens, { size: cfg.vocabSize, tokenizer: `the tokenizer in ${dir}`, config: join(dir, RUN_FILE) });
-  const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as TrainState;
   const model = asMasters(OPTForCausalLM.load(dir, { dtype: "float32" }));
   const trainer = new Pretrainer(out, model, corpus, run, dir, state);
   trainer.restore(dir);
   const log = say(out);
   log(`resuming at step ${state.step} of ${run.train.maxSteps} (${state.tokensSeen} tokens seen)`);
-  try { await trainer.train({ log, quiet, stopAfterStep }); } finally { trainer.dispose(); }
+  return trainToEnd(trainer, log, quiet);
 }

@@ -1,4 +1,6 @@
 // Flags several commands share (model folder, dtype, task data), declared once.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { outputFolderFault } from "../io/output-folder.js";
 import { setDefaultDevice, type DType } from "../engine/index.js";
 import { SUPPORTED_MODEL_TYPES } from "../models/registry.js";
@@ -86,6 +88,16 @@ export function checkOutputFolder(flag: string, dir: string, holds: string, o: {
 
 /** Where a vision folder does run, for errors that refuse one where a language model is needed. */
 export const VISION_USE = `vision models run with finetune or eval on an image task (--task ${IMAGE_TASK_NAMES.join("|")}), logits --pixel-values, info and count`;
+
+/**
+ * Refuses a model folder without config.json (bad input, exit 1, as `info` says it; the error names the flag),
+ * where a command loads the model: otherwise a missing tokenizer or an unreadable config.json would be reported instead.
+ */
+export function checkModelFolder(flag: string, dir: string): void {
+  if (!existsSync(join(dir, "config.json"))) {
+    throw new Error(`--${flag} ${dir}: no config.json (expected a Hugging Face model folder: config.json, weights, tokenizer files)`);
+  }
+}
 
 /**
  * Refuses a vision checkpoint (config.json's model_type vit, clip_vision_model, clip) where a command needs a

@@ -8,7 +8,7 @@ import { runSweep, clock } from "../sweep/runner.js";
 import { selectBest } from "../sweep/select.js";
 import { resultsCsv, resultsTable } from "../sweep/tables.js";
 import { REPORT_MARKER, reportFolderFault } from "../sweep/report-folder.js";
-import { UsageError, defineCommand, positiveInt } from "./args.js";
+import { UsageError, signalExitCode, defineCommand, positiveInt } from "./args.js";
 import { QUEUE_FLAG, queueAddress } from "./worker-command.js";
 import { checkOutputFolder } from "./shared-flags.js";
 import { outputFolderFault } from "../io/output-folder.js";
@@ -106,7 +106,7 @@ function loadChecked(file: string): Sweep {
   }
 }
 
-async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<void> {
+async function sweepRun(file: string, dbPath: string, workers: number, outDirFlag: string | undefined, leaseS: number, retryFailed: boolean): Promise<number> {
   const sweep = loadChecked(file); // validates everything before the database is touched
   const outDir = runsFolder(dbPath, outDirFlag);
   mkdirSync(dirname(resolve(dbPath)), { recursive: true });
@@ -115,8 +115,12 @@ async function sweepRun(file: string, dbPath: string, workers: number, outDirFla
   try {
     const added = db.addRuns(sweep);
     process.stderr.write(`sweep ${sweep.name}: ${sweep.runs.length} runs (${added} new) · db ${dbPath} · runs in ${outDir} · ${workers} worker(s)\n`);
-    await runSweep(sweep, db, { workers, outDir, leaseS, retryFailed });
+    const { signal } = await runSweep(sweep, db, { workers, outDir, leaseS, retryFailed });
     printStatus(db, sweep.runs.map((r) => r.id));
+    if (!signal) return 0;
+    // not 0: a script (`sweep run … && report …`) must not go on as if the sweep were done
+    process.stderr.write(`stopped (${signal}); run the same command again to continue\n`);
+    return signalExitCode(signal);
   } finally {
     db.close();
   }

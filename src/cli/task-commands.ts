@@ -13,7 +13,7 @@ import { Progress } from "../train/progress.js";
 import { SCHEDULES } from "../train/schedule.js";
 import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js";
 import { METHOD_FLAGS, methodOptions, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
-import { DATA_FLAGS, VISION_USE, checkOutputFolder, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
+import { DATA_FLAGS, VISION_USE, checkModelFolder, checkOutputFolder, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
 import { isImageTask } from "../tasks/image-tasks.js";
 import { isVisionModelDir, modelTypeOf } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
@@ -76,6 +76,11 @@ export const finetuneCommand = defineCommand({
   example: "finetune --model ~/opt-125m --task sst2 --data-dir ~/data/nlp --method random-mask --trainable-ratio 1e-5 --lr 1e-1 --out runs/sst2-rm",
   async run(v) {
     if (v["adapter-format"] === "peft" && v.method !== "lora") throw new UsageError("--adapter-format peft: only LoRA adapters have a Hugging Face PEFT format");
+    // a run stopped by a signal (Ctrl-C) leaves its train.log and nothing else: fine-tuning does not resume
+    if (existsSync(join(v.out, "train.log")) && !existsSync(join(v.out, "metrics.json"))) {
+      throw new UsageError(`--out ${v.out}: holds an unfinished run (train.log without metrics.json: stopped, or still running); ` +
+        "finetune does not resume: remove that folder to run again, or give another --out");
+    }
     checkOutputFolder("out", v.out, "the run's adapter, metrics and logs", { empty: true });
     checkModality(v.task, v.model);
     const image = isImageTask(v.task);
@@ -119,6 +124,7 @@ export const finetuneCommand = defineCommand({
         { totalSteps: `the ${perEpoch * epochs} steps of --epochs ${epochs} (${perEpoch} per epoch: --train-size ${sampleSizes(v).train} / --batch-size ${batchSize})` });
     }
     useDevice(v.device);
+    checkModelFolder("model", v.model);
     const record = await finetune({
       modelDir: v.model,
       tokenizerDir: v.tokenizer,
@@ -151,8 +157,11 @@ const PREDICTIONS_FLAG = {
 
 /** Checks an output file path before anything is read: its folder exists and the path is not a folder. */
 export function checkOutputFile(flag: string, file: string): void {
+  // each of these would fail only when the file is written, after the whole evaluation
+  if (file.trim() === "" || /[/\\]$/.test(file)) throw new UsageError(`--${flag} ${JSON.stringify(file)}: expected a file name`);
   const dir = dirname(resolve(file));
   if (!existsSync(dir)) throw new UsageError(`--${flag} ${file}: folder ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--${flag} ${file}: ${dir} is a file, not a folder`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--${flag} ${file}: is a folder, expected a file name`);
 }
 
@@ -171,6 +180,7 @@ export const evalCommand = defineCommand({
     if (v.predictions !== undefined) checkOutputFile("predictions", v.predictions);
     checkModality(v.task, v.model);
     useDevice(v.device);
+    checkModelFolder("model", v.model);
     if (isImageTask(v.task)) return evalImages(v);
     if (v.head !== undefined) throw new UsageError("--head applies to image tasks only");
     const task = getTask(v.task, v["data-dir"]);

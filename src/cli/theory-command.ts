@@ -39,7 +39,7 @@ export const theoryCommand = defineCommand({
     json: { type: "boolean", description: "print the results as one JSON line" },
     quiet: { type: "boolean", description: "no progress lines on stderr" },
   },
-  example: "theory --n 32 --d 2048 --p 0.01,0.1,1 --out runs/theory",
+  example: "theory --n 32 --d 4096 --p 0.01,0.1,1 --out runs/theory",
   async run(v) {
     const o: TheoryOptions = {
       n: v.n, d: v.d, r: v.r, sigma: v.sigma,
@@ -49,6 +49,12 @@ export const theoryCommand = defineCommand({
     };
     if (o.d < o.n) throw new UsageError(`--d ${o.d}: must be at least --n ${o.n} (the theory is about d ≫ n)`);
     if (v.out !== undefined) checkOutputFolder("out", v.out, "theory.json, theory.md and the plots", { empty: true });
+    // a density whose mask keeps fewer than n coordinates on average would fail after the denser ones were computed
+    const few = o.ps.find((p) => p * o.d < o.n);
+    if (few !== undefined) {
+      throw new UsageError(`--p ${few}: the mask keeps p·d = ${Number((few * o.d).toPrecision(3))} of d=${o.d} coordinates on average, fewer than n=${o.n}; ` +
+        `the theory is about the overparameterised regime (use p ≥ ${Number((o.n / o.d).toPrecision(3))} or raise --d)`);
+    }
     const out = v.out === undefined ? null : resolve(v.out);
 
     const started = Date.now();

@@ -2,7 +2,7 @@
 // greedy generation scored by SQuAD token F1 / exact match.
 import { tidy, noGrad } from "../engine/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import type { CausalLM } from "../models/causal-lm.js";
+import { type CausalLM, tokenPositions } from "../models/causal-lm.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind } from "../tasks/types.js";
@@ -22,7 +22,8 @@ export interface EvalOptions {
   sources?: VocabSources;
 }
 
-export function maxLength(model: CausalLM): number { return model.config.maxPositionEmbeddings; }
+/** Tokens a sequence may hold: the model's positions, less a prefix's virtual tokens (tokenPositions). */
+export function maxLength(model: CausalLM): number { return tokenPositions(model); }
 
 /** Per example, per option: the mean log-probability of the option's tokens and how many tokens were scored. */
 export interface OptionScores { meanLogProb: number[][]; tokens: number[][] }
@@ -60,7 +61,8 @@ export function predictOptions(model: CausalLM, tok: BpeTokenizer, examples: Exa
 }
 
 export function generateAnswers(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
-  const maxNew = opts.maxNewTokens ?? 50;
+  // at least the prompt's first token must fit before the new ones (a small model, or one whose prefix takes many positions)
+  const maxNew = Math.min(opts.maxNewTokens ?? 50, maxLength(model) - 1);
   const batch = Math.max(1, Math.floor((opts.batchRows ?? 32) / 4));
   const stop = [...tok.newlineTokenIds(), ...(tok.eosId !== null ? [tok.eosId] : [])];
   const out: string[] = [];
@@ -95,7 +97,15 @@ export type Prediction = {
   em: number;
 });
 
-/** Metrics and the per-example predictions they come from. */
+/** Option scores that are not numbers (NaN or ±Inf logits: weights that overflowed); no option can be chosen. */
+export class NonFiniteScoresError extends Error {
+  constructor(readonly example: number) {
+    super(`the model's option scores for example ${example} are not finite (NaN or infinite logits: the weights or the adapter overflowed)`);
+    this.name = "NonFiniteScoresError";
+  }
+}
+
+/** Metrics and the per-example predictions they come from. Throws NonFiniteScoresError where an example's scores are not finite. */
 export function predict(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}):
   { metrics: Metrics; predictions: Prediction[] } {
   const wasTraining = model.training;
@@ -106,6 +116,7 @@ export function predict(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, exam
       const { meanLogProb, tokens } = scoreOptions(model, tok, examples, opts);
       const predictions: Prediction[] = examples.map((e, i) => {
         const s = meanLogProb[i];
+        if (!s.every(Number.isFinite)) throw new NonFiniteScoresError(i);
         const prediction = s.indexOf(Math.max(...s));
         const right = (e.correct ?? [e.label!]).includes(prediction);
         return { index: i, prompt: e.prompt, options: e.options!, label: e.label!, ...(e.correct ? { correct: e.correct } : {}),

@@ -149,3 +149,11 @@ export function countParams(params: Map<string, Tensor>): number {
   for (const t of params.values()) if (!seen.has(t)) { seen.add(t); n += t.numel; }
   return n;
 }
+
+/**
+ * Tokens one sequence may hold (prompt plus continuation or generated tokens): the model's positions
+ * (max_position_embeddings) less a prefix-tuning prefix's virtual tokens, which take the first positions.
+ */
+export function tokenPositions(model: CausalLM): number {
+  return model.config.maxPositionEmbeddings - (model.hooks.prefix?.length ?? 0);
+}

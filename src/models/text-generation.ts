@@ -4,7 +4,7 @@
 import { Xoshiro128 } from "../peft/rng.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import { greedyGenerate } from "./generate.js";
-import type { CausalLM } from "./causal-lm.js";
+import { type CausalLM, tokenPositions } from "./causal-lm.js";
 import { sampler } from "./sampling.js";
 import { checkTokenIds } from "../tokenizer/vocab-check.js";
 
@@ -43,6 +43,12 @@ export interface Generation {
   truncated: number;
 }
 
+/** "the model has N positions", and how many of them an adapter's prefix takes. */
+export function positionsText(model: CausalLM): string {
+  const prefix = model.hooks.prefix?.length ?? 0;
+  return `the model has ${model.config.maxPositionEmbeddings} positions${prefix ? `, ${prefix} of them taken by the adapter's prefix` : ""}`;
+}
+
 /**
  * Continues each prompt. Greedy decoding (temperature 0) equals
  * greedyGenerate on the same token ids; sampling follows ./sampling.ts.
@@ -52,9 +58,9 @@ export interface Generation {
  */
 export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], opts: TextGenerationOptions = {}): Generation[] {
   const maxNew = opts.maxNewTokens ?? 50;
-  const maxLen = model.config.maxPositionEmbeddings;
+  const maxLen = tokenPositions(model);
   if (!(Number.isSafeInteger(maxNew) && maxNew >= 1 && maxNew < maxLen)) {
-    throw new RangeError(`maxNewTokens must be an integer in [1, ${maxLen - 1}] (the model has ${maxLen} positions), got ${maxNew}`);
+    throw new RangeError(`maxNewTokens must be an integer in [1, ${maxLen - 1}] (${positionsText(model)}), got ${maxNew}`);
   }
   const temperature = opts.temperature ?? 0;
   const topK = opts.topK ?? 0;

@@ -72,6 +72,16 @@ export interface RunRow {
 const now = () => Date.now() / 1000;
 
 
+/** Whether `ok()` holds now or within `ms` milliseconds (checked every 50 ms; a check that throws counts as not yet). */
+function eventually(ok: () => boolean, ms: number): boolean {
+  const until = Date.now() + ms;
+  for (;;) {
+    try { if (ok()) return true; } catch { /* not yet */ }
+    if (Date.now() >= until) return false;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+}
+
 export class ResultsDb {
   private constructor(readonly db: Database.Database, readonly path: string) {}
 
@@ -82,13 +92,14 @@ export class ResultsDb {
     let db: Database.Database;
     try {
       db = new Database(path);
+      db.pragma("busy_timeout = 30000");
       // No command turns someone else's file (or an empty one) into a results database: only a new path is created.
-      if (existed && !db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get()) {
+      // Another `sweep run` may be creating this one at this moment (its file exists before its tables): wait for them a little.
+      if (existed && !eventually(() => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get() !== undefined, 3000)) {
         db.close();
         throw new Error("it has no runs table; nothing was written to it");
       }
       db.pragma("journal_mode = WAL");
-      db.pragma("busy_timeout = 30000");
       db.exec(SCHEMA);
     } catch (e) {
       throw new Error(`--db ${path}: not a randmask results database (${(e as Error).message})`);

@@ -22,8 +22,11 @@ export interface SweepRunOptions {
   log?: (line: string) => void;
 }
 
-/** Runs every pending run of the sweep; returns how many this process finished. Resolves early (runs released) on SIGINT/SIGTERM. */
-export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions): Promise<number> {
+/**
+ * Runs every pending run of the sweep; returns how many this process finished, and the signal that stopped it
+ * (null when every run is done). Resolves early (runs released) on SIGINT/SIGTERM.
+ */
+export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions): Promise<{ finished: number; signal: NodeJS.Signals | null }> {
   const owner = thisProcess();
   const ids = sweep.runs.map((r) => r.id);
   const leaseS = o.leaseS ?? 120;
@@ -31,8 +34,10 @@ export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions):
   const threads = Math.max(1, Math.floor(Number(process.env.RANDMASK_THREADS ?? availableParallelism()) / o.workers));
   const children = new Map<string, ReturnType<typeof spawn>>();
   let stopping = false;
-  const stop = () => {
+  let signal: NodeJS.Signals | null = null;
+  const stop = (sig: NodeJS.Signals) => {
     stopping = true;
+    signal = sig;
     for (const [id, c] of children) { c.kill("SIGTERM"); db.release(id, owner); }
   };
   process.once("SIGINT", stop);
@@ -75,7 +80,7 @@ export async function runSweep(sweep: Sweep, db: ResultsDb, o: SweepRunOptions):
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
   }
-  return finished;
+  return { finished, signal };
 }
 
 /** Runs one child to its end, renewing the lease meanwhile; stderr is kept for the error message. */

@@ -2,7 +2,7 @@
 // learning rate × seed × epochs) as one JSON or YAML file, expanded into fully
 // resolved run configurations, each identified by a hash of its configuration.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { checkDevice, type DType } from "../engine/index.js";
@@ -83,7 +83,8 @@ export function runId(config: RunConfig): string {
  */
 export function loadSweep(file: string): Sweep {
   if (!existsSync(file)) throw new SweepFileError(file, "not found");
-  const text = readFileSync(file, "utf8");
+  if (!statSync(file).isFile()) throw new SweepFileError(file, "is a folder, expected a sweep file (JSON or YAML)");
+  const text = readFileSync(file, "utf8").replace(/^\uFEFF/, ""); // the byte-order mark Windows editors write
   let raw: unknown;
   try {
     raw = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
@@ -274,6 +275,11 @@ function trainOf(o: Record<string, unknown>, at: string, fail: Fail, image: bool
     } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0) fail(`${at}.${k}: expected a non-negative number`);
     out[k] = v;
   }
+  // what finetune refuses as flags (--batch-size / --grad-accum, --warmup-ratio, --divergence-factor) would fail or mislead every run
+  if ((out.batchSize as number) % (out.gradAccum as number) !== 0) fail(`${at}.batchSize: ${out.batchSize} must be a multiple of gradAccum ${out.gradAccum}`);
+  if (typeof out.warmupRatio === "number" && out.warmupRatio >= 1) fail(`${at}.warmupRatio: expected a number in [0, 1)`);
+  const factor = out.divergenceFactor;
+  if (typeof factor === "number" && factor !== 0 && factor <= 1) fail(`${at}.divergenceFactor: expected 0 (off) or a number > 1`);
   // warm-up and validation interval scale with the steps as in finetune unless given
   if (image) for (const [k, v] of Object.entries(imageStepDefaults(out.steps as number))) if (o[k] === undefined) out[k] = v;
   if (image && (out.warmupSteps as number) >= (out.steps as number)) fail(`${at}.warmupSteps: ${out.warmupSteps} must be fewer than steps ${out.steps}`);

@@ -27,14 +27,19 @@ function row(obj: Record<string, unknown>, where: string): Example {
 }
 
 function kindOf(examples: Example[], file: string): TaskKind {
-  const kinds = new Set(examples.map((e) => (e.options ? "classification" : "generation")));
-  if (kinds.size > 1) throw new DataError(file, "mixes classification rows (options) and generation rows (answers)");
-  return [...kinds][0] as TaskKind;
+  const kind = (e: Example): TaskKind => (e.options ? "classification" : "generation");
+  const other = examples.find((e) => kind(e) !== kind(examples[0]));
+  if (other) {
+    throw new DataError(other.source ?? file, `a ${kind(other)} row, but the file's first row (${examples[0].source ?? "line 1"}) is ${kind(examples[0])}: ` +
+      "a file holds classification rows (options) or generation rows (answers), not both");
+  }
+  return kind(examples[0]);
 }
 
 /** The generic task; its kind is read from the rows. */
 export function jsonlTask(dataDir: string): TaskDefinition {
   const train = readJsonl(join(dataDir, "train.jsonl"), row);
+  if (train.length === 0) throw new DataError(join(dataDir, "train.jsonl"), "holds no examples (expected one JSON object per line)");
   const kind = kindOf(train, join(dataDir, "train.jsonl"));
   return {
     name: "jsonl", kind, objective: kind === "classification" ? "options" : "lm", userSplits: true,

@@ -1,10 +1,13 @@
 // Reading dataset files with errors that name file:line.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { DataError } from "./types.js";
 
+/** A data file's text, without the byte-order mark Windows editors put first (else line 1 would not parse). */
 export function requireFile(path: string): string {
   if (!existsSync(path)) throw new DataError(path, "data file not found");
-  return readFileSync(path, "utf8");
+  if (!statSync(path).isFile()) throw new DataError(path, "is a folder, expected a data file");
+  const text = readFileSync(path, "utf8");
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** Rows of a JSON-lines file, each passed to `row` with its file:line for errors. */

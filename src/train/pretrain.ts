@@ -8,7 +8,7 @@
 // only; biases, layer norms and the (tied) embeddings are not decayed, as in
 // Hugging Face's run_clm (biases, norms) and Megatron/OPT practice for embeddings.
 // LR: linear warm-up from 0, then cosine decay to minLr at the last step.
-import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { existsSync, linkSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { copySideFiles } from "../io/side-files.js";
 import { AdamW, type AdamWParamState, clipGradNorm, getRngState, keep, noGrad, setRngState, settle, tensor, tidy, type DType, type Tensor } from "../engine/index.js";
@@ -263,9 +263,10 @@ export class Pretrainer {
 
   /**
    * Trains to maxSteps: evaluation every evalEvery steps (and at the end), a checkpoint
-   * every checkpointMinutes, on SIGINT/SIGTERM, and at the end. Returns "completed" or "interrupted".
+   * every checkpointMinutes, on SIGINT/SIGTERM, and at the end. Returns "completed", or what stopped it
+   * (the signal's name, or "stopAfterStep").
    */
-  async train(h: PretrainHooks): Promise<"completed" | "interrupted"> {
+  async train(h: PretrainHooks): Promise<string> {
     const c = this.run.train;
     let stop: string | null = null;
     const onSignal = (sig: string) => { stop = sig; };
@@ -286,7 +287,7 @@ export class Pretrainer {
       while (this.state.step < c.maxSteps) {
         const { loss, gradNorm, lr } = this.step();
         this.state.log.push({ type: "train", step: this.state.step, tokens: this.state.tokensSeen, loss, lr, grad_norm: gradNorm });
-        if (!Number.isFinite(loss)) throw new Error(`step ${this.state.step}: loss is ${loss}; stopping (the last checkpoint is kept)`);
+        if (!Number.isFinite(loss)) throw this.diverged(loss);
         const secs = (Date.now() - start) / 1000;
         const tps = ((this.state.step - first) * c.batchSize * c.blockSize) / Math.max(secs, 1e-9);
         progress.update(this.state.step - first, `loss ${loss.toFixed(3)} lr ${lr.toExponential(2)} ${Math.round(tps)} tok/s`);
@@ -301,11 +302,22 @@ export class Pretrainer {
       this.state.wallSeconds = wallBefore + (Date.now() - start) / 1000;
       await this.checkpointAndPlot();
       if (stop) h.log(`stopped (${stop}) at step ${this.state.step}; checkpoint written, resume with --resume ${this.out}`);
-      return stop ? "interrupted" : "completed";
+      return stop ?? "completed";
     } finally {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
     }
+  }
+
+  /** The error a NaN/Inf loss ends the run with, also in train.log: what it leaves behind (a checkpoint, or none yet). */
+  private diverged(loss: number): Error {
+    const state = join(this.out, CHECKPOINT_DIR, "state.json");
+    const kept = existsSync(state)
+      ? `the last checkpoint (step ${(JSON.parse(readFileSync(state, "utf8")) as TrainState).step}) is kept`
+      : `no checkpoint was written yet (the first comes after --checkpoint-minutes): remove ${this.out} to start again`;
+    const line = `step ${this.state.step}: loss is ${loss}; stopping (diverged: a lower --lr may help); ${kept}`;
+    appendLog(this.out, line);
+    return new Error(line);
   }
 
   dispose(): void { this.model.dispose(); }

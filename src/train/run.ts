@@ -11,7 +11,7 @@ import { PeftModel } from "../peft/peft-model.js";
 import type { MethodConfig } from "../peft/method.js";
 import { getTask } from "../tasks/registry.js";
 import { loadTaskData, type SampleSizes, DEFAULT_SIZES } from "../tasks/sampling.js";
-import { predict, writePredictions, type Metrics } from "../eval/evaluate.js";
+import { maxLength, predict, writePredictions, type Metrics } from "../eval/evaluate.js";
 import { RANDMASK_VERSION } from "../version.js";
 import { encodeOptions } from "../eval/encode.js";
 import { checkTokenIds } from "../tokenizer/vocab-check.js";
@@ -119,16 +119,17 @@ async function finetuneOn(o: FinetuneOptions, { started, out, device, task, samp
   model.gradientCheckpointing = o.gradientCheckpointing ?? false;
   const totalSteps = stepsPerEpoch(sampled.train.length, o.train.batchSize) * o.train.epochs;
   const methodOptions = o.method === "adalora" ? { totalSteps, ...o.methodOptions } : o.methodOptions;
-  let peft: PeftModel<CausalLM>;
+  let peft: PeftModel<CausalLM> | undefined;
   try {
-    // every example tokenised now, so a row that cannot be scored or trained fails before --out exists
-    const maxLen = model.config.maxPositionEmbeddings;
+    peft = PeftModel.create(model, o.method, methodOptions);
+    // every example tokenised now (a prefix's virtual tokens take positions), so a row that cannot be scored or trained fails before --out exists
+    const maxLen = maxLength(model);
     const ids: number[][] = prepare(tok, task.kind, task.objective, sampled.train, maxLen)
       .flatMap((p) => (p.kind === "options" ? p.rows.map((r) => r.ids) : [p.row.ids]));
     if (task.kind === "classification") for (const split of [sampled.dev, sampled.test]) ids.push(...encodeOptions(tok, split, maxLen).flat().map((r) => r.ids));
     checkTokenIds(ids, model.config.vocabSize, { tokenizer: `the tokenizer in ${o.tokenizerDir ?? o.modelDir}`, config: join(o.modelDir, "config.json") });
-    peft = PeftModel.create(model, o.method, methodOptions);
   } catch (e) {
+    peft?.remove();
     model.dispose();
     throw e;
   }

@@ -1,6 +1,6 @@
 // The training loop: AdamW, LR schedule, gradient accumulation and clipping,
 // dev evaluation after each epoch keeping the best (load_best_model_at_end),
-// and divergence ending the run cleanly: a NaN/Inf loss or gradient, or a
+// and divergence ending the run cleanly: a NaN/Inf loss or gradient (or dev scores), or a
 // loss that explodes past divergenceFactor × the first step's loss (in fp32 a
 // run at a far too large LR rarely reaches NaN; it blows up, then collapses).
 import { AdamW, clipGradNorm, manualSeed, settle, tidy } from "../engine/index.js";
@@ -8,7 +8,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import type { PeftModel } from "../peft/peft-model.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind, TrainObjective } from "../tasks/types.js";
-import { evaluate, headline, maxLength, type Metrics } from "../eval/evaluate.js";
+import { NonFiniteScoresError, evaluate, headline, maxLength, type Metrics } from "../eval/evaluate.js";
 import { Xoshiro128 } from "../peft/rng.js";
 import { batchLoss, prepare } from "./objectives.js";
 import { lrAt, type ScheduleName } from "./schedule.js";
@@ -86,7 +86,8 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
   const initial = snapshot(params);
   const distance = (): Distance => ({ trainable: changeNorm(params, initial), weight: peft.instance.weightDeltaNorm?.(initial) ?? null });
   manualSeed(o.seed);
-  const progress = new Progress("train", total * o.batchSize, "ex", process.stderr, o.quiet);
+  // examples actually trained on: a last batch may be short, and a batch larger than the sample holds all of it
+  const progress = new Progress("train", prepared.length * o.epochs, "ex", process.stderr, o.quiet);
 
   try {
     let step = 0;
@@ -119,12 +120,21 @@ export async function train(peft: PeftModel<CausalLM>, tok: BpeTokenizer, task: 
         opt.zeroGrad();
         result.losses.push({ step, loss });
         epochLoss += loss;
-        progress.update(Math.min(step * o.batchSize, total * o.batchSize), `examples · step ${step}/${total} · epoch ${epoch} · loss ${loss.toFixed(4)} ·`);
+        progress.update((epoch - 1) * prepared.length + Math.min((s + 1) * o.batchSize, prepared.length), `examples · step ${step}/${total} · epoch ${epoch} · loss ${loss.toFixed(4)} ·`);
         await settle();
       }
       opt.zeroGrad();
       if (result.status === "diverged") break;
-      const dev = evaluate(model, tok, task.kind, data.dev, { batchRows: o.evalBatchRows });
+      let dev: Metrics;
+      try {
+        dev = evaluate(model, tok, task.kind, data.dev, { batchRows: o.evalBatchRows });
+      } catch (e) {
+        // the epoch's last step left weights whose outputs overflow: no later step's loss would tell
+        if (!(e instanceof NonFiniteScoresError)) throw e;
+        result.status = "diverged";
+        result.diverged = { step, epoch, reason: `dev scores are not finite after step ${step} (the weights overflowed)` };
+        break;
+      }
       const record = { epoch, trainLoss: epochLoss / perEpoch, dev, distance: distance() };
       result.epochs.push(record);
       o.log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}, dev ${JSON.stringify(dev)}, distance from init ${JSON.stringify(record.distance)}`);

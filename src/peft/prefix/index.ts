@@ -76,6 +76,11 @@ export const prefix: MethodDefinition = {
     }
     const config = shapes.config as ModelConfig;
     const n = intOption(NAME, raw, "numVirtualTokens", 5);
+    // the virtual tokens take the first positions: a sequence needs at least a prompt token and an option token after them
+    if (n > config.maxPositionEmbeddings - 2) {
+      throw new PeftConfigError(NAME, `numVirtualTokens ${n} leaves too few of the model's ${config.maxPositionEmbeddings} positions ` +
+        `(max_position_embeddings) for the tokens after the prefix; at most ${config.maxPositionEmbeddings - 2}`);
+    }
     const seed = seedOption(NAME, raw);
     const rng = new Xoshiro128(seed, "prefix-init-tokens");
     // real vocabulary tokens, skipping the 4 special ids

@@ -152,3 +152,16 @@ test("sweep files take image tasks (Appendix B.2 defaults, steps instead of epoc
     assert.ok(rows.every((x) => x.status === "completed" && typeof x.test_metric === "number"), JSON.stringify(rows.map((x) => [x.status, x.error])));
   } finally { d.close(); }
 });
+
+test("image weights that overflow after a step: the run is diverged (no adapter, no predictions), not scored by an argmax over NaN", () => {
+  // one step at LR 1e30: its loss is finite (taken before the update), the weights after it give non-finite logits
+  const out = join(work, "huge-lr");
+  const r = run("finetune", "--model", vit, "--task", "cifar10", "--data-dir", cifar, "--method", "random-mask", "--trainable-ratio", "0.01",
+    "--lr", "1e30", "--out", out, "--steps", "1", "--eval-every", "1", "--batch-size", "16", "--train-size", "32", "--dev-size", "16", "--test-size", "16", "--quiet");
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));
+  assert.equal(m.status, "diverged");
+  assert.deepEqual(m.diverged, { step: 1, reason: "validation scores are not finite after step 1 (the weights overflowed)" });
+  assert.deepEqual([m.best_step, m.test], [null, null]);
+  assert.ok(!existsSync(join(out, "adapter")) && !existsSync(join(out, "predictions.jsonl")));
+});

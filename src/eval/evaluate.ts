@@ -2,6 +2,7 @@
 // greedy generation scored by SQuAD token F1 / exact match.
 import { tidy, noGrad } from "../engine/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { NonFiniteScoresError } from "./non-finite.js";
 import { type CausalLM, tokenPositions } from "../models/causal-lm.js";
 import { greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
@@ -97,14 +98,6 @@ export type Prediction = {
   em: number;
 });
 
-/** Option scores that are not numbers (NaN or ±Inf logits: weights that overflowed); no option can be chosen. */
-export class NonFiniteScoresError extends Error {
-  constructor(readonly example: number) {
-    super(`the model's option scores for example ${example} are not finite (NaN or infinite logits: the weights or the adapter overflowed)`);
-    this.name = "NonFiniteScoresError";
-  }
-}
-
 /** Metrics and the per-example predictions they come from. Throws NonFiniteScoresError where an example's scores are not finite. */
 export function predict(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, examples: Example[], opts: EvalOptions = {}):
   { metrics: Metrics; predictions: Prediction[] } {
@@ -116,7 +109,7 @@ export function predict(model: CausalLM, tok: BpeTokenizer, kind: TaskKind, exam
       const { meanLogProb, tokens } = scoreOptions(model, tok, examples, opts);
       const predictions: Prediction[] = examples.map((e, i) => {
         const s = meanLogProb[i];
-        if (!s.every(Number.isFinite)) throw new NonFiniteScoresError(i);
+        if (!s.every(Number.isFinite)) throw new NonFiniteScoresError(i, "option scores");
         const prediction = s.indexOf(Math.max(...s));
         const right = (e.correct ?? [e.label!]).includes(prediction);
         return { index: i, prompt: e.prompt, options: e.options!, label: e.label!, ...(e.correct ? { correct: e.correct } : {}),

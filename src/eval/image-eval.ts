@@ -6,6 +6,7 @@ import type { VisionModel } from "../models/vision/common.js";
 import type { LinearHead } from "../models/vision/head.js";
 import { pixelBatch } from "../models/vision/features.js";
 import type { PreprocessorConfig } from "../models/vision/preprocess.js";
+import { NonFiniteScoresError } from "./non-finite.js";
 
 export interface ImagePrediction { index: number; gold: number; prediction: number; correct: boolean }
 export interface ImageMetrics { accuracy: number; n: number }
@@ -13,7 +14,7 @@ export interface ImageMetrics { accuracy: number; n: number }
 /**
  * Argmax of head(model.features(pixels)) for every example, `batch` images per
  * forward pass, in eval mode without gradients.
- * @throws Error for an empty example list.
+ * @throws Error for an empty example list; NonFiniteScoresError for an example whose logits are NaN or infinite.
  */
 export function predictImages(model: VisionModel, head: LinearHead, examples: ImageExample[], p: PreprocessorConfig,
   opts: { batch?: number; onProgress?: (done: number) => void } = {}): { metrics: ImageMetrics; predictions: ImagePrediction[] } {
@@ -25,9 +26,12 @@ export function predictImages(model: VisionModel, head: LinearHead, examples: Im
   try {
     for (let i = 0; i < examples.length; i += batch) {
       const part = examples.slice(i, i + batch);
-      const argmax = noGrad(() => tidy(() => head.forward(model.features(pixelBatch(part, p))).argmax(-1).toArray()));
+      const logits = noGrad(() => tidy(() => head.forward(model.features(pixelBatch(part, p))).to("float32").toArray())) as Float32Array;
+      const classes = logits.length / part.length;
       part.forEach((e, j) => {
-        const prediction = Number(argmax[j]);
+        const row = Array.from(logits.subarray(j * classes, (j + 1) * classes));
+        if (!row.every(Number.isFinite)) throw new NonFiniteScoresError(i + j, "class logits");
+        const prediction = row.indexOf(Math.max(...row)); // the first of tied maxima, as torch.argmax
         predictions.push({ index: i + j, gold: e.label, prediction, correct: prediction === e.label });
       });
       opts.onProgress?.(Math.min(i + batch, examples.length));

@@ -15,6 +15,7 @@ import type { PeftModel } from "../peft/peft-model.js";
 import { changeNorm } from "../peft/delta-norm.js";
 import { Xoshiro128 } from "../peft/rng.js";
 import { predictImages, type ImageMetrics } from "../eval/image-eval.js";
+import { NonFiniteScoresError } from "../eval/non-finite.js";
 import { lrAt, type ScheduleName } from "./schedule.js";
 import { Progress } from "./progress.js";
 import { BestWeights, snapshot } from "./snapshots.js";
@@ -143,7 +144,16 @@ export async function trainImages(peft: PeftModel<VisionModel>, head: LinearHead
       progress.update(step, `steps · loss ${loss.toFixed(4)} · lr ${opt.lr.toExponential(2)} ·`);
       await settle();
       if (step % o.evalEvery === 0 || step === o.steps) {
-        const val = predictImages(model, head, data.val, p, { batch: o.evalBatchRows }).metrics;
+        let val: ImageMetrics;
+        try {
+          val = predictImages(model, head, data.val, p, { batch: o.evalBatchRows }).metrics;
+        } catch (e) {
+          // a step left weights whose outputs overflow, which its loss (taken before the update) could not show
+          if (!(e instanceof NonFiniteScoresError)) throw e;
+          result.status = "diverged";
+          result.diverged = { step, reason: `validation scores are not finite after step ${step} (the weights overflowed)` };
+          break;
+        }
         const n = step % o.evalEvery === 0 ? o.evalEvery : step % o.evalEvery;
         const record = { step, trainLoss: sinceEval / n, val, distance: distance() };
         sinceEval = 0;

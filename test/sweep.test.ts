@@ -13,6 +13,7 @@ import { expandSweep, loadSweep, runId, SweepFileError } from "../src/sweep/spec
 import { ResultsDb, type RunRow } from "../src/sweep/db.js";
 import { RUN_SCHEMA, jobIdOf, validateRunJob } from "../src/sweep/queue/payload.js";
 import type { ImageTrainOptions } from "../src/train/image-trainer.js";
+import { FLAG_ACTIONS, sweepCommand } from "../src/cli/sweep-commands.js";
 import { parityTask, repoRoot, sharedDir, tinyTextModel } from "./helpers.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -327,4 +328,23 @@ test("a bad hessian option in a sweep file names the key", () => {
   for (const r of on.runs) {
     assert.deepEqual(validateRunJob(jobIdOf(r.id), { schema: RUN_SCHEMA, id: r.id, sweep: "h", index: 0, config: r.config }).config, r.config);
   }
+});
+
+test("a flag another sweep action reads is refused (exit 2, naming the actions it is for), never silently ignored", () => {
+  assert.deepEqual(Object.keys(FLAG_ACTIONS).sort(), Object.keys(sweepCommand.flags).sort(), "every flag says which actions read it");
+  const db = join(work, "never-made.sqlite");
+  const cases: [string[], string][] = [
+    [["status", "--db", db, "--workers", "4"], "--workers does not apply to sweep status (it is for sweep run)"],
+    [["results", "--db", db, "--lease-s", "60"], "--lease-s does not apply to sweep results (it is for sweep run)"],
+    [["status", "--db", db, "--format", "csv"], "--format does not apply to sweep status (it is for sweep results)"],
+    [["submit", join(work, "none.json"), "--queue", "redis://127.0.0.1:1/0", "--db", db], "--db does not apply to sweep submit (it is for sweep run, status, results and collect)"],
+    [["collect", "--db", db, "--queue", "redis://127.0.0.1:1/0", "--retry-failed"], "--retry-failed does not apply to sweep collect (it is for sweep run and submit)"],
+    [["run", join(work, "none.json"), "--db", db, "--wait"], "--wait does not apply to sweep run (it is for sweep collect)"],
+  ];
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [cli, "sweep", ...args], { env, encoding: "utf8" });
+    assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.equal(r.stderr, `randmask sweep ${args[0]}: ${message}\n`);
+  }
+  assert.ok(!existsSync(db));
 });

@@ -21,6 +21,12 @@ export function defaultWorkers(): number {
   return Math.min(8, Math.max(1, Number(process.env.RANDMASK_THREADS) || availableParallelism()));
 }
 
+/** The actions that read each flag (the flags' descriptions say the same in brackets). */
+export const FLAG_ACTIONS: Record<string, string[]> = {
+  db: ["run", "status", "results", "collect"], queue: ["submit", "collect"], wait: ["collect"], workers: ["run"],
+  "out-dir": ["run", "collect"], "retry-failed": ["run", "submit"], "lease-s": ["run"], format: ["results"],
+};
+
 export const sweepCommand = defineCommand({
   name: "sweep",
   summary: "Run the paper's grids from one sweep file into a SQLite results database (resumable after any kill; several " +
@@ -38,12 +44,20 @@ export const sweepCommand = defineCommand({
       description: "runs at once, the cores split between them (run)" },
     "out-dir": { type: "string", arg: "DIR", defaultText: "<db>-runs", description: "where each run's folder goes (run, collect)" },
     "retry-failed": { type: "boolean", description: "queue failed runs again (run, submit)" },
-    "lease-s": { type: "number", default: 120, check: (v) => v > 0, expected: "a positive number of seconds",
+    "lease-s": { type: "number", defaultText: "120", check: (v) => v > 0, expected: "a positive number of seconds",
       description: "a running row whose owner has not renewed its claim for this long is taken back (run)" },
-    format: { type: "string", choices: ["table", "csv", "json"], default: "table", description: "output format (results)" },
+    format: { type: "string", choices: ["table", "csv", "json"], defaultText: "table", description: "output format (results)" },
   },
   example: "sweep run sweep.json --db results.sqlite --workers 2",
   async run(v, [action, file]) {
+    // a flag another action reads would be ignored here without a word
+    for (const [flag, actions] of Object.entries(FLAG_ACTIONS)) {
+      const value = v[flag as keyof typeof v];
+      if (value !== undefined && value !== false && !actions.includes(action)) {
+        const list = actions.length > 1 ? `${actions.slice(0, -1).join(", ")} and ${actions.at(-1)}` : actions[0];
+        throw new UsageError(`--${flag} does not apply to sweep ${action} (it is for sweep ${list})`);
+      }
+    }
     if (action === "submit") {
       if (!file) throw new UsageError("expected the sweep file (sweep submit FILE --queue redis://HOST:PORT/N)");
       return sweepSubmit(file, queueAddress(v.queue), v["retry-failed"]);
@@ -53,7 +67,7 @@ export const sweepCommand = defineCommand({
     if (action === "run" || action === "collect") checkRunFolders(v.db, v["out-dir"]);
     if (action === "run") {
       if (!file) throw new UsageError("expected the sweep file (sweep run FILE --db results.sqlite)");
-      return sweepRun(file, v.db, v.workers ?? defaultWorkers(), v["out-dir"], v["lease-s"], v["retry-failed"]);
+      return sweepRun(file, v.db, v.workers ?? defaultWorkers(), v["out-dir"], v["lease-s"] ?? 120, v["retry-failed"]);
     }
     if (file) throw new UsageError(`takes no FILE (got ${JSON.stringify(file)})`);
     if (action === "collect") return sweepCollect(queueAddress(v.queue), v.db, v["out-dir"], v.wait);

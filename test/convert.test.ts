@@ -105,6 +105,13 @@ test("convert: sharded .bin → safetensors (sharded above the limit) → identi
   assert.equal(JSON.parse(readFileSync(join(bf16, "config.json"), "utf8")).torch_dtype, "bfloat16");
   const stored = loadCheckpoint(bf16);
   assert.ok([...stored.values()].every((t) => t.dtype === "bfloat16"));
+  // without --dtype, config.json's torch_dtype is set to what the weights are (a stale float32 would make
+  // transformers' torch_dtype="auto" load bf16 weights as float32)
+  const staleConfig = JSON.parse(readFileSync(join(bf16, "config.json"), "utf8"));
+  writeFileSync(join(bf16, "config.json"), JSON.stringify({ ...staleConfig, torch_dtype: "float32" }));
+  const again = join(tmp(), "again");
+  convert(["--model", bf16, "--out", again]);
+  assert.equal(JSON.parse(readFileSync(join(again, "config.json"), "utf8")).torch_dtype, "bfloat16");
   const fp32 = loadCheckpoint(fixture);
   for (const [k, t] of stored) assert.ok(t.equal(fp32.get(`model.${k}`)!.to("bfloat16")), k);
 }));

@@ -3,12 +3,13 @@
 // checkpoint level (tensors as stored, config.json, tokenizer files), so it
 // converts every model family alike. The output appears whole or not at all:
 // it is written into a temp folder beside --out and renamed into place.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { copySideFiles } from "../io/side-files.js";
-import { type DType, DTYPE_BYTES, type Tensor, noGrad } from "../engine/index.js";
+import { type DType, DTYPE_BYTES, FLOATING_DTYPES, type Tensor, noGrad } from "../engine/index.js";
 import { writeFolderAtomically, writeJsonAtomic } from "../io/atomic.js";
-import { checkpointFiles, loadCheckpoint } from "../io/checkpoint.js";
+import { checkpointFiles, dominantFloatingDtype, loadCheckpoint } from "../io/checkpoint.js";
+import { readConfigJson } from "../models/config-fields.js";
 import { saveFile, saveSharded } from "../io/safetensors.js";
 import { UsageError, defineCommand } from "./args.js";
 import { MODEL_FLAG, checkOutputFolder } from "./shared-flags.js";
@@ -18,8 +19,6 @@ import { isVisionModelType } from "../models/vision/config.js";
 import { loadVisionModel } from "../models/vision/index.js";
 
 const DTYPES: Record<string, DType> = { fp32: "float32", bf16: "bfloat16", fp16: "float16" };
-const FLOATING = new Set<DType>(["float32", "float64", "float16", "bfloat16"]);
-/** Files of a Hugging Face folder that travel with the weights. */
 /** "2GB" → 2e9 bytes, "500MiB" → 500·2²⁰, "1000" → 1000 (transformers' convert_file_size_to_int units). */
 export function parseShardSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?$/i.exec(text.trim());
@@ -49,11 +48,7 @@ export const convertCommand = defineCommand({
 function convert(modelDir: string, out: string, dtype: DType | undefined, maxShardBytes: number): void {
   const configFile = join(modelDir, "config.json");
   if (!existsSync(configFile)) throw new Error(`${modelDir}: no config.json (expected a Hugging Face model folder)`);
-  let config: Record<string, unknown>;
-  try { config = JSON.parse(readFileSync(configFile, "utf8")); } catch (e) {
-    throw new Error(`${configFile}: not valid JSON (${(e as Error).message})`);
-  }
-  if (config === null || typeof config !== "object" || Array.isArray(config)) throw new Error(`${configFile}: not a JSON object`);
+  const config = readConfigJson(configFile);
   const { format } = checkpointFiles(modelDir);
   checkAgainstConfig(modelDir, config, configFile);
 
@@ -66,7 +61,9 @@ function convert(modelDir: string, out: string, dtype: DType | undefined, maxSha
     writeFolderAtomically(out, (tmp) => {
       if (total <= maxShardBytes) saveFile(join(tmp, "model.safetensors"), tensors, { format: "pt" });
       else saveSharded(tmp, tensors, maxShardBytes, { format: "pt" });
-      writeJsonAtomic(join(tmp, "config.json"), dtype ? { ...config, torch_dtype: dtype } : config);
+      // transformers' torch_dtype="auto" loads in this field's dtype: it says what the written weights are
+      const stored = dominantFloatingDtype(tensors.values());
+      writeJsonAtomic(join(tmp, "config.json"), stored ? { ...config, torch_dtype: stored, ...("dtype" in config ? { dtype: stored } : {}) } : config);
       copySideFiles(modelDir, tmp);
     });
     const files = readdirSync(out).filter((f) => f.endsWith(".safetensors")).length;
@@ -97,7 +94,7 @@ function castFloating(tensors: Map<string, Tensor>, dtype: DType, owned: Set<Ten
   const names = new Map<Tensor, string[]>();
   for (const [name, t] of tensors) names.set(t, [...(names.get(t) ?? []), name]);
   for (const [t, list] of names) {
-    if (!FLOATING.has(t.dtype) || t.dtype === dtype) continue;
+    if (!FLOATING_DTYPES.includes(t.dtype) || t.dtype === dtype) continue;
     const c = noGrad(() => t.to(dtype));
     owned.add(c);
     for (const n of list) tensors.set(n, c);

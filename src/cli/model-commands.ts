@@ -1,8 +1,8 @@
 // `randmask logits` and `randmask info`: run and describe a Hugging Face model folder (any supported family).
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type DType, tensor, tidy, noGrad } from "../engine/index.js";
-import { checkpointTensors } from "../io/checkpoint.js";
+import { tensor, tidy, noGrad } from "../engine/index.js";
+import { checkpointTensors, dominantFloatingDtype } from "../io/checkpoint.js";
+import { readConfigJson } from "../models/config-fields.js";
 import { loadCausalLM } from "../models/registry.js";
 import { DTYPE_BYTES } from "../engine/tensor.js";
 import { UsageError, defineCommand, isIntMatrix, jsonValue } from "./args.js";
@@ -64,22 +64,6 @@ export const logitsCommand = defineCommand({
   },
 });
 
-/**
- * The floating-point dtype holding most of a folder's stored values, from the weight files' headers (no tensor data
- * read): what the checkpoint is, whatever config.json's torch_dtype says (often absent or stale). Null without floats.
- */
-function storedDtype(dir: string): DType | null {
-  const elements = new Map<DType, number>();
-  for (const t of checkpointTensors(dir)) {
-    if (FLOATING.includes(t.dtype)) elements.set(t.dtype, (elements.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
-  }
-  return [...elements].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
-}
-
-const FLOATING: DType[] = ["float32", "float16", "bfloat16", "float64"];
-
-const readConfigJson = (dir: string) => JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-
 export const infoCommand = defineCommand({
   name: "info",
   summary: "Describe a model folder: architecture, sizes, parameter count, dtype and memory; for a vision model also the trainable count of each PEFT method at the paper's standard settings.",
@@ -95,12 +79,12 @@ export const infoCommand = defineCommand({
       modelType: c.modelType, layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads,
       kvHeads: c.numKeyValueHeads, headDim: c.headDim, vocab: c.vocabSize, maxPositions: c.maxPositionEmbeddings,
       tiedHead: c.tieWordEmbeddings, ...model.family.describe(c),
-      parameters: params, checkpointDtype: storedDtype(v.model) ?? c.torchDtype, loadedDtype: model.dtype,
+      parameters: params, checkpointDtype: dominantFloatingDtype(checkpointTensors(v.model)) ?? c.torchDtype, loadedDtype: model.dtype,
       memoryBytes: params * DTYPE_BYTES[model.dtype],
     };
     if (info.checkpointDtype !== c.torchDtype) {
       process.stderr.write(`randmask info: note: the weights are stored in ${info.checkpointDtype}; config.json's torch_dtype says ${c.torchDtype}` +
-        `${["torch_dtype", "dtype"].some((k) => k in readConfigJson(v.model)) ? "" : " (its default: the field is absent)"}\n`);
+        `${["torch_dtype", "dtype"].some((k) => k in readConfigJson(join(v.model, "config.json"))) ? "" : " (its default: the field is absent)"}\n`);
     }
     if (v.json) process.stdout.write(JSON.stringify(info) + "\n");
     else {

@@ -12,6 +12,9 @@ export const DTYPE_BYTES: Record<DType, number> = {
   float32: 4, float64: 8, bfloat16: 2, float16: 2, int64: 8, int32: 4, int16: 2, int8: 1, bool: 1, uint8: 1,
 };
 
+/** The floating-point dtypes (the rest are integers and bool). */
+export const FLOATING_DTYPES: readonly DType[] = ["float32", "float64", "bfloat16", "float16"];
+
 function h(x: Operand): NativeHandle | number {
   return typeof x === "number" ? x : x.handle;
 }

@@ -3,7 +3,7 @@
 // read by the code-free pickle reader. Callers get one Map of tensors by name.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import type { DType, Tensor } from "../engine/index.js";
+import { FLOATING_DTYPES, type DType, type Tensor } from "../engine/index.js";
 import { CheckpointError } from "./checkpoint-error.js";
 import { SafetensorsError, loadFile, readHeader } from "./safetensors.js";
 import { loadTorchFile, readTorchCheckpoint } from "./torch-checkpoint.js";
@@ -64,6 +64,18 @@ export function loadCheckpoint(dir: string, filter?: (name: string) => boolean):
     throw e;
   }
   return out;
+}
+
+/**
+ * The floating-point dtype holding most of the values among `tensors` (stored headers or loaded tensors): what a
+ * checkpoint is, whatever config.json's torch_dtype says (often absent or stale). Null without floating tensors.
+ */
+export function dominantFloatingDtype(tensors: Iterable<{ dtype: DType; shape: number[] }>): DType | null {
+  const elements = new Map<DType, number>();
+  for (const t of tensors) {
+    if (FLOATING_DTYPES.includes(t.dtype)) elements.set(t.dtype, (elements.get(t.dtype) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
+  }
+  return [...elements].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 }
 
 /** Name, dtype, shape and file of every stored tensor, read from headers only (no tensor data). */

@@ -344,6 +344,11 @@ test("an output folder, or the folder to make it in, that this user may not writ
   const r = runAs("sweep", "collect", "--queue", "redis://127.0.0.1:1/0", "--db", db);
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr, `randmask sweep collect: --db ${db}: ${locked} is not writable by this user, expected a folder it may write (for the database)\n`);
+  // an output file's folder too: it failed with a raw EACCES (exit 1) after the whole evaluation
+  const predictions = join(locked, "p.jsonl");
+  const e = runAs("eval", "--model", model, "--task", "jsonl", "--data-dir", data, "--test-size", "4", "--predictions", predictions);
+  assert.equal(e.status, 2, e.stderr);
+  assert.equal(e.stderr, `randmask eval: --predictions ${predictions}: ${locked} is not writable by this user (expected a folder it may write)\n`);
   assert.deepEqual(readdirSync(locked), []);
   assert.deepEqual(readdirSync(top).sort(), ["locked", "t.txt"], "nothing written");
 });

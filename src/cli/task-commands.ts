@@ -15,6 +15,7 @@ import { UsageError, defineCommand, positiveInt, type FlagDef } from "./args.js"
 import { METHOD_FLAGS, methodOptions, modelDirShapes, resolveMethodFlags } from "./method-flags.js";
 import { DATA_FLAGS, VISION_USE, checkModelFolder, checkOutputFolder, dtypeOf, imageSizes, sampleSizes, useDevice } from "./shared-flags.js";
 import { isImageTask } from "../tasks/image-tasks.js";
+import { outputFolderFault } from "../io/output-folder.js";
 import { isVisionModelDir, modelTypeOf } from "../models/vision/index.js";
 import { finetuneImages } from "../train/image-run.js";
 import { IMAGE_TRAIN_DEFAULTS, imageStepDefaults } from "../train/image-trainer.js";
@@ -155,13 +156,15 @@ const PREDICTIONS_FLAG = {
   description: "also write one JSON line per example: prompt, gold, prediction, and option scores (classification) or F1/EM (generation)",
 } as const satisfies FlagDef;
 
-/** Checks an output file path before anything is read: its folder exists and the path is not a folder. */
+/** Checks an output file path before anything is read: its folder exists and this user may write it, and the path is not a folder. */
 export function checkOutputFile(flag: string, file: string): void {
   // each of these would fail only when the file is written, after the whole evaluation
   if (file.trim() === "" || /[/\\]$/.test(file)) throw new UsageError(`--${flag} ${JSON.stringify(file)}: expected a file name`);
   const dir = dirname(resolve(file));
   if (!existsSync(dir)) throw new UsageError(`--${flag} ${file}: folder ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new UsageError(`--${flag} ${file}: ${dir} is a file, not a folder`);
+  // the file is written beside itself and renamed into place: the folder must take new files
+  if (outputFolderFault(dir)?.kind === "not-writable") throw new UsageError(`--${flag} ${file}: ${dir} is not writable by this user (expected a folder it may write)`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--${flag} ${file}: is a folder, expected a file name`);
 }
 

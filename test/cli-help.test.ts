@@ -76,6 +76,25 @@ test("--help works anywhere on the line, even after other flags; unknown command
   assert.match(unknownFlag.stderr, /Unknown option '--lora-rank'.*randmask count --help/);
 });
 
+test("sweep's ACTION and FILE may stand before, between or after the flags; a flag's value is never taken for one", () => {
+  const c = COMMANDS.find((x) => x.name === "sweep")!;
+  // `sweep run --db r.sqlite sweep.json` was refused: "This command does not take positional arguments"
+  for (const argv of [["run", "s.json", "--db", "r.sqlite"], ["run", "--db", "r.sqlite", "s.json"], ["--db", "r.sqlite", "run", "s.json"],
+    ["--retry-failed", "run", "--workers", "2", "s.json", "--db=r.sqlite"]]) {
+    const { positionals, rest } = splitPositionals(c, argv);
+    assert.deepEqual(positionals, ["run", "s.json"], argv.join(" "));
+    assert.equal(parseCommand(c, rest).db, "r.sqlite");
+  }
+  // a value that names an action stays the flag's value
+  assert.deepEqual(splitPositionals(c, ["status", "--db", "run"]).positionals, ["status"]);
+  assert.deepEqual(splitPositionals(c, ["--format", "csv", "results", "--db", "r.sqlite"]).positionals, ["results"]);
+  // a word beyond ACTION FILE is named, not "takes no positional arguments"
+  assert.throws(() => parseCommand(c, splitPositionals(c, ["run", "a.json", "b.json"]).rest),
+    (e) => e instanceof UsageError && e.message === 'unexpected argument "b.json": randmask sweep takes ACTION [FILE] and flags');
+  assert.throws(() => splitPositionals(c, ["--db", "r.sqlite"]), /expected ACTION \(run, status, results, submit, collect\)/);
+  assert.throws(() => splitPositionals(c, ["bogus"]), /ACTION "bogus": expected one of run/);
+});
+
 test("--version prints the package version", () => {
   const r = run("--version");
   assert.equal(r.status, 0);

@@ -133,28 +133,32 @@ export function helpText(c: CommandDef): string {
 
 /** Whether the arguments ask for help (a --help or -h option anywhere, not as another flag's value). */
 export function wantsHelp(argv: string[], c: CommandDef): boolean {
-  const options = Object.fromEntries(Object.entries(c.flags).map(([n, d]) =>
-    [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const }]));
-  const { tokens } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true });
+  const { tokens } = parseArgs({ args: argv, options: optionTypes(c), strict: false, allowPositionals: true, tokens: true });
   return tokens.some((t) => t.kind === "option" && (t.name === "help" || t.name === "h"));
 }
 
-/** The leading words a command declares (`positionals`), checked, and the flags after them. */
+/** The option types node's parser needs to tell a flag's value from a word (every value flag takes one string). */
+function optionTypes(c: CommandDef): Record<string, { type: "boolean" | "string" }> {
+  return Object.fromEntries(Object.entries(c.flags).map(([n, d]) => [n, { type: d.type === "boolean" ? "boolean" as const : "string" as const }]));
+}
+
+/**
+ * The words a command declares (`positionals`, e.g. `sweep run FILE`), checked, and the flags around them:
+ * the words may stand before, between or after the flags (a flag's value is never taken for one). Words
+ * beyond those declared stay in `rest`, for parseCommand to refuse.
+ */
 export function splitPositionals(c: CommandDef, argv: string[]): { positionals: string[]; rest: string[] } {
   const defs = c.positionals ?? [];
-  const positionals: string[] = [];
-  let i = 0;
-  for (const p of defs) {
-    const word = argv[i];
-    if (word === undefined || word.startsWith("-")) {
-      if (p.optional) break;
-      throw new UsageError(`expected ${p.name}${p.choices ? ` (${p.choices.join(", ")})` : ""} first (randmask ${c.name} --help)`);
-    }
-    if (p.choices && !p.choices.includes(word)) throw new UsageError(`${p.name} ${JSON.stringify(word)}: expected one of ${p.choices.join(", ")}`);
-    positionals.push(word);
-    i++;
-  }
-  return { positionals, rest: argv.slice(i) };
+  if (defs.length === 0) return { positionals: [], rest: argv };
+  const { tokens } = parseArgs({ args: argv, options: optionTypes(c), strict: false, allowPositionals: true, tokens: true });
+  const at = tokens.filter((t) => t.kind === "positional").slice(0, defs.length).map((t) => t.index);
+  const words = at.map((i) => argv[i]);
+  defs.forEach((p, k) => {
+    const word = words[k];
+    if (word === undefined && !p.optional) throw new UsageError(`expected ${p.name}${p.choices ? ` (${p.choices.join(", ")})` : ""} (randmask ${c.name} --help)`);
+    if (word !== undefined && p.choices && !p.choices.includes(word)) throw new UsageError(`${p.name} ${JSON.stringify(word)}: expected one of ${p.choices.join(", ")}`);
+  });
+  return { positionals: words, rest: argv.filter((_, i) => !at.includes(i)) };
 }
 
 /**
@@ -188,6 +192,11 @@ export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]):
     // node's last line says how to give a value starting with "-" (--prompt=-h); its first says what is wrong
     const lines = (e as Error).message.split("\n");
     const how = /ambiguous/.test(lines[0]) ? ` ${lines[lines.length - 1]}` : "";
+    // a word beyond a command's declared ones: "does not take positional arguments" would be untrue of `sweep`
+    const extra = /^Unexpected argument '(.*)'/s.exec(lines[0]);
+    if (extra && c.positionals?.length) {
+      throw new UsageError(`unexpected argument ${JSON.stringify(extra[1])}: randmask ${c.name} takes ${c.positionals.map((p) => (p.optional ? `[${p.name}]` : p.name)).join(" ")} and flags`);
+    }
     throw new UsageError(`${lines[0]}${how} (randmask ${c.name} --help lists the flags)`);
   }
   const out: Record<string, unknown> = {};

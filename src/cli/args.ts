@@ -60,7 +60,7 @@ export interface CommandDef<F extends Flags = Flags> {
   example: string;
   /** Usage line override, for commands with alternatives (e.g. --prompt | --file). */
   usage?: string;
-  /** Words before the flags (e.g. `sweep run FILE`), in order; optional ones last. */
+  /** Words among the flags (e.g. `sweep run FILE`), in order; optional ones last. */
   positionals?: readonly PositionalDef[];
   /** Returns the exit code when it is not 0 (an interrupted run: 128 + the signal's number, as shells report it). */
   run(values: FlagValues<F>, positionals: string[]): void | number | Promise<void | number>;

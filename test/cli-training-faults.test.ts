@@ -105,6 +105,20 @@ test("weights that overflow at an epoch's last step: the run is diverged (no ada
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^randmask eval: the model's option scores for example \d+ are not finite/m);
   assert.ok(!existsSync(predictions));
+  // the same of a generation task's greedy answers and of generate (before: f1 0 from answers decoded out of NaN, exit 0;
+  // generate printed the prompt alone, or sampled garbage)
+  r = run("eval", "--model", model, "--adapter", join(lora, "adapter"), "--task", "jsonl", "--data-dir", answersTask(join(work, "answers-nan")),
+    "--test-size", "4", "--predictions", predictions);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /^randmask eval: the model's next-token logits for example 0 are not finite/m);
+  assert.ok(!existsSync(predictions));
+  for (const sampling of [[], ["--temperature", "1"]]) {
+    r = run("generate", "--model", model, "--adapter", join(lora, "adapter"), "--prompt", "hello", "--max-new-tokens", "3", ...sampling);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, "randmask generate: the model's next-token logits for prompt 0 are not finite after 0 new token(s) " +
+      "(NaN or infinite logits: the weights or the adapter overflowed)\n");
+    assert.equal(r.stdout, "");
+  }
 });
 
 test("progress counts the examples trained: a batch larger than the sample, and a short last batch", () => {

@@ -4,7 +4,7 @@ import { tidy, noGrad } from "../engine/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { NonFiniteScoresError } from "./non-finite.js";
 import { type CausalLM, tokenPositions } from "../models/causal-lm.js";
-import { greedyGenerate } from "../models/generate.js";
+import { NonFiniteLogitsError, greedyGenerate } from "../models/generate.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
 import type { Example, TaskKind } from "../tasks/types.js";
 import { encodeOptions, encodePrompt } from "./encode.js";
@@ -61,6 +61,7 @@ export function predictOptions(model: CausalLM, tok: BpeTokenizer, examples: Exa
   return scoreOptions(model, tok, examples, opts).meanLogProb.map((s) => s.indexOf(Math.max(...s)));
 }
 
+/** Each example's greedy answer (stopped at a newline or EOS, trimmed). Throws NonFiniteScoresError where the logits are not finite. */
 export function generateAnswers(model: CausalLM, tok: BpeTokenizer, examples: Example[], opts: EvalOptions = {}): string[] {
   // at least the prompt's first token must fit before the new ones (a small model, or one whose prefix takes many positions)
   const maxNew = Math.min(opts.maxNewTokens ?? 50, maxLength(model) - 1);
@@ -70,7 +71,12 @@ export function generateAnswers(model: CausalLM, tok: BpeTokenizer, examples: Ex
   for (let i = 0; i < examples.length; i += batch) {
     const prompts = examples.slice(i, i + batch).map((e) => encodePrompt(tok, e.prompt, maxLength(model), maxNew));
     checkTokenIds(prompts, model.config.vocabSize, opts.sources);
-    for (const ids of greedyGenerate(model, prompts, { maxNewTokens: maxNew, stopTokenIds: stop })) out.push(tok.decode(ids).trim());
+    let rows: number[][];
+    try { rows = greedyGenerate(model, prompts, { maxNewTokens: maxNew, stopTokenIds: stop }); } catch (e) {
+      // as option scores: an answer decoded from NaN logits would score 0 without a word
+      throw e instanceof NonFiniteLogitsError ? new NonFiniteScoresError(i + e.row, "next-token logits") : e;
+    }
+    for (const ids of rows) out.push(tok.decode(ids).trim());
     opts.onProgress?.(Math.min(i + batch, examples.length), examples.length);
   }
   return out;

@@ -15,6 +15,17 @@ export interface GenerateOptions {
   onToken?: (row: number, tokens: number[]) => boolean | void;
 }
 
+/**
+ * A row's next-token logits hold NaN or ±Inf (weights or an adapter that overflowed): no token can be chosen from
+ * them (argmax over NaN picks an arbitrary id), so decoding stops. `row`: the prompt's index in the batch.
+ */
+export class NonFiniteLogitsError extends Error {
+  constructor(readonly row: number, readonly step: number) {
+    super(`the next-token logits of row ${row} at step ${step} are not finite (NaN or infinite: the weights or the adapter overflowed)`);
+    this.name = "NonFiniteLogitsError";
+  }
+}
+
 /** Left-pads token rows to one length; returns ids and the attention mask. */
 export function leftPad(rows: number[][], padId: number): { ids: Tensor; mask: Tensor } {
   const len = Math.max(...rows.map((r) => r.length));
@@ -30,7 +41,7 @@ export function leftPad(rows: number[][], padId: number): { ids: Tensor; mask: T
 /**
  * Continuation of each prompt (token ids, BOS included by the caller): greedy
  * unless `chooseNext` is given. Returns the new tokens of each row, stop token
- * excluded.
+ * excluded. Throws NonFiniteLogitsError where an unfinished row's logits are not finite.
  */
 export function greedyGenerate(model: CausalLM, prompts: number[][], opts: GenerateOptions): number[][] {
   const stop = new Set(opts.stopTokenIds ?? []);
@@ -49,6 +60,9 @@ export function greedyGenerate(model: CausalLM, prompts: number[][], opts: Gener
         const res = tidy(() => {
           const r = model.forward(input, { attentionMask: mask, past: cache, useCache: !opts.noCache, logitsAt: last });
           const logits = r.logits.reshape([batch, r.logits.size(2)]);
+          // x − x is 0 where x is finite, NaN where it is NaN or ±Inf: one sum per row says whether it is usable
+          const bad = logits.sub(logits).sum(-1).toNumbers().findIndex((v, b) => !done[b] && !Number.isFinite(v));
+          if (bad >= 0) throw new NonFiniteLogitsError(bad, step);
           return { next: opts.chooseNext ? opts.chooseNext(logits) : logits.argmax(-1).toNumbers(), cache: r.cache };
         });
         last.dispose();

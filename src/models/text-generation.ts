@@ -3,7 +3,7 @@
 // a stop string, and report text as it is generated (streaming).
 import { Xoshiro128 } from "../peft/rng.js";
 import type { BpeTokenizer } from "../tokenizer/bpe-tokenizer.js";
-import { greedyGenerate } from "./generate.js";
+import { NonFiniteLogitsError, greedyGenerate } from "./generate.js";
 import { type CausalLM, tokenPositions } from "./causal-lm.js";
 import { sampler } from "./sampling.js";
 import { checkTokenIds } from "../tokenizer/vocab-check.js";
@@ -54,7 +54,8 @@ export function positionsText(model: CausalLM): string {
  * greedyGenerate on the same token ids; sampling follows ./sampling.ts.
  * A prompt that encodes to no tokens (empty, with a tokenizer that adds no BOS) starts from config.json's
  * bos_token_id, as transformers' generate() does without inputs.
- * Throws a RangeError naming the option for out-of-range options, or the prompt when it is empty and there is no BOS.
+ * Throws a RangeError naming the option for out-of-range options, or the prompt when it is empty and there is no BOS;
+ * an Error naming the prompt whose next-token logits are not finite (NaN or ±Inf).
  */
 export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], opts: TextGenerationOptions = {}): Generation[] {
   const maxNew = opts.maxNewTokens ?? 50;
@@ -130,9 +131,17 @@ export function generate(model: CausalLM, tok: BpeTokenizer, prompts: string[], 
       const chooseNext = temperature > 0
         ? sampler({ temperature, topK, topP }, texts.map((_, b) => new Xoshiro128(seed, `generate:${start + b}`)))
         : undefined;
-      const out = greedyGenerate(model, encoded.map((e) => e.ids), {
-        maxNewTokens: maxNew, stopTokenIds: eos, chooseNext, onToken: stops.length || opts.onText ? onToken : undefined,
-      });
+      let out: number[][];
+      try {
+        out = greedyGenerate(model, encoded.map((e) => e.ids), {
+          maxNewTokens: maxNew, stopTokenIds: eos, chooseNext, onToken: stops.length || opts.onText ? onToken : undefined,
+        });
+      } catch (e) {
+        // the batch's row is the prompt start + row (it printed nothing, or sampled garbage, before)
+        if (!(e instanceof NonFiniteLogitsError)) throw e;
+        throw new Error(`the model's next-token logits for prompt ${start + e.row} are not finite after ${e.step} new token(s) ` +
+          "(NaN or infinite logits: the weights or the adapter overflowed)");
+      }
       out.forEach((tokens, b) => {
         const s = state[b];
         if (!s.stopped) s.text = continuation(b, tokens);

@@ -53,13 +53,14 @@ for (const method of ["random-mask", "lora"]) {
   }));
 }
 
-test("merge and convert carry every side file (SentencePiece, generation, preprocessor), byte for byte, writable even from a read-only source", () => {
+test("merge and convert carry every side file (SentencePiece, generation, preprocessor, chat template), byte for byte, writable even from a read-only source", () => {
   const work = mkdtempSync(join(tmpdir(), "randmask-side-"));
   const src = join(work, "model");
   mkdirSync(src);
   for (const f of ["config.json", "model.safetensors"]) copyFileSync(join(fixture, f), join(src, f));
   const side: Record<string, Buffer> = {};
-  for (const f of SIDE_FILES) side[f] = Buffer.from(`${f} of the source model \u00e9\n`);
+  // the list, and the chat templates transformers ≥ 4.47 saves beside the tokenizer (they win over tokenizer_config.json's)
+  for (const f of [...SIDE_FILES, "chat_template.jinja", "chat_template.json"]) side[f] = Buffer.from(`${f} of the source model \u00e9\n`);
   for (const [f, bytes] of Object.entries(side)) writeFileSync(join(src, f), bytes);
   for (const f of readdirSync(src)) chmodSync(join(src, f), 0o444);
   const model = OPTForCausalLM.load(src);

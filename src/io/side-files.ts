@@ -9,7 +9,9 @@ import { join } from "node:path";
  * spiece.model; WordPiece vocab.txt; their configs), generation defaults and image-processor settings.
  */
 export const SIDE_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
-  "vocab.txt", "tokenizer.model", "spiece.model", "generation_config.json", "preprocessor_config.json"] as const;
+  "vocab.txt", "tokenizer.model", "spiece.model", "generation_config.json", "preprocessor_config.json",
+  // transformers ≥ 4.47 saves a chat template here rather than in tokenizer_config.json (tokenization_utils_base.py, CHAT_TEMPLATE_FILE)
+  "chat_template.jinja", "chat_template.json"] as const;
 
 /**
  * Copies the side files `from` holds into the folder `to`; returns their names. Contents only: a source that is

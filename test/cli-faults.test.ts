@@ -344,6 +344,21 @@ test("an output folder, or the folder to make it in, that this user may not writ
   const r = runAs("sweep", "collect", "--queue", "redis://127.0.0.1:1/0", "--db", db);
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr, `randmask sweep collect: --db ${db}: ${locked} is not writable by this user, expected a folder it may write (for the database)\n`);
+  // merge and convert make their --out beside it and rename it into place: an empty --out this user may write, in a folder
+  // it may not, failed after loading the model ("cannot create …: permission denied", exit 1)
+  const emptyOut = join(work, "perm-empty");
+  mkdirSync(join(emptyOut, "e"), { recursive: true });
+  chmodSync(emptyOut, 0o555);
+  chmodSync(join(emptyOut, "e"), 0o777);
+  for (const [name, holds] of [["convert", "the converted model"], ["merge", "the merged model"]]) {
+    const e = runAs(name, "--model", model, ...(name === "merge" ? ["--adapter", model] : []), "--out", join(emptyOut, "e"));
+    assert.equal(e.status, 2, e.stderr);
+    assert.equal(e.stderr, `randmask ${name}: --out ${join(emptyOut, "e")}: ${emptyOut} is not writable by this user (the output is made beside ` +
+      `${join(emptyOut, "e")} and renamed onto it); nothing was written (expected a folder it may write, for ${holds})\n`);
+  }
+  assert.deepEqual(readdirSync(emptyOut), ["e"]);
+  // a folder inside it is fine: its parent is writable
+  assert.equal(runAs("convert", "--model", model, "--out", join(emptyOut, "e", "sub")).status, 0);
   // an output file's folder too: it failed with a raw EACCES (exit 1) after the whole evaluation
   const predictions = join(locked, "p.jsonl");
   const e = runAs("eval", "--model", model, "--task", "jsonl", "--data-dir", data, "--test-size", "4", "--predictions", predictions);

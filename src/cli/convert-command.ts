@@ -40,7 +40,7 @@ export const convertCommand = defineCommand({
   },
   example: "convert --model ~/opt-125m-bin --out ~/opt-125m --dtype bf16",
   run(v) {
-    checkOutputFolder("out", v.out, "the converted model", { empty: true });
+    checkOutputFolder("out", v.out, "the converted model", { empty: true, beside: true });
     convert(v.model, resolve(v.out), v.dtype === undefined ? undefined : DTYPES[v.dtype], parseShardSize(v["max-shard-size"]));
   },
 });

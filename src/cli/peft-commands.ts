@@ -52,7 +52,7 @@ export const mergeCommand = defineCommand({
   },
   example: "merge --model ~/opt-125m --adapter runs/sst2-rm/adapter --out opt-125m-sst2",
   run(v) {
-    checkOutputFolder("out", v.out, "the merged model", { empty: true });
+    checkOutputFolder("out", v.out, "the merged model", { empty: true, beside: true });
     checkLanguageModel("model", v.model);
     merge(v.model, v.adapter, resolve(v.out), v.dtype === undefined ? undefined : dtypeOf(v.dtype));
   },

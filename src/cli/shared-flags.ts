@@ -75,9 +75,9 @@ export function imageSizes(v: FlagValues<typeof DATA_FLAGS>): ImageSizes {
 /**
  * Checks a folder an output flag names before anything is read or written: it may not be empty text, neither it
  * nor the nearest existing path above it may be a file (mkdir would fail there with a raw EEXIST / ENOTDIR) or
- * unwritable, and with `empty` an existing folder must hold nothing. `holds` says what goes there. Throws UsageError (exit 2) naming the flag.
+ * unwritable, and with `empty` an existing folder must hold nothing; `beside`: see outputFolderFault. `holds` says what goes there. Throws UsageError (exit 2) naming the flag.
  */
-export function checkOutputFolder(flag: string, dir: string, holds: string, o: { empty?: boolean } = {}): void {
+export function checkOutputFolder(flag: string, dir: string, holds: string, o: { empty?: boolean; beside?: boolean } = {}): void {
   // an empty path would resolve to the working folder
   if (dir.trim() === "") throw new UsageError(`--${flag} ${JSON.stringify(dir)}: expected a folder path (for ${holds})`);
   const fault = outputFolderFault(dir, o);

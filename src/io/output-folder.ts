@@ -1,6 +1,6 @@
 // Whether a path can become a command's output folder, checked before anything is read or
 // written, so a bad --out is one clear error instead of a raw ENOTDIR / EEXIST half-way.
-import { accessSync, constants, existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 export interface OutputFolderFault {
@@ -20,10 +20,11 @@ export interface OutputFolderFault {
 
 /**
  * Why `dir` cannot be written as an output folder, or null when it can (absent, or a folder; with
- * `empty`, an empty one; and the folder to create it in, or it itself, writable by this user). Reads the
- * file system only.
+ * `empty`, an empty one; and the folder to create it in, or it itself, writable by this user). With
+ * `beside` (writeFolderAtomically: made beside `dir` and renamed onto it), an existing `dir` needs the folder
+ * holding it (its link's target's) writable instead. Reads the file system only.
  */
-export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): OutputFolderFault | null {
+export function outputFolderFault(dir: string, o: { empty?: boolean; beside?: boolean } = {}): OutputFolderFault | null {
   const full = resolve(dir);
   const fault = (kind: OutputFolderFault["kind"], path: string, what: string): OutputFolderFault =>
     ({ kind, path, what, text: path === full ? what : `${path} ${what}` });
@@ -37,7 +38,9 @@ export function outputFolderFault(dir: string, o: { empty?: boolean } = {}): Out
     if (!statSync(p).isDirectory()) return fault("file", p, "is a file");
     if (o.empty && p === full && readdirSync(p).length > 0) return fault("not-empty", p, "exists and is not empty");
     // files are made in `dir`, and `dir` (with the folders between) in `p`: both need write and search permission
-    return isWritable(p) ? null : fault("not-writable", p, "is not writable by this user");
+    const written = o.beside && p === full ? dirname(realpathSync(p)) : p;
+    if (isWritable(written)) return null;
+    return fault("not-writable", written, `is not writable by this user${written === p ? "" : ` (the output is made beside ${p} and renamed onto it)`}`);
   }
 }
 

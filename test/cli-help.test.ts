@@ -95,6 +95,14 @@ test("sweep's ACTION and FILE may stand before, between or after the flags; a fl
   assert.throws(() => splitPositionals(c, ["bogus"]), /ACTION "bogus": expected one of run/);
 });
 
+test("a list flag given once per item is refused saying how to give several; another value flag given twice is refused plainly", () => {
+  const of = (name: string) => COMMANDS.find((x) => x.name === name)!;
+  assert.throws(() => parseCommand(of("pretrain"), ["--data", "a.txt", "--data", "b.txt:2"]), (e) => e instanceof UsageError &&
+    e.message === '--data given 2 times ("a.txt", "b.txt:2"); it takes one value (several: one comma-separated list, --data a.txt,b.txt:2)');
+  assert.throws(() => parseCommand(of("theory"), ["--p", "0.1", "--p=0.2"]), /--p given 2 times \("0\.1", "0\.2"\); it takes one value \(several: one comma-separated list, --p 0\.1,0\.2\)$/);
+  assert.throws(() => parseCommand(of("theory"), ["--seed", "1", "--seed", "2"]), /--seed given 2 times \("1", "2"\); it takes one value$/);
+});
+
 test("--version prints the package version", () => {
   const r = run("--version");
   assert.equal(r.status, 0);

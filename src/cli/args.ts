@@ -209,7 +209,9 @@ export function parseCommand<F extends Flags>(c: CommandDef<F>, argv: string[]):
     }
     if (d.multiple) { out[name] = (v as string[]).map((s) => checkValue(name, d, s)); continue; }
     if (Array.isArray(v) && v.length > 1) {
-      throw new UsageError(`--${name} given ${v.length} times (${v.map((x) => JSON.stringify(x)).join(", ")}); it takes one value`);
+      // a list flag (--data a,b) given once per item, as many tools take it: say how to give several
+      const several = d.type === "list" || d.arg?.includes(",") ? ` (several: one comma-separated list, --${name} ${v.join(",")})` : "";
+      throw new UsageError(`--${name} given ${v.length} times (${v.map((x) => JSON.stringify(x)).join(", ")}); it takes one value${several}`);
     }
     out[name] = checkValue(name, d, Array.isArray(v) ? v[0] : v);
   }

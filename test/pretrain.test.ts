@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot, sharedDir } from "./helpers.js";
@@ -61,6 +61,23 @@ test("a run stopped and resumed follows the uninterrupted one bitwise (fp32, dro
   assert.equal(info.status, 0, info.stderr);
   assert.equal(JSON.parse(info.stdout).layers, 2);
   assert.equal(readFileSync(join(a, "model.safetensors")).equals(readFileSync(join(b, "model.safetensors"))), true);
+});
+
+test("a checkpoint removes the temp folder and links a run killed while checkpointing left (a live process's stay)", () => {
+  const f = fixture();
+  const b = join(f.dir, "b");
+  assert.equal(run(withFlags(common(f), "--max-steps", "2", "--out", b), { RANDMASK_STOP_AFTER_STEP: "1" }).status, 130);
+  const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+  const stale = [join(b, `.checkpoint.tmp-${dead}`), join(b, `.model.safetensors.tmp-${dead}`)];
+  mkdirSync(stale[0]);
+  writeFileSync(join(stale[0], "model.safetensors"), "half-written weights");
+  writeFileSync(stale[1], "a link to an older checkpoint's weights");
+  const live = join(b, `.checkpoint.tmp-${process.pid}`); // another process's write in progress
+  mkdirSync(live);
+  const r = run(["--resume", b, "--quiet"]);
+  assert.equal(r.status, 0, r.stderr);
+  for (const p of stale) assert.ok(!existsSync(p), `${p} removed`); // they stayed before, for good
+  assert.ok(existsSync(live));
 });
 
 test("bad input: one clear error each, nothing written or overwritten", () => {

@@ -69,8 +69,8 @@ function makeFolders(dir: string): void {
   mkdirSync(dir);
 }
 
-/** Removes `.NAME.tmp-PID` folders beside `dir` whose process is gone. */
-function removeStaleTemps(dir: string): void {
+/** Removes `.NAME.tmp-PID` folders (or files) beside `dir` whose process is gone: a killed writer's leftovers. */
+export function removeStaleTemps(dir: string): void {
   const parent = dirname(dir);
   const prefix = `.${basename(dir)}.tmp-`;
   if (!existsSync(parent)) return;

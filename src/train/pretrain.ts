@@ -16,7 +16,7 @@ import { toHfConfig } from "../models/config.js";
 import { causalLmLoss, tokenNll } from "../models/lm-loss.js";
 import { OPTForCausalLM, linearNames } from "../models/opt.js";
 import { loadFile, readHeader, saveFile } from "../io/safetensors.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { removeStaleTemps, writeFileAtomic } from "../io/atomic.js";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChartSpec } from "../plot/line-chart.js";
 import { renderChart } from "../plot/render.js";
@@ -200,6 +200,8 @@ export class Pretrainer {
     const ckpt = join(this.out, CHECKPOINT_DIR);
     const tmp = join(this.out, `.${CHECKPOINT_DIR}.tmp-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
+    // a run killed while checkpointing left its temp folder (weights and optimizer state: 3× the model) and links
+    removeStaleTemps(ckpt);
     mkdirSync(tmp, { recursive: true });
     this.state.torchRng = Buffer.from(getRngState()).toString("base64");
     writeFileSync(join(tmp, "config.json"), JSON.stringify({ ...toHfConfig(this.model.config), torch_dtype: "float32" }, null, 2) + "\n");
@@ -232,6 +234,7 @@ export class Pretrainer {
       if (f === "optimizer.safetensors" || f === "state.json") continue;
       const t = join(this.out, `.${f}.tmp-${process.pid}`);
       rmSync(t, { force: true });
+      removeStaleTemps(join(this.out, f));
       linkSync(join(ckpt, f), t);
       renameSync(t, join(this.out, f));
     }

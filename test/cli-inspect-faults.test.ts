@@ -147,6 +147,12 @@ test("numeric flags take decimal numbers only: 1e3 and .5 yes; 0x10, 0b1, 1_000,
   }
   const half = run("count", "--model", opt, "--method", "random-mask", "--density", ".5", "--json");
   assert.equal(half.status, 0, half.stderr);
+  // lists of numbers too (theory --p 0x1 ran as density 1)
+  for (const [flag, v] of [["--p", "0.5,0x1"], ["--curve-factors", "0b1"], ["--p", "1_0"]]) {
+    const r = run("theory", flag, v, "--n", "4", "--d", "64");
+    assert.equal(r.status, 2, `${flag} ${v}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^randmask theory: ${flag} "${v}": expected comma-separated`));
+  }
 });
 
 test("logits: a row longer than the model's positions is a usage error; left padding does not count", () => {

@@ -226,8 +226,7 @@ function checkValue(name: string, d: FlagDef, v: string | boolean): unknown {
   switch (d.type) {
     case "number":
     case "integer": {
-      // decimal only: Number() would also take 0x10, 0b11 and 0o7
-      const n = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(v) ? Number(v) : NaN;
+      const n = decimalNumber(v);
       const ok = Number.isFinite(n) && (d.type === "number" || Number.isSafeInteger(n)) && (d.check?.(n) ?? true);
       if (!ok) throw bad(d.expected ?? (d.type === "integer" ? "an integer" : "a number"));
       return n;
@@ -245,6 +244,11 @@ function checkValue(name: string, d: FlagDef, v: string | boolean): unknown {
     default:
       return v;
   }
+}
+
+/** A number written in decimal (1e-3 and .5 too), or NaN: Number() would also take 0x10, 0b11, 0o7 and Infinity. */
+export function decimalNumber(v: string): number {
+  return /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(v) ? Number(v) : NaN;
 }
 
 /** A JSON-valued flag, checked by `check`. */

@@ -5,7 +5,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { THEORY_DEFAULTS, runTheory, theoryMarkdown, type TheoryOptions } from "../analysis/theory.js";
 import { eigenRatioSpec, gdCurvesSpec, normSpec } from "../analysis/theory-plots.js";
 import { chartImages } from "../plot/render.js";
-import { UsageError, defineCommand, nonNegInt, positiveInt } from "./args.js";
+import { UsageError, decimalNumber, defineCommand, nonNegInt, positiveInt } from "./args.js";
 import { checkOutputFolder } from "./shared-flags.js";
 
 const D = THEORY_DEFAULTS;
@@ -13,7 +13,7 @@ const D = THEORY_DEFAULTS;
 /** A comma-separated list of numbers, each checked. */
 function numbers(name: string, list: string[] | undefined, dflt: number[], check: (v: number) => boolean, expected: string): number[] {
   if (list === undefined) return dflt;
-  const nums = list.map(Number);
+  const nums = list.map(decimalNumber); // as number flags: 0x1 is no density
   if (list.length === 0 || !nums.every((x) => Number.isFinite(x) && check(x))) throw new UsageError(`--${name} ${JSON.stringify(list.join(","))}: expected ${expected}`);
   return nums;
 }

@@ -189,13 +189,20 @@ test("Ctrl-C mid-run: exit 130, only train.log left; the same command again name
   assert.deepEqual(readdirSync(out), ["train.log"]);
 });
 
-test("an empty output path, or a predictions file under a file or ending in '/', is a usage error before any work", () => {
+test("an empty output path or --db, or a predictions file under a file or ending in '/', is a usage error before any work", () => {
   let r = finetune(data, "", "--method", "bitfit");
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^randmask finetune: --out "": expected a folder path \(for the run's adapter, metrics and logs\)\n$/); // it said "exists and is not empty" (the working folder)
   r = run("theory", "--out", "");
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--out "": expected a folder path/);
+  // an empty --db: "--db FILE is required" (sweep) or "--db : not found" (report, exit 1) before
+  for (const args of [["sweep", "status"], ["sweep", "collect", "--queue", "redis://127.0.0.1:1/0"], ["report", "--out", join(work, "no-report")]]) {
+    r = run(...args, "--db", "");
+    assert.equal(r.status, 2, args.join(" "));
+    assert.match(r.stderr, /^randmask (sweep \w+|report): --db "": expected the results database file \(SQLite\)\n$/);
+  }
+  assert.ok(!existsSync(join(work, "no-report")));
   const under = join(data, "train.jsonl", "p.jsonl");
   for (const [file, re] of [["", /--predictions "": expected a file name/], [`${join(work, "preds")}/`, /--predictions ".*preds\/": expected a file name/],
     [under, /--predictions .*train\.jsonl\/p\.jsonl: .*train\.jsonl is a file, not a folder/]] as [string, RegExp][]) {

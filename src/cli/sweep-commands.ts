@@ -62,7 +62,7 @@ export const sweepCommand = defineCommand({
       if (!file) throw new UsageError("expected the sweep file (sweep submit FILE --queue redis://HOST:PORT/N)");
       return sweepSubmit(file, queueAddress(v.queue), v["retry-failed"]);
     }
-    if (!v.db) throw new UsageError("--db FILE is required (the SQLite results database)");
+    if (v.db === undefined) throw new UsageError("--db FILE is required (the SQLite results database)");
     checkDbNotFolder(v.db);
     if (action === "run" || action === "collect") checkRunFolders(v.db, v["out-dir"]);
     if (action === "run") {
@@ -96,8 +96,12 @@ function checkRunFolders(db: string, outDir: string | undefined): void {
   if (outDir !== undefined) checkOutputFolder("out-dir", outDir, "the run folders");
 }
 
-/** A --db naming a folder is a usage error (SQLite's own message, "unable to open database file", says nothing of it). */
+/**
+ * A --db naming a folder, or empty, is a usage error (SQLite's own message, "unable to open database file", says
+ * nothing of it; an empty path read as "not found").
+ */
 function checkDbNotFolder(db: string): void {
+  if (db.trim() === "") throw new UsageError(`--db ${JSON.stringify(db)}: expected the results database file (SQLite)`);
   if (existsSync(db) && statSync(db).isDirectory()) throw new UsageError(`--db ${db}: is a folder, expected the results database file (SQLite)`);
 }
 

@@ -148,6 +148,14 @@ test("data files: a byte-order mark and CRLF line ends read as plain LF files; a
   const tsv = "\uFEFFlabel\tsentence\n" + Array.from({ length: 10 }, (_, i) => `${i % 2}\tsentence number ${i}`).join("\n") + "\n";
   for (const f of ["glue_sst2_train.tsv", "glue_sst2_dev.tsv"]) writeFileSync(join(sst2, "sst2", f), tsv);
   assert.equal(getTask("sst2", sst2).load(sst2).train!.length, 10);
+  // a Latin-1 file: named by its line (its "é" read as U+FFFD into the examples before, without a word)
+  const latin1 = join(work, "latin1");
+  mkdirSync(latin1);
+  writeFileSync(join(latin1, "train.jsonl"), Buffer.concat([Buffer.from(rows.split("\n").slice(0, 3).join("\n") + "\n"),
+    Buffer.from('{"prompt": "caf\xe9 or tea?", "options": [" no", " yes"], "label": 1}\n', "latin1")]));
+  writeFileSync(join(latin1, "validation.jsonl"), rows);
+  assert.throws(() => loadTaskData(getTask("jsonl", latin1), latin1, 0, { train: 2, dev: 2, test: 2 }),
+    /latin1\/train\.jsonl:4: not UTF-8 text \(save the file as UTF-8\)$/);
 
   const empty = join(work, "empty-train");
   mkdirSync(empty);

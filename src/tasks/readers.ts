@@ -1,13 +1,16 @@
 // Reading dataset files with errors that name file:line.
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { readTextFile } from "../io/text-file.js";
 import { DataError } from "./types.js";
 
-/** A data file's text, without the byte-order mark Windows editors put first (else line 1 would not parse). */
+/**
+ * A data file's text, without the byte-order mark Windows editors put first (else line 1 would not parse); bytes
+ * that are not UTF-8 (a Latin-1 export) are an error naming the line, not examples with U+FFFD in them.
+ */
 export function requireFile(path: string): string {
   if (!existsSync(path)) throw new DataError(path, "data file not found");
   if (!statSync(path).isFile()) throw new DataError(path, "is a folder, expected a data file");
-  const text = readFileSync(path, "utf8");
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  return readTextFile(path);
 }
 
 /** Rows of a JSON-lines file, each passed to `row` with its file:line for errors. */

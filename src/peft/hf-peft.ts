@@ -81,8 +81,7 @@ export function loadHfPeft(model: CausalLM, dir: string, raw: Record<string, unk
   // the config's faults (a pattern matching nothing, or no regular expression) name the adapter folder
   const named = <T>(f: () => T): T => {
     try { return f(); } catch (e) {
-      if (e instanceof PeftConfigError && !e.message.startsWith(`lora: ${dir}:`)) throw new PeftConfigError("lora", `${dir}: ${e.message.replace(/^lora: /, "")}`);
-      throw e;
+      throw e instanceof PeftConfigError ? new PeftConfigError(e.method, `${dir}: ${e.detail}`) : e;
     }
   };
   const targets = named(() => peftTargets("lora", {

@@ -58,8 +58,9 @@ export interface MethodDefinition {
 }
 
 export class PeftConfigError extends Error {
-  constructor(method: string, message: string) {
-    super(`${method}: ${message}`);
+  /** `detail`: the message without the method's name in front. */
+  constructor(readonly method: string, readonly detail: string) {
+    super(`${method}: ${detail}`);
     this.name = "PeftConfigError";
   }
 }

@@ -9,6 +9,7 @@ import { Tensor, noGrad, tidy } from "../engine/index.js";
 import { type BaseModel, isVisionModel } from "./base-model.js";
 import { loadFile, saveFile } from "../io/safetensors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
+import { isObject } from "../io/json-value.js";
 import type { MethodConfig, MethodDefinition, PeftInstance } from "./method.js";
 import { METHODS, getMethod } from "./registry.js";
 import { modelShapes } from "./shapes.js";
@@ -67,8 +68,6 @@ export function fingerprint(model: BaseModel, names: string[], values: "bfloat16
   if (values === "bfloat16") fp.hash_values = "bfloat16";
   return fp;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
  * The fields randmask's adapter_config.json must hold before anything is loaded: format, a known method,

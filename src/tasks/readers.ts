@@ -42,7 +42,7 @@ export function field<T>(obj: Record<string, unknown>, key: string, where: strin
   return v;
 }
 
-export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+export { isObject } from "../io/json-value.js";
 export const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
 export const isInt = (v: unknown): v is number => Number.isInteger(v);
 

@@ -4,6 +4,7 @@
 // configuration is rebuilt through the sweep file's own validation (src/sweep/spec.ts),
 // so the run a worker starts is exactly one a sweep file could have produced.
 import type { RunRecord } from "../../train/run.js";
+import { isObject } from "../../io/json-value.js";
 import { expandSweep, runId, type RunConfig, type Sweep } from "../spec.js";
 
 export const QUEUE_NAME = "randmask-runs";
@@ -66,8 +67,6 @@ export class MalformedJobError extends Error {
 export function runJobs(sweep: Sweep): RunJob[] {
   return sweep.runs.map((r, index) => ({ schema: RUN_SCHEMA, id: r.id, sweep: sweep.name, index, config: r.config }));
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
  * Checks a job's data before anything runs: the schema tag, the id (= hash of the configuration,
